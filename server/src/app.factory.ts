@@ -1,0 +1,44 @@
+import { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
+import { cleanupOpenApiDoc, ZodValidationPipe } from 'nestjs-zod';
+import { AppModule } from './app.module';
+import { ApiExceptionFilter, bodyParserErrorHandler } from './common/exception.filter';
+import { json } from 'express';
+import { KapitanIoAdapter } from './common/io-adapter';
+import { AppConfig } from './config/config';
+import { assignRequestId } from './common/request-id';
+
+/** The whole app, configured; `main.ts` and the integration tests both start it here. */
+export async function createApp(config: AppConfig): Promise<INestApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+    bufferLogs: true,
+    bodyParser: false,
+  });
+  app.useLogger(app.get(Logger));
+  app.use(assignRequestId, json({ limit: '1mb' }), bodyParserErrorHandler);
+  app.set('trust proxy', 'loopback');
+  app.disable('x-powered-by');
+  app.setGlobalPrefix('api');
+  app.useGlobalPipes(new ZodValidationPipe());
+  app.useGlobalFilters(new ApiExceptionFilter());
+  app.enableShutdownHooks();
+
+  const io = new KapitanIoAdapter(app, config);
+  await io.connectRedis();
+  app.useWebSocketAdapter(io);
+
+  const doc = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('Kapitan API')
+      .setDescription('Deployment and supervision of machines you do not control. Errors: { statusCode, code, message, details?, requestId }.')
+      .setVersion('0.1.0')
+      .addBearerAuth()
+      .build(),
+  );
+  SwaggerModule.setup('api/docs', app, cleanupOpenApiDoc(doc), { jsonDocumentUrl: 'api/docs-json' });
+  return app;
+}

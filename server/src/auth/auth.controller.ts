@@ -1,0 +1,49 @@
+import { Body, Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
+import { AuthResponse, LoginRequestSchema, SignupRequestSchema, User } from '@kapitan/shared';
+import type { Request } from 'express';
+import { createZodDto } from 'nestjs-zod';
+import { notFound } from '../common/api-exception';
+import { toUserDto, UsersService } from '../users/users.service';
+import { AuthUser, CurrentUser, Public } from './auth-user';
+import { AuthService } from './auth.service';
+
+class SignupDto extends createZodDto(SignupRequestSchema) {}
+class LoginDto extends createZodDto(LoginRequestSchema) {}
+
+@ApiTags('auth')
+@Controller()
+export class AuthController {
+  constructor(
+    private readonly auth: AuthService,
+    private readonly users: UsersService,
+  ) {}
+
+  @Public()
+  @Post('auth/signup')
+  signup(@Body() body: SignupDto): Promise<AuthResponse> {
+    return this.auth.signup(body);
+  }
+
+  @Public()
+  @Post('auth/login')
+  @HttpCode(200)
+  login(@Body() body: LoginDto, @Req() req: Request): Promise<AuthResponse> {
+    return this.auth.login(body, req.ip ?? 'unknown');
+  }
+
+  @ApiBearerAuth()
+  @Post('auth/logout')
+  @HttpCode(204)
+  logout(@CurrentUser() user: AuthUser): Promise<void> {
+    return this.auth.logout(user);
+  }
+
+  @ApiBearerAuth()
+  @Get('me')
+  async me(@CurrentUser() auth: AuthUser): Promise<User> {
+    const user = await this.users.findById(auth.userId);
+    if (!user) throw notFound('user');
+    return toUserDto(user);
+  }
+}

@@ -1,0 +1,99 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { JwtService } from '@nestjs/jwt';
+import { InjectRepository } from '@nestjs/typeorm';
+import { AuthResponse, LoginRequest, SignupRequest } from '@kapitan/shared';
+import { randomUUID } from 'node:crypto';
+import { LessThan, Repository } from 'typeorm';
+import { unauthenticated } from '../common/api-exception';
+import { DomainEventsService } from '../common/events.service';
+import { APP_CONFIG, AppConfig } from '../config/config';
+import { toUserDto, UsersService } from '../users/users.service';
+import { AuthUser } from './auth-user';
+import { LoginThrottleService } from './login-throttle.service';
+import { PasswordService } from './password.service';
+import { SessionEntity } from './session.entity';
+
+export interface AccessTokenPayload {
+  sub: string;
+  sid: string;
+}
+
+@Injectable()
+export class AuthService {
+  constructor(
+    private readonly users: UsersService,
+    private readonly passwords: PasswordService,
+    private readonly throttle: LoginThrottleService,
+    private readonly jwt: JwtService,
+    private readonly events: DomainEventsService,
+    @InjectRepository(SessionEntity) private readonly sessions: Repository<SessionEntity>,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  async signup(body: SignupRequest): Promise<AuthResponse> {
+    const user = await this.users.create({
+      email: body.email,
+      name: body.name,
+      passwordHash: await this.passwords.hash(body.password),
+    });
+    return { user: toUserDto(user), accessToken: await this.startSession(user.id) };
+  }
+
+  async login(body: LoginRequest, ip: string): Promise<AuthResponse> {
+    const keys = this.throttle.keys(body.email, ip);
+    await this.throttle.assertAllowed(keys);
+    const user = await this.users.findByEmail(body.email);
+    const ok = await this.passwords.verify(user?.passwordHash ?? null, body.password);
+    if (!user || !ok) {
+      await this.throttle.recordFailure(keys);
+      // One message for both cases: whether the account exists is not told.
+      throw unauthenticated('invalid email or password');
+    }
+    return { user: toUserDto(user), accessToken: await this.startSession(user.id) };
+  }
+
+  async logout(auth: AuthUser): Promise<void> {
+    await this.sessions.delete({ id: auth.sessionId });
+    this.events.publish('session.revoked', { sessionId: auth.sessionId, userId: auth.userId });
+  }
+
+  /** The session behind a verified token, or null when logged out, expired or the user is gone. */
+  async resolveSession(payload: AccessTokenPayload): Promise<AuthUser | null> {
+    if (typeof payload?.sub !== 'string' || typeof payload?.sid !== 'string') return null;
+    const session = await this.sessions.findOne({ where: { id: payload.sid } });
+    if (!session || session.userId !== payload.sub || session.expiresAt.getTime() <= Date.now()) return null;
+    const user = await this.users.findById(session.userId);
+    if (!user) return null;
+    return { userId: user.id, sessionId: session.id, isAdmin: user.isAdmin };
+  }
+
+  /** For socket handshakes: the same checks passport-jwt makes for REST. */
+  async verifyAccessToken(token: string): Promise<AuthUser | null> {
+    try {
+      const payload = await this.jwt.verifyAsync<AccessTokenPayload>(token, {
+        secret: this.config.jwt.secret,
+        algorithms: ['HS256'],
+      });
+      return await this.resolveSession(payload);
+    } catch {
+      return null;
+    }
+  }
+
+  private async startSession(userId: string): Promise<string> {
+    const now = new Date();
+    const session = this.sessions.create({
+      id: randomUUID(),
+      userId,
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + this.config.jwt.ttlSeconds * 1000),
+    });
+    await this.sessions.save(session);
+    if (Math.random() < 0.05) await this.sessions.delete({ expiresAt: LessThan(now) });
+    return this.jwt.signAsync({ sub: userId, sid: session.id } satisfies AccessTokenPayload, {
+      secret: this.config.jwt.secret,
+      algorithm: 'HS256',
+      expiresIn: this.config.jwt.ttlSeconds,
+    });
+  }
+}

@@ -1,0 +1,29 @@
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+
+/** One row per log-in; the JWT names it (`sid`), so deleting it logs that token out at once. */
+@Entity('sessions')
+export class SessionEntity {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id: string;
+
+  @Column({ type: 'varchar', length: 36 })
+  userId: string;
+
+  @Column({ type: 'datetime', precision: 3 })
+  createdAt: Date;
+
+  @Column({ type: 'datetime', precision: 3 })
+  expiresAt: Date;
+}
+
+@Entity('login_failures')
+export class LoginFailureEntity {
+  @Column({ type: 'integer', primary: true, generated: 'increment' })
+  id: number;
+
+  @Column({ type: 'varchar', length: 300 })
+  key: string;
+
+  @Column({ type: 'datetime', precision: 3 })
+  at: Date;
+}

@@ -1,0 +1,19 @@
+import type { ExecutionSummary, Machine, OutputChunk } from '@kapitan/shared';
+
+/**
+ * Services record, then publish one of these; gateways forward them to
+ * socket.io rooms. With the Redis adapter those rooms span every node, so
+ * whichever node published, the socket's own node delivers.
+ */
+export interface DomainEvents {
+  'session.revoked': { sessionId: string; userId: string };
+  'user.deleted': { userId: string };
+  'membership.changed': { projectId: string; userId: string };
+  'machine.updated': { projectId: string; machine: Machine };
+  'machine.revoked': { projectId: string; machineId: string };
+  'execution.updated': { projectId: string; execution: ExecutionSummary };
+  'execution.output': { executionId: string; chunks: OutputChunk[] };
+  'execution.dispatch': { machineId: string; executionIds: string[] };
+  'execution.cancel': { machineId: string; executionId: string };
+}
+export type DomainEventName = keyof DomainEvents;

@@ -1,0 +1,109 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { z } from 'zod';
+
+const DatabaseUrlSchema = z
+  .string()
+  .url()
+  .refine((u) => u.startsWith('mysql://'), 'only mysql://user:password@host:port/database is supported (unset = embedded SQLite)');
+
+/** The environment, as the one place the process learns its settings. */
+export const EnvSchema = z
+  .object({
+    PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    KAPITAN_DATA_DIR: z.string().min(1).default('./data'),
+    DATABASE_URL: DatabaseUrlSchema.optional(),
+    REDIS_URL: z
+      .string()
+      .url()
+      .refine((u) => /^rediss?:\/\//.test(u), 'must be redis:// or rediss://')
+      .optional(),
+    JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    JWT_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(12 * 3600),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Where the built dashboard is; unset = web/dist/web/browser of this checkout. */
+    KAPITAN_WEB_DIR: z.string().optional(),
+    LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
+    LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86400).default(60),
+    /** Running work of a machine offline this long ends `lost`. */
+    KAPITAN_LOST_AFTER_SECONDS: z.coerce.number().int().min(1).default(600),
+    /** Agent events a socket may send per second before it is throttled (burst = 10x). */
+    KAPITAN_AGENT_EVENTS_PER_SECOND: z.coerce.number().int().min(1).default(500),
+    KAPITAN_NODE_ID: z.string().min(1).max(64).optional(),
+  })
+  .superRefine((env, ctx) => {
+    // Several nodes must agree on the signing key; a generated per-node secret would log users out at random.
+    if (env.REDIS_URL && !env.JWT_SECRET) {
+      ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'is required when REDIS_URL is set (every node must share it)' });
+    }
+  });
+export type Env = z.infer<typeof EnvSchema>;
+
+export type DatabaseConfig =
+  | { type: 'sqlite'; path: string }
+  | { type: 'mysql'; url: string };
+
+export interface AppConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  database: DatabaseConfig;
+  redisUrl: string | undefined;
+  jwt: { secret: string; ttlSeconds: number };
+  logLevel: Env['LOG_LEVEL'];
+  webDir: string;
+  login: { maxFailures: number; windowSeconds: number };
+  lostAfterSeconds: number;
+  agentEventsPerSecond: number;
+  nodeId: string;
+}
+
+export class ConfigError extends Error {}
+
+/** Parse the environment once; a bad variable stops the process with its name. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''));
+  const parsed = EnvSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const dataDir = resolve(e.KAPITAN_DATA_DIR);
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir,
+    database: e.DATABASE_URL ? { type: 'mysql', url: e.DATABASE_URL } : { type: 'sqlite', path: join(dataDir, 'kapitan.sqlite') },
+    redisUrl: e.REDIS_URL,
+    jwt: { secret: e.JWT_SECRET ?? persistedSecret(dataDir), ttlSeconds: e.JWT_TTL_SECONDS },
+    logLevel: e.LOG_LEVEL,
+    webDir: e.KAPITAN_WEB_DIR
+      ? isAbsolute(e.KAPITAN_WEB_DIR)
+        ? e.KAPITAN_WEB_DIR
+        : resolve(e.KAPITAN_WEB_DIR)
+      : resolve(__dirname, '../../../web/dist/web/browser'),
+    login: { maxFailures: e.LOGIN_MAX_FAILURES, windowSeconds: e.LOGIN_WINDOW_SECONDS },
+    lostAfterSeconds: e.KAPITAN_LOST_AFTER_SECONDS,
+    agentEventsPerSecond: e.KAPITAN_AGENT_EVENTS_PER_SECOND,
+    nodeId: e.KAPITAN_NODE_ID ?? randomBytes(6).toString('hex'),
+  };
+}
+
+/** A JWT secret generated on first start and kept (0600) in the data directory. */
+function persistedSecret(dataDir: string): string {
+  const file = join(dataDir, 'jwt-secret');
+  if (existsSync(file)) {
+    const s = readFileSync(file, 'utf8').trim();
+    if (s.length >= 32) return s;
+  }
+  const secret = randomBytes(48).toString('base64url');
+  writeFileSync(file, secret + '\n', { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return secret;
+}
+
+export const APP_CONFIG = Symbol('APP_CONFIG');

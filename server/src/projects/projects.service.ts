@@ -1,0 +1,152 @@
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
+import {
+  AddMemberRequest,
+  CreateProjectRequest,
+  Member,
+  Project,
+  ProjectRole,
+  ROLE_RANK,
+  UpdateMemberRequest,
+  UpdateProjectRequest,
+} from '@kapitan/shared';
+import { randomUUID } from 'node:crypto';
+import { DataSource, In, Repository } from 'typeorm';
+import { conflict, forbidden, notFound } from '../common/api-exception';
+import { DomainEventsService } from '../common/events.service';
+import { UsersService } from '../users/users.service';
+import { ProjectEntity, ProjectMemberEntity } from './project.entity';
+
+function toProjectDto(p: ProjectEntity, role: ProjectRole): Project {
+  return {
+    id: p.id,
+    name: p.name,
+    description: p.description,
+    role,
+    createdAt: p.createdAt.toISOString(),
+    updatedAt: p.updatedAt.toISOString(),
+  };
+}
+
+@Injectable()
+export class ProjectsService {
+  constructor(
+    @InjectRepository(ProjectEntity) private readonly projects: Repository<ProjectEntity>,
+    @InjectRepository(ProjectMemberEntity) private readonly members: Repository<ProjectMemberEntity>,
+    @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly users: UsersService,
+    private readonly events: DomainEventsService,
+  ) {}
+
+  /**
+   * The caller's role, or 404 when they are not a member (existence is not
+   * leaked), or 403 when the role is below `min`. Every feature asks here.
+   */
+  async requireRole(userId: string, projectId: string, min: ProjectRole): Promise<ProjectRole> {
+    const m = await this.members.findOne({ where: { projectId, userId } });
+    if (!m) throw notFound('project');
+    if (ROLE_RANK[m.role] < ROLE_RANK[min]) throw forbidden(`this needs the ${min} role in the project; you are ${m.role}`);
+    return m.role;
+  }
+
+  /** Like requireRole, but answers instead of throwing (socket subscriptions). */
+  async roleOf(userId: string, projectId: string): Promise<ProjectRole | null> {
+    const m = await this.members.findOne({ where: { projectId, userId } });
+    return m?.role ?? null;
+  }
+
+  async list(userId: string): Promise<Project[]> {
+    const memberships = await this.members.find({ where: { userId } });
+    if (!memberships.length) return [];
+    const roles = new Map(memberships.map((m) => [m.projectId, m.role]));
+    const projects = await this.projects.find({ where: { id: In([...roles.keys()]) }, order: { createdAt: 'DESC' } });
+    return projects.map((p) => toProjectDto(p, roles.get(p.id)!));
+  }
+
+  async create(userId: string, body: CreateProjectRequest): Promise<Project> {
+    const now = new Date();
+    const project = this.projects.create({
+      id: randomUUID(),
+      name: body.name,
+      description: body.description ?? '',
+      createdAt: now,
+      updatedAt: now,
+    });
+    await this.dataSource.transaction(async (tx) => {
+      await tx.getRepository(ProjectEntity).insert(project);
+      await tx.getRepository(ProjectMemberEntity).insert({ projectId: project.id, userId, role: 'owner', createdAt: now });
+    });
+    return toProjectDto(project, 'owner');
+  }
+
+  async get(userId: string, projectId: string): Promise<Project> {
+    const role = await this.requireRole(userId, projectId, 'viewer');
+    const p = await this.projects.findOne({ where: { id: projectId } });
+    if (!p) throw notFound('project');
+    return toProjectDto(p, role);
+  }
+
+  async update(userId: string, projectId: string, body: UpdateProjectRequest): Promise<Project> {
+    const role = await this.requireRole(userId, projectId, 'owner');
+    const p = await this.projects.findOne({ where: { id: projectId } });
+    if (!p) throw notFound('project');
+    if (body.name !== undefined) p.name = body.name;
+    if (body.description !== undefined) p.description = body.description;
+    p.updatedAt = new Date();
+    await this.projects.save(p);
+    return toProjectDto(p, role);
+  }
+
+  async delete(userId: string, projectId: string): Promise<void> {
+    await this.requireRole(userId, projectId, 'owner');
+    await this.projects.delete({ id: projectId });
+  }
+
+  async listMembers(userId: string, projectId: string): Promise<Member[]> {
+    await this.requireRole(userId, projectId, 'viewer');
+    const rows = await this.members.find({ where: { projectId }, order: { createdAt: 'ASC' } });
+    const users = new Map((await this.users.findByIds(rows.map((r) => r.userId))).map((u) => [u.id, u]));
+    return rows.flatMap((r) => {
+      const u = users.get(r.userId);
+      return u ? [{ userId: u.id, email: u.email, name: u.name, role: r.role, createdAt: r.createdAt.toISOString() }] : [];
+    });
+  }
+
+  async addMember(userId: string, projectId: string, body: AddMemberRequest): Promise<Member> {
+    await this.requireRole(userId, projectId, 'owner');
+    const user = await this.users.findByEmail(body.email);
+    if (!user) throw notFound('user with this email');
+    if (await this.members.exists({ where: { projectId, userId: user.id } })) throw conflict('already a member');
+    const row = this.members.create({ projectId, userId: user.id, role: body.role, createdAt: new Date() });
+    await this.members.insert(row);
+    this.events.publish('membership.changed', { projectId, userId: user.id });
+    return { userId: user.id, email: user.email, name: user.name, role: row.role, createdAt: row.createdAt.toISOString() };
+  }
+
+  async updateMember(userId: string, projectId: string, memberId: string, body: UpdateMemberRequest): Promise<Member> {
+    await this.requireRole(userId, projectId, 'owner');
+    const row = await this.members.findOne({ where: { projectId, userId: memberId } });
+    if (!row) throw notFound('member');
+    if (row.role === 'owner' && body.role !== 'owner') await this.assertNotLastOwner(projectId);
+    row.role = body.role;
+    await this.members.save(row);
+    this.events.publish('membership.changed', { projectId, userId: memberId });
+    const u = await this.users.findById(memberId);
+    return { userId: memberId, email: u?.email ?? '', name: u?.name ?? null, role: row.role, createdAt: row.createdAt.toISOString() };
+  }
+
+  /** Owners remove anyone; any member may remove themselves (leave). */
+  async removeMember(userId: string, projectId: string, memberId: string): Promise<void> {
+    await this.requireRole(userId, projectId, memberId === userId ? 'viewer' : 'owner');
+    const row = await this.members.findOne({ where: { projectId, userId: memberId } });
+    if (!row) throw notFound('member');
+    if (row.role === 'owner') await this.assertNotLastOwner(projectId);
+    await this.members.delete({ projectId, userId: memberId });
+    this.events.publish('membership.changed', { projectId, userId: memberId });
+  }
+
+  private async assertNotLastOwner(projectId: string): Promise<void> {
+    const owners = await this.members.count({ where: { projectId, role: 'owner' } });
+    if (owners <= 1) throw conflict('a project keeps at least one owner');
+  }
+}

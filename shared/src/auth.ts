@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { IdSchema, IsoDateSchema } from './common';
+import { LIMITS } from './limits';
+
+const EmailSchema = z.email().max(LIMITS.emailMax).transform((e) => e.toLowerCase());
+
+export const SignupRequestSchema = z.strictObject({
+  email: EmailSchema,
+  password: z.string().min(LIMITS.passwordMin).max(LIMITS.passwordMax),
+  name: z.string().trim().min(1).max(LIMITS.nameMax).optional(),
+});
+export type SignupRequest = z.infer<typeof SignupRequestSchema>;
+
+export const LoginRequestSchema = z.strictObject({
+  email: EmailSchema,
+  password: z.string().min(1).max(LIMITS.passwordMax),
+});
+export type LoginRequest = z.infer<typeof LoginRequestSchema>;
+
+export const UserSchema = z.object({
+  id: IdSchema,
+  email: z.string(),
+  name: z.string().nullable(),
+  isAdmin: z.boolean(),
+  createdAt: IsoDateSchema,
+});
+export type User = z.infer<typeof UserSchema>;
+
+export const AuthResponseSchema = z.object({ user: UserSchema, accessToken: z.string() });
+export type AuthResponse = z.infer<typeof AuthResponseSchema>;

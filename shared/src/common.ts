@@ -1,0 +1,46 @@
+import { z } from 'zod';
+import { LIMITS } from './limits';
+
+export const IdSchema = z.uuid();
+export type Id = z.infer<typeof IdSchema>;
+
+/** ISO-8601 date-time as it travels in JSON. */
+export const IsoDateSchema = z.iso.datetime({ offset: true });
+
+export const LabelKeySchema = z
+  .string()
+  .min(1)
+  .max(LIMITS.labelKeyMax)
+  .regex(/^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$/, 'label keys are letters, digits, ".", "_", "-" and "/"');
+export const LabelValueSchema = z.string().max(LIMITS.labelValueMax);
+export const LabelsSchema = z
+  .record(LabelKeySchema, LabelValueSchema)
+  .refine((l) => Object.keys(l).length <= LIMITS.labelsMax, `at most ${LIMITS.labelsMax} labels`);
+export type Labels = z.infer<typeof LabelsSchema>;
+
+/** The one error shape of every REST response and every error ack. */
+export const ErrorBodySchema = z.object({
+  statusCode: z.number().int(),
+  code: z.string(),
+  message: z.string(),
+  details: z.array(z.object({ path: z.string(), message: z.string() })).optional(),
+  requestId: z.string().optional(),
+});
+export type ErrorBody = z.infer<typeof ErrorBodySchema>;
+
+/** Stable machine-readable error codes (the `code` field). */
+export const ErrorCode = {
+  validation: 'validation_failed',
+  unauthenticated: 'unauthenticated',
+  forbidden: 'forbidden',
+  notFound: 'not_found',
+  conflict: 'conflict',
+  tooManyRequests: 'too_many_requests',
+  payloadTooLarge: 'payload_too_large',
+  unavailable: 'service_unavailable',
+  internal: 'internal_error',
+  enrolmentRefused: 'enrolment_refused',
+  malformedBody: 'malformed_body',
+  insufficientStorage: 'insufficient_storage',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,0 +1,208 @@
+/**
+ * Every socket event crossing `/agent` or `/live`, declared once: its name,
+ * its payload schema and its type. Server, agent and dashboard use the four
+ * maps below as the generics of socket.io's `Server<…>` / `Socket<…>`, and
+ * parse every payload they receive with the schema of its event.
+ */
+import { z } from 'zod';
+import { ErrorBodySchema, IdSchema } from './common';
+import { ExecutionSummarySchema, OutputChunkSchema } from './executions';
+import { LIMITS } from './limits';
+import { MachineFactsSchema, MachineSchema } from './machines';
+
+export const AGENT_NAMESPACE = '/agent';
+export const LIVE_NAMESPACE = '/live';
+
+/** Every ack is either `{ ok: true, ... }` or `{ ok: false, error }`. */
+export type Ack<T extends object = object> = ({ ok: true } & T) | { ok: false; error: ErrorAckBody };
+export type ErrorAckBody = Pick<z.infer<typeof ErrorBodySchema>, 'code' | 'message' | 'details'>;
+export type AckFn<T extends object = object> = (ack: Ack<T>) => void;
+
+// ---------------------------------------------------------------- /agent
+
+/** Handshake `auth` of an agent socket. */
+export const AgentHandshakeAuthSchema = z.strictObject({
+  credential: z.string().min(1).max(200),
+});
+export type AgentHandshakeAuth = z.infer<typeof AgentHandshakeAuthSchema>;
+
+export const AgentHelloSchema = z.strictObject({
+  facts: MachineFactsSchema,
+  /** Executions this agent process is running or still holds unacknowledged output for. */
+  activeExecutionIds: z.array(IdSchema).max(10_000),
+});
+export type AgentHello = z.infer<typeof AgentHelloSchema>;
+export type AgentHelloAck = Ack<{ machineId: string; serverTime: string }>;
+
+export const AgentHeartbeatSchema = z.strictObject({
+  at: z.iso.datetime({ offset: true }),
+  load1: z.number().min(0).optional(),
+  memoryFreeBytes: z.number().int().min(0).optional(),
+});
+export type AgentHeartbeat = z.infer<typeof AgentHeartbeatSchema>;
+
+/** Server → agent: run this. Delivery is at-least-once; the agent de-duplicates by `executionId`. */
+export const ExecutionDispatchSchema = z.strictObject({
+  executionId: IdSchema,
+  script: z.string().max(LIMITS.scriptMaxBytes),
+  args: z.array(z.string().max(LIMITS.argMax)).max(LIMITS.argsMax),
+  env: z.record(z.string(), z.string().max(LIMITS.envValueMax)),
+  cwd: z.string().max(LIMITS.cwdMax).nullable(),
+  timeoutSeconds: z.number().int().min(1),
+});
+export type ExecutionDispatch = z.infer<typeof ExecutionDispatchSchema>;
+
+export const ExecutionCancelSchema = z.strictObject({ executionId: IdSchema });
+export type ExecutionCancel = z.infer<typeof ExecutionCancelSchema>;
+
+export const ExecutionStartedSchema = z.strictObject({
+  executionId: IdSchema,
+  startedAt: z.iso.datetime({ offset: true }),
+  pid: z.number().int().min(0).optional(),
+});
+export type ExecutionStarted = z.infer<typeof ExecutionStartedSchema>;
+
+export const ExecutionOutputSchema = z.strictObject({
+  executionId: IdSchema,
+  chunks: z.array(OutputChunkSchema).min(1).max(LIMITS.chunksPerMessageMax),
+});
+export type ExecutionOutput = z.infer<typeof ExecutionOutputSchema>;
+/** Sent once every chunk of the message is stored: the agent may forget them. */
+export type ExecutionOutputAck = Ack<{ stored: number }>;
+
+export const AgentFinalStatusSchema = z.enum(['succeeded', 'failed', 'cancelled', 'timed_out', 'lost']);
+export const ExecutionFinishedSchema = z.strictObject({
+  executionId: IdSchema,
+  status: AgentFinalStatusSchema,
+  exitCode: z.number().int().nullable(),
+  signal: z.string().max(32).nullable(),
+  finishedAt: z.iso.datetime({ offset: true }),
+  /** Sequence number of the last chunk written; -1 when there was no output. */
+  lastSeq: z.number().int().min(-1),
+  reason: z.string().max(1000).nullable().optional(),
+});
+export type ExecutionFinished = z.infer<typeof ExecutionFinishedSchema>;
+
+export const AgentEvents = {
+  hello: 'agent:hello',
+  heartbeat: 'agent:heartbeat',
+  executionStarted: 'execution:started',
+  executionOutput: 'execution:output',
+  executionFinished: 'execution:finished',
+} as const;
+
+export const ServerToAgentEvents = {
+  dispatch: 'execution:dispatch',
+  cancel: 'execution:cancel',
+} as const;
+
+/** agent → server. Every event takes an ack; an event without one is refused. */
+export interface AgentToServerEventMap {
+  'agent:hello': (p: AgentHello, ack: (a: AgentHelloAck) => void) => void;
+  'agent:heartbeat': (p: AgentHeartbeat, ack: AckFn) => void;
+  'execution:started': (p: ExecutionStarted, ack: AckFn) => void;
+  'execution:output': (p: ExecutionOutput, ack: (a: ExecutionOutputAck) => void) => void;
+  'execution:finished': (p: ExecutionFinished, ack: AckFn) => void;
+}
+/** server → agent. */
+export interface ServerToAgentEventMap {
+  'execution:dispatch': (p: ExecutionDispatch) => void;
+  'execution:cancel': (p: ExecutionCancel) => void;
+}
+
+/** Runtime schemas of what the server accepts on `/agent`, by event name. */
+export const agentToServerSchemas = {
+  'agent:hello': AgentHelloSchema,
+  'agent:heartbeat': AgentHeartbeatSchema,
+  'execution:started': ExecutionStartedSchema,
+  'execution:output': ExecutionOutputSchema,
+  'execution:finished': ExecutionFinishedSchema,
+} as const satisfies Record<keyof AgentToServerEventMap, z.ZodType>;
+
+/** Runtime schemas of what the agent accepts. */
+export const serverToAgentSchemas = {
+  'execution:dispatch': ExecutionDispatchSchema,
+  'execution:cancel': ExecutionCancelSchema,
+} as const satisfies Record<keyof ServerToAgentEventMap, z.ZodType>;
+
+// ---------------------------------------------------------------- /live
+
+/** Handshake `auth` of a dashboard socket: the JWT, never an ambient cookie. */
+export const LiveHandshakeAuthSchema = z.strictObject({ token: z.string().min(1).max(4096) });
+
+export const SubscribeProjectSchema = z.strictObject({ projectId: IdSchema });
+export type SubscribeProject = z.infer<typeof SubscribeProjectSchema>;
+
+export const SubscribeExecutionSchema = z.strictObject({
+  executionId: IdSchema,
+  /** Send stored output from this sequence number on, then the live tail. */
+  fromSeq: z.number().int().min(0).default(0),
+});
+export type SubscribeExecution = z.input<typeof SubscribeExecutionSchema>;
+
+export const ExecutionHistorySchema = z.strictObject({
+  executionId: IdSchema,
+  fromSeq: z.number().int().min(0),
+  limit: z.number().int().min(1).max(LIMITS.logPageMax).optional(),
+});
+export type ExecutionHistory = z.infer<typeof ExecutionHistorySchema>;
+
+export const LiveMachineEventSchema = z.object({ projectId: IdSchema, machine: MachineSchema });
+export type LiveMachineEvent = z.infer<typeof LiveMachineEventSchema>;
+export const LiveExecutionEventSchema = z.object({ projectId: IdSchema, execution: ExecutionSummarySchema });
+export type LiveExecutionEvent = z.infer<typeof LiveExecutionEventSchema>;
+export const LiveOutputEventSchema = z.object({ executionId: IdSchema, chunks: z.array(OutputChunkSchema) });
+export type LiveOutputEvent = z.infer<typeof LiveOutputEventSchema>;
+
+export type ExecutionChunksAck = Ack<{
+  execution: z.infer<typeof ExecutionSummarySchema>;
+  chunks: z.infer<typeof OutputChunkSchema>[];
+  /** Next sequence number after the returned history. */
+  nextSeq: number;
+}>;
+
+export const LiveClientEvents = {
+  subscribeProject: 'subscribe:project',
+  unsubscribeProject: 'unsubscribe:project',
+  subscribeExecution: 'subscribe:execution',
+  unsubscribeExecution: 'unsubscribe:execution',
+  executionHistory: 'execution:history',
+} as const;
+
+export const LiveServerEvents = {
+  machine: 'machine:updated',
+  execution: 'execution:updated',
+  output: 'execution:output',
+} as const;
+
+/** dashboard → server. */
+export interface LiveClientToServerEventMap {
+  'subscribe:project': (p: SubscribeProject, ack: AckFn) => void;
+  'unsubscribe:project': (p: SubscribeProject, ack: AckFn) => void;
+  'subscribe:execution': (p: SubscribeExecution, ack: (a: ExecutionChunksAck) => void) => void;
+  'unsubscribe:execution': (p: { executionId: string }, ack: AckFn) => void;
+  'execution:history': (p: ExecutionHistory, ack: (a: ExecutionChunksAck) => void) => void;
+}
+/** server → dashboard. */
+export interface LiveServerToClientEventMap {
+  'machine:updated': (p: LiveMachineEvent) => void;
+  'execution:updated': (p: LiveExecutionEvent) => void;
+  'execution:output': (p: LiveOutputEvent) => void;
+}
+
+export const liveClientToServerSchemas = {
+  'subscribe:project': SubscribeProjectSchema,
+  'unsubscribe:project': SubscribeProjectSchema,
+  'subscribe:execution': SubscribeExecutionSchema,
+  'unsubscribe:execution': z.strictObject({ executionId: IdSchema }),
+  'execution:history': ExecutionHistorySchema,
+} as const satisfies Record<keyof LiveClientToServerEventMap, z.ZodType>;
+
+/** Socket.io rooms: one name each, so every node's adapter routes the same way. */
+export const Rooms = {
+  machine: (machineId: string) => `machine:${machineId}`,
+  project: (projectId: string) => `project:${projectId}`,
+  execution: (executionId: string) => `execution:${executionId}`,
+  session: (sessionId: string) => `session:${sessionId}`,
+  user: (userId: string) => `user:${userId}`,
+} as const;
