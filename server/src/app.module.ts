@@ -11,6 +11,10 @@ import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
 import { ProjectsModule } from './projects/projects.module';
+import { MachinesModule } from './machines/machines.module';
+import { ExecutionsModule } from './executions/executions.module';
+import { AgentGatewayModule } from './agent-gateway/agent-gateway.module';
+import { LiveModule } from './live/live.module';
 
 @Module({})
 export class AppModule {
@@ -37,6 +41,10 @@ export class AppModule {
         DatabaseModule,
         AuthModule,
         ProjectsModule,
+        MachinesModule,
+        ExecutionsModule,
+        AgentGatewayModule,
+        LiveModule,
         HealthModule,
         ...web,
       ],

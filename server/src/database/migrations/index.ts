@@ -1,4 +1,5 @@
 import { Foundation1764079200000 } from './1764079200000-Foundation';
+import { AgentChannel1764086400000 } from './1764086400000-AgentChannel';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
-export const MIGRATIONS = [Foundation1764079200000];
+export const MIGRATIONS = [Foundation1764079200000, AgentChannel1764086400000];

@@ -1,0 +1,86 @@
+import type { Labels, MachineFacts, MachineStatus } from '@kapitan/shared';
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+
+@Entity('enrolment_tokens')
+export class EnrolmentTokenEntity {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id: string;
+
+  @Column({ type: 'varchar', length: 36 })
+  projectId: string;
+
+  /** sha256 of the secret part: the token is 256 random bits, so a fast hash is enough. */
+  @Column({ type: 'varchar', length: 64 })
+  secretHash: string;
+
+  @Column({ type: 'varchar', length: 16 })
+  prefix: string;
+
+  @Column({ type: 'simple-json' })
+  labels: Labels;
+
+  @Column({ type: 'datetime', precision: 3, nullable: true })
+  expiresAt: Date | null;
+
+  @Column({ type: 'int', nullable: true })
+  maxUses: number | null;
+
+  @Column({ type: 'int', default: 0 })
+  uses: number;
+
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  createdBy: string | null;
+
+  @Column({ type: 'datetime', precision: 3 })
+  createdAt: Date;
+
+  @Column({ type: 'datetime', precision: 3, nullable: true })
+  revokedAt: Date | null;
+}
+
+@Entity('machines')
+export class MachineEntity {
+  @PrimaryColumn({ type: 'varchar', length: 36 })
+  id: string;
+
+  @Column({ type: 'varchar', length: 36 })
+  projectId: string;
+
+  @Column({ type: 'varchar', length: 255 })
+  hostname: string;
+
+  @Column({ type: 'simple-json' })
+  labels: Labels;
+
+  @Column({ type: 'simple-json', nullable: true })
+  facts: MachineFacts | null;
+
+  /** sha256 of the credential's secret; null once revoked. */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  credentialHash: string | null;
+
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  enrolmentTokenId: string | null;
+
+  @Column({ type: 'varchar', length: 16, default: 'offline' })
+  status: MachineStatus;
+
+  /** The socket that holds the machine now: a late disconnect of an older socket must not mark it offline. */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  connectionId: string | null;
+
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  nodeId: string | null;
+
+  @Column({ type: 'datetime', precision: 3, nullable: true })
+  connectedAt: Date | null;
+
+  @Column({ type: 'datetime', precision: 3, nullable: true })
+  lastSeenAt: Date | null;
+
+  @Column({ type: 'datetime', precision: 3 })
+  createdAt: Date;
+
+  @Column({ type: 'datetime', precision: 3, nullable: true })
+  revokedAt: Date | null;
+}
