@@ -203,9 +203,10 @@ export class AgentGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
     const { bucket, machineId } = socket.data;
     if (!bucket.take()) {
       if (bucket.strikes === 1 || bucket.strikes % 50 === 0) this.logger.warn({ machineId, event, strikes: bucket.strikes }, 'agent throttled');
-      if (bucket.strikes >= MAX_STRIKES) {
+      if (bucket.strikes === MAX_STRIKES) {
         this.logger.warn({ machineId }, 'agent kept flooding past its rate limit: disconnected');
-        socket.disconnect(true);
+        // A moment later, so the acks already due tell the agent why.
+        setTimeout(() => socket.disconnect(true), 100).unref();
       }
       return fail(ErrorCode.tooManyRequests, `more than ${this.config.agentEventsPerSecond} events per second`);
     }
