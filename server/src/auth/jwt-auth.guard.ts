@@ -17,7 +17,9 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
   }
 
   override handleRequest<T>(err: unknown, user: T): T {
-    if (err || !user) throw err instanceof Error && 'getStatus' in err ? err : unauthenticated();
+    // A database failure while resolving the session is not a bad token: let the filter answer 503.
+    if (err) throw err instanceof Error ? err : unauthenticated();
+    if (!user) throw unauthenticated();
     return user;
   }
 }

@@ -30,9 +30,16 @@ const UNAVAILABLE_DB_CODES = new Set([
 ]);
 
 export function isDatabaseUnavailable(err: unknown): boolean {
-  const e = err as { code?: string; driverError?: { code?: string }; name?: string } | undefined;
+  const e = err as { code?: string; fatal?: boolean; message?: string; driverError?: { code?: string; fatal?: boolean; message?: string }; name?: string } | undefined;
   const code = e?.driverError?.code ?? e?.code;
-  return (!!code && UNAVAILABLE_DB_CODES.has(code)) || e?.name === 'CannotConnectAlreadyConnectedError';
+  const message = e?.driverError?.message ?? e?.message ?? '';
+  // mysql2 marks a lost connection `fatal`; a pooled connection that died meanwhile says "closed state".
+  return (
+    (!!code && UNAVAILABLE_DB_CODES.has(code)) ||
+    e?.fatal === true ||
+    e?.driverError?.fatal === true ||
+    /connection is in closed state|Connection lost|Pool is closed/i.test(message)
+  );
 }
 
 /** The one error shape of the HTTP API, with the request id that also tags the log line. */
@@ -66,10 +73,25 @@ export class ApiExceptionFilter implements ExceptionFilter {
   }
 }
 
+/**
+ * zod issues as `details`, each naming its field. An unknown field is
+ * reported by zod at the object holding it (`(root)` for the body); here it
+ * becomes one entry per unknown key with the key's own path, so
+ * `{"email": …, "isAdmin": true}` answers `details: [{path: "isAdmin", …}]`.
+ */
+export function validationDetails(error: ZodError): { path: string; message: string }[] {
+  return error.issues.flatMap((issue) => {
+    if (issue.code === 'unrecognized_keys' && issue.keys.length) {
+      return issue.keys.map((key) => ({ path: [...issue.path, key].map(String).join('.'), message: `unknown field "${key}"` }));
+    }
+    return issueDetails(new ZodError([issue]));
+  });
+}
+
 /** Any thrown thing as the API's error shape. */
 export function toErrorBody(exception: unknown): ErrorBody {
     if (exception instanceof ZodValidationException) {
-      const details = issueDetails(exception.getZodError() as ZodError);
+      const details = validationDetails(exception.getZodError() as ZodError);
       return {
         statusCode: 400,
         code: ErrorCode.validation,
