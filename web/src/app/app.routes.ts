@@ -1,3 +1,21 @@
-import { Routes } from '@angular/router';
+import type { Routes } from '@angular/router';
+import { AUTH_ROUTES } from './auth/auth.routes';
+import { authGuard } from './core/auth/auth.guard';
+import { executionRedirectGuard } from './executions/executions.routes';
+import { Shell } from './layout/shell.component';
 
-export const routes: Routes = [];
+export const routes: Routes = [
+  ...AUTH_ROUTES,
+  {
+    path: '',
+    component: Shell,
+    canActivate: [authGuard],
+    children: [
+      { path: '', pathMatch: 'full', redirectTo: 'projects' },
+      { path: 'projects', loadChildren: () => import('./projects/projects.routes').then((m) => m.PROJECTS_ROUTES) },
+      // A bare execution link (from the API or a colleague) opens inside its project.
+      { path: 'executions/:executionId', canActivate: [executionRedirectGuard], children: [] },
+    ],
+  },
+  { path: '**', redirectTo: 'projects' },
+];

@@ -37,6 +37,17 @@ export class ApiError extends Error {
     return new ApiError(0, ErrorCode.internal, String(err));
   }
 
+  /** Like {@link from}, also reading an error body that came back as a Blob (blob downloads). */
+  static async fromAsync(err: unknown): Promise<ApiError> {
+    if (err instanceof HttpErrorResponse && err.error instanceof Blob) {
+      const text = await err.error.text().catch(() => '');
+      return ApiError.from(
+        new HttpErrorResponse({ error: text, status: err.status, statusText: err.statusText, url: err.url ?? undefined }),
+      );
+    }
+    return ApiError.from(err);
+  }
+
   /** First message per field path (`targets.machineIds.0` → also found as `targets`). */
   fieldErrors(): Record<string, string> {
     const out: Record<string, string> = {};
@@ -45,7 +56,7 @@ export class ApiError extends Error {
   }
 
   /** What to show the user in one line (snackbar). */
-  toString(): string {
+  override toString(): string {
     return this.requestId ? `${this.message} (request ${this.requestId})` : this.message;
   }
 }

@@ -1,0 +1,33 @@
+import type { Routes } from '@angular/router';
+import { ProjectListPage } from './project-list.page';
+
+export const PROJECTS_ROUTES: Routes = [
+  { path: '', component: ProjectListPage, title: 'Projects · Kapitan' },
+  {
+    path: ':projectId',
+    loadComponent: () => import('./project.page').then((m) => m.ProjectPage),
+    children: [
+      { path: '', pathMatch: 'full', redirectTo: 'machines' },
+      { path: 'machines', loadChildren: () => import('../machines/machines.routes').then((m) => m.MACHINES_ROUTES) },
+      {
+        path: 'executions',
+        loadChildren: () => import('../executions/executions.routes').then((m) => m.EXECUTIONS_ROUTES),
+      },
+      {
+        path: 'run',
+        title: 'Run a script · Kapitan',
+        loadComponent: () => import('../executions/run-form.page').then((m) => m.RunFormPage),
+      },
+      {
+        path: 'members',
+        title: 'Members · Kapitan',
+        loadComponent: () => import('./members.page').then((m) => m.MembersPage),
+      },
+      {
+        path: 'settings',
+        title: 'Project settings · Kapitan',
+        loadComponent: () => import('./settings.page').then((m) => m.SettingsPage),
+      },
+    ],
+  },
+];
