@@ -3,26 +3,29 @@ import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
-import { cleanupOpenApiDoc, ZodValidationPipe } from 'nestjs-zod';
+import { cleanupOpenApiDoc } from 'nestjs-zod';
 import { AppModule } from './app.module';
 import { ApiExceptionFilter, bodyParserErrorHandler } from './common/exception.filter';
 import { json } from 'express';
 import { KapitanIoAdapter } from './common/io-adapter';
 import { AppConfig } from './config/config';
 import { assignRequestId } from './common/request-id';
+import { ApiValidationPipe } from './common/validation.pipe';
 
 /** The whole app, configured; `main.ts` and the integration tests both start it here. */
 export async function createApp(config: AppConfig): Promise<INestApplication> {
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
     bufferLogs: true,
     bodyParser: false,
+    // A failed start rejects (main.ts reports it and exits 1; a test sees the error) instead of process.abort().
+    abortOnError: false,
   });
   app.useLogger(app.get(Logger));
   app.use(assignRequestId, json({ limit: '1mb' }), bodyParserErrorHandler);
-  app.set('trust proxy', 'loopback');
+  app.set('trust proxy', config.trustProxy);
   app.disable('x-powered-by');
   app.setGlobalPrefix('api');
-  app.useGlobalPipes(new ZodValidationPipe());
+  app.useGlobalPipes(new ApiValidationPipe());
   app.useGlobalFilters(new ApiExceptionFilter());
   app.enableShutdownHooks();
 

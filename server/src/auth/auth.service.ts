@@ -40,15 +40,15 @@ export class AuthService {
   }
 
   async login(body: LoginRequest, ip: string): Promise<AuthResponse> {
-    const keys = this.throttle.keys(body.email, ip);
-    await this.throttle.assertAllowed(keys);
+    const attempt = await this.throttle.begin(this.throttle.keys(body.email, ip));
     const user = await this.users.findByEmail(body.email);
     const ok = await this.passwords.verify(user?.passwordHash ?? null, body.password);
     if (!user || !ok) {
-      await this.throttle.recordFailure(keys);
+      await this.throttle.failed();
       // One message for both cases: whether the account exists is not told.
       throw unauthenticated('invalid email or password');
     }
+    await this.throttle.succeeded(attempt);
     return { user: toUserDto(user), accessToken: await this.startSession(user.id) };
   }
 

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -32,6 +33,19 @@ export const EnvSchema = z
     /** Agent events a socket may send per second before it is throttled (burst = 10x). */
     KAPITAN_AGENT_EVENTS_PER_SECOND: z.coerce.number().int().min(1).default(500),
     KAPITAN_NODE_ID: z.string().min(1).max(64).optional(),
+    /**
+     * Which peers may tell the client's address in X-Forwarded-For (Express
+     * `trust proxy`): `loopback` (default: a reverse proxy on this host), a
+     * comma-separated list of addresses/CIDRs or loopback|linklocal|uniquelocal,
+     * a hop count, `true` or `false`. Behind a load balancer on another host,
+     * name it here, or every client shares the balancer's address and the
+     * per-address log-in limit locks everyone out together.
+     */
+    TRUST_PROXY: z
+      .string()
+      .trim()
+      .refine(isTrustProxySetting, 'must be true, false, a hop count, or a comma-separated list of IP addresses, CIDRs, loopback, linklocal or uniquelocal')
+      .default('loopback'),
   })
   .superRefine((env, ctx) => {
     // Several nodes must agree on the signing key; a generated per-node secret would log users out at random.
@@ -40,6 +54,26 @@ export const EnvSchema = z
     }
   });
 export type Env = z.infer<typeof EnvSchema>;
+
+function isTrustProxySetting(v: string): boolean {
+  if (v === 'true' || v === 'false' || /^\d{1,2}$/.test(v)) return true;
+  return v.split(',').every((part) => {
+    const p = part.trim();
+    if (['loopback', 'linklocal', 'uniquelocal'].includes(p)) return true;
+    const [ip, bits, ...rest] = p.split('/');
+    const family = isIP(ip);
+    if (!family || rest.length) return false;
+    return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+  });
+}
+
+/** The Express `trust proxy` value for a TRUST_PROXY setting. */
+function trustProxyValue(v: string): boolean | number | string {
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  if (/^\d+$/.test(v)) return Number(v);
+  return v;
+}
 
 export type DatabaseConfig =
   | { type: 'sqlite'; path: string }
@@ -58,6 +92,8 @@ export interface AppConfig {
   lostAfterSeconds: number;
   agentEventsPerSecond: number;
   nodeId: string;
+  /** Express `trust proxy`: whose X-Forwarded-For names the client (see TRUST_PROXY). */
+  trustProxy: boolean | number | string;
 }
 
 export class ConfigError extends Error {}
@@ -90,6 +126,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     lostAfterSeconds: e.KAPITAN_LOST_AFTER_SECONDS,
     agentEventsPerSecond: e.KAPITAN_AGENT_EVENTS_PER_SECOND,
     nodeId: e.KAPITAN_NODE_ID ?? randomBytes(6).toString('hex'),
+    trustProxy: trustProxyValue(e.TRUST_PROXY),
   };
 }
 
@@ -101,8 +138,12 @@ function persistedSecret(dataDir: string): string {
     if (s.length >= 32) return s;
   }
   const secret = randomBytes(48).toString('base64url');
-  writeFileSync(file, secret + '\n', { mode: 0o600 });
-  chmodSync(file, 0o600);
+  // Written whole and owner-only under another name, then renamed into place: the
+  // secret is never readable by others, not even for a moment, and never half-written.
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, secret + '\n', { mode: 0o600, flag: 'w' });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
   return secret;
 }
 

@@ -1,6 +1,8 @@
+import Sqlite from 'better-sqlite3';
 import { DataSourceOptions } from 'typeorm';
 import { DatabaseConfig } from '../config/config';
 import { MIGRATIONS } from './migrations';
+import { QueryLogger } from './query-logger';
 
 /** One description of the database for the app, the tests and the migration checks. */
 export function dataSourceOptions(db: DatabaseConfig): DataSourceOptions {
@@ -9,12 +11,17 @@ export function dataSourceOptions(db: DatabaseConfig): DataSourceOptions {
     migrationsRun: true,
     migrationsTransactionMode: 'each' as const,
     synchronize: false,
-    logging: ['error' as const],
+    logging: ['error' as const, 'warn' as const, 'migration' as const],
+    logger: new QueryLogger(),
+    maxQueryExecutionTime: 2000,
   };
   if (db.type === 'sqlite') {
     return {
       ...common,
       type: 'better-sqlite3',
+      // The server's own better-sqlite3 (13.x: N-API; 12.x aborts the process on Node 24 when
+      // a statement is garbage-collected), handed over rather than looked up from TypeORM's folder.
+      driver: Sqlite,
       database: db.path,
       enableWAL: true,
       // Several writers (HTTP, output batches) share the file; wait instead of failing with SQLITE_BUSY.

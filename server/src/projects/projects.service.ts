@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource, In, Repository } from 'typeorm';
 import { conflict, forbidden, notFound } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
-import { UsersService } from '../users/users.service';
+import { isUniqueViolation, UsersService } from '../users/users.service';
 import { ProjectEntity, ProjectMemberEntity } from './project.entity';
 
 function toProjectDto(p: ProjectEntity, role: ProjectRole): Project {
@@ -42,8 +42,17 @@ export class ProjectsService {
    * The caller's role, or 404 when they are not a member (existence is not
    * leaked), or 403 when the role is below `min`. Every feature asks here.
    */
-  async requireRole(userId: string, projectId: string, min: ProjectRole): Promise<ProjectRole> {
-    const m = await this.members.findOne({ where: { projectId, userId } });
+  requireRole(userId: string, projectId: string, min: ProjectRole): Promise<ProjectRole> {
+    return this.requireRoleIn(this.members, userId, projectId, min);
+  }
+
+  private async requireRoleIn(
+    members: Repository<ProjectMemberEntity>,
+    userId: string,
+    projectId: string,
+    min: ProjectRole,
+  ): Promise<ProjectRole> {
+    const m = await members.findOne({ where: { projectId, userId } });
     if (!m) throw notFound('project');
     if (ROLE_RANK[m.role] < ROLE_RANK[min]) throw forbidden(`this needs the ${min} role in the project; you are ${m.role}`);
     return m.role;
@@ -118,18 +127,27 @@ export class ProjectsService {
     if (!user) throw notFound('user with this email');
     if (await this.members.exists({ where: { projectId, userId: user.id } })) throw conflict('already a member');
     const row = this.members.create({ projectId, userId: user.id, role: body.role, createdAt: new Date() });
-    await this.members.insert(row);
+    try {
+      await this.members.insert(row);
+    } catch (err) {
+      // Two owners adding the same person at once: the primary key decides.
+      if (isUniqueViolation(err)) throw conflict('already a member');
+      throw err;
+    }
     this.events.publish('membership.changed', { projectId, userId: user.id });
     return { userId: user.id, email: user.email, name: user.name, role: row.role, createdAt: row.createdAt.toISOString() };
   }
 
   async updateMember(userId: string, projectId: string, memberId: string, body: UpdateMemberRequest): Promise<Member> {
-    await this.requireRole(userId, projectId, 'owner');
-    const row = await this.members.findOne({ where: { projectId, userId: memberId } });
-    if (!row) throw notFound('member');
-    if (row.role === 'owner' && body.role !== 'owner') await this.assertNotLastOwner(projectId);
-    row.role = body.role;
-    await this.members.save(row);
+    const row = await this.withMembershipLock(projectId, async (members) => {
+      await this.requireRoleIn(members, userId, projectId, 'owner');
+      const row = await members.findOne({ where: { projectId, userId: memberId } });
+      if (!row) throw notFound('member');
+      if (row.role === 'owner' && body.role !== 'owner') await this.assertNotLastOwner(projectId, members);
+      row.role = body.role;
+      await members.update({ projectId, userId: memberId }, { role: body.role });
+      return row;
+    });
     this.events.publish('membership.changed', { projectId, userId: memberId });
     const u = await this.users.findById(memberId);
     return { userId: memberId, email: u?.email ?? '', name: u?.name ?? null, role: row.role, createdAt: row.createdAt.toISOString() };
@@ -137,16 +155,40 @@ export class ProjectsService {
 
   /** Owners remove anyone; any member may remove themselves (leave). */
   async removeMember(userId: string, projectId: string, memberId: string): Promise<void> {
-    await this.requireRole(userId, projectId, memberId === userId ? 'viewer' : 'owner');
-    const row = await this.members.findOne({ where: { projectId, userId: memberId } });
-    if (!row) throw notFound('member');
-    if (row.role === 'owner') await this.assertNotLastOwner(projectId);
-    await this.members.delete({ projectId, userId: memberId });
+    await this.withMembershipLock(projectId, async (members) => {
+      await this.requireRoleIn(members, userId, projectId, memberId === userId ? 'viewer' : 'owner');
+      const row = await members.findOne({ where: { projectId, userId: memberId } });
+      if (!row) throw notFound('member');
+      if (row.role === 'owner') await this.assertNotLastOwner(projectId, members);
+      await members.delete({ projectId, userId: memberId });
+    });
     this.events.publish('membership.changed', { projectId, userId: memberId });
   }
 
-  private async assertNotLastOwner(projectId: string): Promise<void> {
-    const owners = await this.members.count({ where: { projectId, role: 'owner' } });
+  /**
+   * Changes to one project's members take turns. The check "is this the last
+   * owner?" and the change it guards must be one step: otherwise two owners
+   * demoting each other at the same moment both see two owners and leave
+   * none. The transaction first writes the project row (a no-op write), which
+   * on MySQL holds that row's lock until commit, so a second change of the
+   * same project waits and then sees the first one's result. SQLite has a
+   * single writer anyway. The caller's role is checked inside, too, so a
+   * member demoted a moment ago cannot still act as an owner.
+   */
+  private withMembershipLock<T>(projectId: string, work: (members: Repository<ProjectMemberEntity>) => Promise<T>): Promise<T> {
+    return this.dataSource.transaction(async (tx) => {
+      await tx
+        .createQueryBuilder()
+        .update(ProjectEntity)
+        .set({ updatedAt: () => 'updatedAt' })
+        .where('id = :projectId', { projectId })
+        .execute();
+      return work(tx.getRepository(ProjectMemberEntity));
+    });
+  }
+
+  private async assertNotLastOwner(projectId: string, members: Repository<ProjectMemberEntity>): Promise<void> {
+    const owners = await members.count({ where: { projectId, role: 'owner' } });
     if (owners <= 1) throw conflict('a project keeps at least one owner');
   }
 }
