@@ -79,54 +79,48 @@ export class ApiExceptionFilter implements ExceptionFilter {
  * becomes one entry per unknown key with the key's own path, so
  * `{"email": …, "isAdmin": true}` answers `details: [{path: "isAdmin", …}]`.
  */
-export function validationDetails(error: ZodError): { path: string; message: string }[] {
-  return error.issues.flatMap((issue) => {
-    if (issue.code === 'unrecognized_keys' && issue.keys.length) {
-      return issue.keys.map((key) => ({ path: [...issue.path, key].map(String).join('.'), message: `unknown field "${key}"` }));
-    }
-    return issueDetails(new ZodError([issue]));
-  });
-}
+/** zod issues as `details`; one definition in shared for REST and socket acks alike. */
+export const validationDetails = (error: ZodError): { path: string; message: string }[] => issueDetails(error);
 
 /** Any thrown thing as the API's error shape. */
 export function toErrorBody(exception: unknown): ErrorBody {
-    if (exception instanceof ZodValidationException) {
-      const details = validationDetails(exception.getZodError() as ZodError);
-      return {
-        statusCode: 400,
-        code: ErrorCode.validation,
-        message: `invalid request: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`,
-        details,
-      };
-    }
-    if (exception instanceof ApiException) {
-      return { statusCode: exception.getStatus(), code: exception.code, message: exception.message, details: exception.details };
-    }
-    if (exception instanceof HttpException) {
-      const status = exception.getStatus();
-      const r = exception.getResponse();
-      const message = typeof r === 'string' ? r : ((r as { message?: unknown }).message ?? exception.message);
-      return {
-        statusCode: status,
-        code: STATUS_CODES[status] ?? (status >= 500 ? ErrorCode.internal : ErrorCode.validation),
-        message: Array.isArray(message) ? message.join('; ') : String(message),
-      };
-    }
-    // body-parser's errors carry a status and a type.
-    const e = exception as { status?: number; type?: string; message?: string };
-    if (e?.type === 'entity.parse.failed') {
-      return { statusCode: 400, code: ErrorCode.malformedBody, message: 'malformed JSON body' };
-    }
-    if (e?.type === 'entity.too.large') {
-      return { statusCode: 413, code: ErrorCode.payloadTooLarge, message: 'request body too large' };
-    }
-    if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
-      return { statusCode: e.status, code: STATUS_CODES[e.status] ?? ErrorCode.validation, message: e.message ?? 'bad request' };
-    }
-    if (isDatabaseUnavailable(exception)) {
-      return { statusCode: 503, code: ErrorCode.unavailable, message: 'the database is unavailable; try again shortly' };
-    }
-    return { statusCode: 500, code: ErrorCode.internal, message: 'internal error' };
+  if (exception instanceof ZodValidationException) {
+    const details = validationDetails(exception.getZodError() as ZodError);
+    return {
+      statusCode: 400,
+      code: ErrorCode.validation,
+      message: `invalid request: ${details.map((d) => `${d.path}: ${d.message}`).join('; ')}`,
+      details,
+    };
+  }
+  if (exception instanceof ApiException) {
+    return { statusCode: exception.getStatus(), code: exception.code, message: exception.message, details: exception.details };
+  }
+  if (exception instanceof HttpException) {
+    const status = exception.getStatus();
+    const r = exception.getResponse();
+    const message = typeof r === 'string' ? r : ((r as { message?: unknown }).message ?? exception.message);
+    return {
+      statusCode: status,
+      code: STATUS_CODES[status] ?? (status >= 500 ? ErrorCode.internal : ErrorCode.validation),
+      message: Array.isArray(message) ? message.join('; ') : String(message),
+    };
+  }
+  // body-parser's errors carry a status and a type.
+  const e = exception as { status?: number; type?: string; message?: string };
+  if (e?.type === 'entity.parse.failed') {
+    return { statusCode: 400, code: ErrorCode.malformedBody, message: 'malformed JSON body' };
+  }
+  if (e?.type === 'entity.too.large') {
+    return { statusCode: 413, code: ErrorCode.payloadTooLarge, message: 'request body too large' };
+  }
+  if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+    return { statusCode: e.status, code: STATUS_CODES[e.status] ?? ErrorCode.validation, message: e.message ?? 'bad request' };
+  }
+  if (isDatabaseUnavailable(exception)) {
+    return { statusCode: 503, code: ErrorCode.unavailable, message: 'the database is unavailable; try again shortly' };
+  }
+  return { statusCode: 500, code: ErrorCode.internal, message: 'internal error' };
 }
 
 /**
