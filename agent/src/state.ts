@@ -138,12 +138,19 @@ export class AlreadyRunningError extends Error {
   }
 }
 
+/** State directories whose pid file this process holds. */
+const heldPidFiles = new Set<string>();
+
 /**
  * Take the pid file of `run`: one run process per state directory (two would
- * both execute every dispatch). A stale pid file of a dead process is replaced.
+ * both execute every dispatch). A stale pid file of a dead process is
+ * replaced, as is one naming this very pid that this process does not hold
+ * (a container restarted with the same pid).
  */
 export function acquirePidFile(stateDir: string): { release(): void } {
   ensurePrivateDir(stateDir);
+  const key = path.resolve(stateDir);
+  if (heldPidFiles.has(key)) throw new AlreadyRunningError(process.pid, stateDir);
   const file = path.join(stateDir, PID_FILE);
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
@@ -151,10 +158,12 @@ export function acquirePidFile(stateDir: string): { release(): void } {
       fs.writeSync(fd, `${process.pid}\n`);
       fs.closeSync(fd);
       let released = false;
+      heldPidFiles.add(key);
       return {
         release() {
           if (released) return;
           released = true;
+          heldPidFiles.delete(key);
           const cur = readPidFile(stateDir);
           if (cur?.pid === process.pid) fs.rmSync(file, { force: true });
         },

@@ -1,0 +1,116 @@
+/**
+ * The agent runtime: one connection, one outbox, the execution manager and
+ * the journal, wired together. `kapitan-agent run` is `new Agent(…).start()`.
+ */
+import * as path from 'node:path';
+import type { MachineFacts } from '@kapitan/shared';
+import { DEFAULT_CONFIG, type AgentConfig } from './config';
+import { AgentConnection, type AgentConnectionOptions } from './connection';
+import { collectFacts } from './facts';
+import { FileJournal, type ExecutionJournal } from './journal';
+import { silentLogger, type Logger } from './logger';
+import { ExecutionManager, type RunnerFactory } from './manager';
+import { Outbox, type OutboxOptions } from './outbox';
+import { RUN_DIR, type AgentState } from './state';
+import type { ExecutorOptions } from './executor';
+
+export interface AgentOptions {
+  /** Server URL and credential (the enrolment state). */
+  state: Pick<AgentState, 'server' | 'credential'> & Partial<AgentState>;
+  /** State directory: journal and per-execution scratch directories live there. */
+  stateDir: string;
+  config?: Partial<AgentConfig>;
+  logger?: Logger;
+  /** Default: a FileJournal in the state directory. */
+  journal?: ExecutionJournal;
+  /** Default: collectFacts(). */
+  facts?: () => MachineFacts | Promise<MachineFacts>;
+  /** Overrides of the connection options (tests: rng, stableAfterMs, …). */
+  connection?: Partial<Omit<AgentConnectionOptions, 'serverUrl' | 'credential' | 'outbox' | 'facts' | 'activeExecutionIds'>>;
+  outbox?: Partial<OutboxOptions>;
+  executor?: Partial<Omit<ExecutorOptions, 'workDir' | 'logger'>>;
+  createRunner?: RunnerFactory;
+}
+
+export class Agent {
+  readonly config: AgentConfig;
+  readonly outbox: Outbox;
+  readonly journal: ExecutionJournal;
+  readonly manager: ExecutionManager;
+  readonly connection: AgentConnection;
+  private readonly logger: Logger;
+  private started = false;
+  private stopped = false;
+
+  constructor(options: AgentOptions) {
+    this.config = { ...DEFAULT_CONFIG, ...options.config };
+    const logger = (this.logger = options.logger ?? silentLogger);
+    this.journal = options.journal ?? new FileJournal(options.stateDir, logger);
+    this.outbox = new Outbox({ maxBytes: this.config.outboxBytes, logger, ...options.outbox });
+    this.manager = new ExecutionManager({
+      outbox: this.outbox,
+      journal: this.journal,
+      workDir: path.join(options.stateDir, RUN_DIR),
+      executor: { killGraceMs: this.config.killGraceMs, streamLingerMs: this.config.streamLingerMs, ...options.executor },
+      createRunner: options.createRunner,
+      logger,
+    });
+    const facts = options.facts ?? (() => collectFacts({ dockerSocket: this.config.dockerSocket }));
+    this.connection = new AgentConnection({
+      serverUrl: options.state.server,
+      credential: options.state.credential,
+      facts,
+      activeExecutionIds: () => this.manager.activeExecutionIds(),
+      outbox: this.outbox,
+      heartbeatIntervalMs: this.config.heartbeatMs,
+      maxBackoffMs: this.config.maxBackoffMs,
+      ackTimeoutMs: this.config.ackTimeoutMs,
+      logger,
+      ...options.connection,
+    });
+    const expected = options.state.machineId;
+    this.connection.on('ready', (info) => {
+      if (expected && info.machineId && info.machineId !== expected) {
+        logger.warn('the server greets this agent as another machine than the one enrolled', { enrolled: expected, server: info.machineId });
+      }
+    });
+    this.connection.on('execution:dispatch', (p) => this.manager.handleDispatch(p));
+    this.connection.on('execution:cancel', (p) => this.manager.handleCancel(p));
+  }
+
+  /** Report what a previous run left unfinished, then connect. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    const n = this.manager.recoverFromJournal();
+    if (n > 0) this.logger.info('executions from a previous run will be reported', { count: n });
+    this.connection.start();
+  }
+
+  /**
+   * Graceful stop: terminate running scripts (they are reported `lost` on
+   * the next start), give the outbox up to `drainMs` to deliver what it
+   * holds, close the connection and the journal.
+   */
+  async stop(options: { drainMs?: number; scriptGraceMs?: number } = {}): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    await this.manager.shutdown(options.scriptGraceMs ?? 2000);
+    if (this.connection.ready && !this.outbox.isEmpty()) await this.outbox.whenEmpty(options.drainMs ?? 2000);
+    this.connection.stop();
+    this.outbox.detach();
+    this.journal.close();
+  }
+
+  /**
+   * Stop as if the process had died (tests of restart handling): nothing is
+   * signalled, nothing more is journalled, scripts keep running.
+   */
+  abandon(): void {
+    this.stopped = true;
+    this.manager.abandon();
+    this.connection.stop();
+    this.outbox.clear();
+    this.journal.close();
+  }
+}

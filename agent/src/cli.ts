@@ -1,0 +1,373 @@
+/**
+ * `kapitan-agent enrol | run | status | help`. Exit codes: 0 success,
+ * 1 failure (refused enrolment, not enrolled, already running…), 2 usage error.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  EnrolResponseSchema,
+  ErrorBodySchema,
+  LabelKeySchema,
+  LabelsSchema,
+  type EnrolRequest,
+  type Labels,
+  type MachineFacts,
+} from '@kapitan/shared';
+import { Agent } from './agent';
+import { configFromEnv, ENV } from './config';
+import { agentVersion, collectFacts } from './facts';
+import { ACTIVE_FILE } from './journal';
+import { createLogger } from './logger';
+import { AlreadyRunningError, acquirePidFile, defaultStateDir, readPidFile, readState, statePath, writeState, type AgentState } from './state';
+
+export interface CliContext {
+  stdout?: (text: string) => void;
+  stderr?: (text: string) => void;
+  env?: NodeJS.ProcessEnv;
+  /** `run` stops gracefully when this aborts (main.ts wires SIGTERM/SIGINT to it). */
+  stopSignal?: AbortSignal;
+  /** Facts used by `enrol` (tests). */
+  facts?: () => Promise<MachineFacts>;
+  /** Line sink of the JSON logger of `run` (default stderr). */
+  logWrite?: (line: string) => void;
+}
+
+class UsageError extends Error {}
+class CliError extends Error {}
+
+const BIN = 'kapitan-agent';
+
+const HELP: Record<string, string> = {
+  main: `Usage: ${BIN} <command> [options]
+
+The Kapitan agent: dials out to the Kapitan server and runs what it is sent.
+
+Commands:
+  enrol    exchange a project enrolment token for a machine credential
+  run      connect to the server and work (long-running)
+  status   show the enrolment and whether a run process is alive
+  help     show help for a command ("${BIN} help enrol")
+
+Options:
+  -h, --help      show help
+  -v, --version   show the agent version
+
+Environment: ${ENV.stateDir} (state directory), ${ENV.logLevel}, and the
+tunables listed in the README.
+`,
+  enrol: `Usage: ${BIN} enrol --server URL --token TOKEN [--label key=value]... [--state-dir DIR] [--force]
+
+Enrol this machine in a Kapitan project. The credential the server returns is
+saved in DIR/state.json (mode 0600).
+
+Options:
+  --server URL        base URL of the Kapitan server (http:// or https://)
+  --token TOKEN       the project's enrolment token (or env KAPITAN_AGENT_ENROL_TOKEN)
+  --label key=value   a label for this machine; repeatable
+  --state-dir DIR     state directory (default: $${ENV.stateDir}, else
+                      /var/lib/kapitan-agent as root, else ~/.kapitan-agent)
+  --force             enrol again even if this state directory is enrolled
+  -h, --help          show this help
+`,
+  run: `Usage: ${BIN} run [--state-dir DIR]
+
+Connect to the server and keep the connection: receive scripts, run them,
+stream their output. Reconnects with backoff; stops on SIGTERM or SIGINT.
+Logs JSON lines on stderr.
+
+Options:
+  --state-dir DIR     state directory (see "${BIN} help enrol")
+  -h, --help          show this help
+`,
+  status: `Usage: ${BIN} status [--state-dir DIR] [--json]
+
+Show the server, machine id, project id, enrolment time, and whether a run
+process is alive. Exits 0 when enrolled, 1 when not.
+
+Options:
+  --state-dir DIR     state directory (see "${BIN} help enrol")
+  --json              print JSON
+  -h, --help          show this help
+`,
+};
+
+const COMMON = {
+  'state-dir': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export async function runCli(argv: string[], ctx: CliContext = {}): Promise<number> {
+  const out = ctx.stdout ?? ((s: string) => void process.stdout.write(s));
+  const err = ctx.stderr ?? ((s: string) => void process.stderr.write(s));
+  const env = ctx.env ?? process.env;
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+        err(HELP.main!);
+        return 2;
+      case 'help':
+      case '--help':
+      case '-h': {
+        const topic = command === 'help' ? rest[0] : undefined;
+        if (topic !== undefined && !HELP[topic]) throw new UsageError(`unknown command "${topic}"`);
+        out(HELP[topic ?? 'main']!);
+        return 0;
+      }
+      case 'version':
+      case '--version':
+      case '-v':
+        out(agentVersion() + '\n');
+        return 0;
+      case 'enrol':
+      case 'enroll':
+        return await enrol(rest, env, out, ctx);
+      case 'run':
+        return await run(rest, env, out, ctx);
+      case 'status':
+        return status(rest, env, out);
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      const topic = command && HELP[command] && command !== 'main' ? ` ${command}` : '';
+      err(`${BIN}${topic}: ${e.message}\nRun "${BIN}${topic} --help" for usage.\n`);
+      return 2;
+    }
+    if (e instanceof CliError) {
+      err(`${BIN}: ${e.message}\n`);
+      return 1;
+    }
+    err(`${BIN}: ${(e as Error)?.message ?? String(e)}\n`);
+    return 1;
+  }
+}
+
+type OptionsConfig = NonNullable<Parameters<typeof parseArgs>[0]>['options'];
+
+function parse<O extends OptionsConfig>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) throw new UsageError((e as Error).message);
+    throw e;
+  }
+}
+
+function stateDirOf(values: { 'state-dir'?: string | boolean | (string | boolean)[] }, env: NodeJS.ProcessEnv): string {
+  const v = values['state-dir'];
+  if (typeof v === 'string') {
+    if (v.trim() === '') throw new UsageError('--state-dir must not be empty');
+    return path.resolve(v);
+  }
+  return defaultStateDir(env);
+}
+
+/** Validate and normalise the server URL: http(s), no credentials, query or fragment, no trailing slash. */
+export function normaliseServerUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new UsageError(`--server must be an http(s) URL, got ${JSON.stringify(raw)}`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--server must be an http(s) URL, got ${JSON.stringify(raw)}`);
+  if (u.username || u.password) throw new UsageError('--server must not contain credentials');
+  if (u.search || u.hash) throw new UsageError('--server must not contain a query or a fragment');
+  return (u.origin + u.pathname).replace(/\/+$/, '');
+}
+
+/** `["a=b", "c=d=e"]` → `{a: "b", c: "d=e"}`, validated with LabelsSchema. */
+export function parseLabels(items: string[]): Labels {
+  const labels: Record<string, string> = {};
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--label must be key=value, got ${JSON.stringify(item)}`);
+    const key = item.slice(0, eq);
+    const value = item.slice(eq + 1);
+    const k = LabelKeySchema.safeParse(key);
+    if (!k.success) throw new UsageError(`invalid label key ${JSON.stringify(key)}: ${k.error.issues[0]?.message}`);
+    if (Object.hasOwn(labels, key)) throw new UsageError(`label "${key}" given twice`);
+    labels[key] = value;
+  }
+  const parsed = LabelsSchema.safeParse(labels);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UsageError(`invalid labels${issue?.path.length ? ` (${issue.path.join('.')})` : ''}: ${issue?.message}`);
+  }
+  return parsed.data;
+}
+
+async function enrol(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => void, ctx: CliContext): Promise<number> {
+  const values = parse(args, {
+    ...COMMON,
+    server: { type: 'string' },
+    token: { type: 'string' },
+    label: { type: 'string', multiple: true },
+    force: { type: 'boolean' },
+  });
+  if (values.help) {
+    out(HELP.enrol!);
+    return 0;
+  }
+  if (typeof values.server !== 'string') throw new UsageError('--server is required');
+  const server = normaliseServerUrl(values.server);
+  const token = typeof values.token === 'string' ? values.token : env.KAPITAN_AGENT_ENROL_TOKEN;
+  if (!token) throw new UsageError('--token is required');
+  if (token.length > 200) throw new UsageError('--token is too long');
+  const labels = parseLabels(Array.isArray(values.label) ? values.label.map(String) : []);
+  const stateDir = stateDirOf(values, env);
+
+  let existing: AgentState | null = null;
+  try {
+    existing = readState(stateDir);
+  } catch {
+    existing = null; // corrupt: enrolling again repairs it
+  }
+  if (existing && !values.force) {
+    throw new CliError(`already enrolled as machine ${existing.machineId} (${statePath(stateDir)}); use --force to enrol again`);
+  }
+
+  const facts = await (ctx.facts ?? (() => collectFacts({ dockerSocket: env[ENV.dockerSocket] || undefined })))();
+  const body: EnrolRequest = { token, facts, labels };
+  const url = `${server}/api/agent/enrol`;
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (e) {
+    const cause = (e as { cause?: { message?: string; code?: string } }).cause;
+    throw new CliError(`could not reach ${server}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+  }
+  const text = await res.text();
+  let json: unknown = undefined;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  if (!res.ok) {
+    const e = ErrorBodySchema.safeParse(json);
+    if (e.success) throw new CliError(`enrolment refused: ${e.data.message} (${e.data.code}, HTTP ${res.status})`);
+    throw new CliError(`enrolment failed: HTTP ${res.status} ${res.statusText}`);
+  }
+  const parsed = EnrolResponseSchema.safeParse(json);
+  if (!parsed.success) throw new CliError(`the server answered the enrolment with an unexpected body (HTTP ${res.status})`);
+  const state: AgentState = {
+    version: 1,
+    server,
+    machineId: parsed.data.machineId,
+    projectId: parsed.data.projectId,
+    credential: parsed.data.credential,
+    enrolledAt: new Date().toISOString(),
+    labels,
+  };
+  writeState(stateDir, state);
+  if (existing) fs.rmSync(path.join(stateDir, ACTIVE_FILE), { force: true }); // the old machine's executions
+  out(`enrolled machine ${state.machineId} in project ${state.projectId}\nstate saved to ${statePath(stateDir)}\n`);
+  return 0;
+}
+
+function loadEnrolled(stateDir: string): AgentState {
+  let state: AgentState | null;
+  try {
+    state = readState(stateDir);
+  } catch (e) {
+    throw new CliError((e as Error).message);
+  }
+  if (!state) throw new CliError(`not enrolled (no ${statePath(stateDir)}); run "${BIN} enrol" first`);
+  return state;
+}
+
+async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => void, ctx: CliContext): Promise<number> {
+  const values = parse(args, { ...COMMON });
+  if (values.help) {
+    out(HELP.run!);
+    return 0;
+  }
+  const stateDir = stateDirOf(values, env);
+  let config;
+  try {
+    config = configFromEnv(env);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const state = loadEnrolled(stateDir);
+  const logger = createLogger({ level: config.logLevel, write: ctx.logWrite });
+  let lock: { release(): void };
+  try {
+    lock = acquirePidFile(stateDir);
+  } catch (e) {
+    if (e instanceof AlreadyRunningError) throw new CliError(e.message);
+    throw e;
+  }
+  const agent = new Agent({ state, stateDir, config, logger });
+  try {
+    logger.info('kapitan-agent starting', {
+      version: agentVersion(),
+      server: state.server,
+      machineId: state.machineId,
+      stateDir,
+      pid: process.pid,
+    });
+    agent.start();
+    await new Promise<void>((resolve) => {
+      if (!ctx.stopSignal) return; // runs until the process ends
+      if (ctx.stopSignal.aborted) return resolve();
+      ctx.stopSignal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    logger.info('kapitan-agent stopping');
+    await agent.stop();
+    logger.info('kapitan-agent stopped');
+    return 0;
+  } finally {
+    lock.release();
+  }
+}
+
+function status(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => void): number {
+  const values = parse(args, { ...COMMON, json: { type: 'boolean' } });
+  if (values.help) {
+    out(HELP.status!);
+    return 0;
+  }
+  const stateDir = stateDirOf(values, env);
+  const state = loadEnrolled(stateDir);
+  const pid = readPidFile(stateDir);
+  const running = pid?.alive === true;
+  if (values.json) {
+    out(
+      JSON.stringify({
+        server: state.server,
+        machineId: state.machineId,
+        projectId: state.projectId,
+        enrolledAt: state.enrolledAt,
+        labels: state.labels,
+        stateDir,
+        running,
+        pid: running ? pid!.pid : null,
+      }) + '\n',
+    );
+    return 0;
+  }
+  const agentLine = running ? `running (pid ${pid!.pid})` : pid ? `not running (stale pid file: ${pid.pid})` : 'not running';
+  out(
+    [
+      `server:      ${state.server}`,
+      `machine id:  ${state.machineId}`,
+      `project id:  ${state.projectId}`,
+      `enrolled at: ${state.enrolledAt}`,
+      `labels:      ${Object.entries(state.labels).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)'}`,
+      `state dir:   ${stateDir}`,
+      `agent:       ${agentLine}`,
+    ].join('\n') + '\n',
+  );
+  return 0;
+}

@@ -1,0 +1,63 @@
+/** Run-time tunables, from the environment (see README "Environment"). */
+import { PRESENCE } from '@kapitan/shared';
+import { DEFAULT_MAX_BACKOFF_MS } from './backoff';
+import { DEFAULT_KILL_GRACE_MS, DEFAULT_STREAM_LINGER_MS } from './executor';
+import { parseLogLevel, type LogLevel } from './logger';
+import { DEFAULT_OUTBOX_BYTES } from './outbox';
+import { DEFAULT_DOCKER_SOCKET } from './facts';
+
+export interface AgentConfig {
+  logLevel: LogLevel;
+  maxBackoffMs: number;
+  heartbeatMs: number;
+  outboxBytes: number;
+  killGraceMs: number;
+  ackTimeoutMs: number;
+  streamLingerMs: number;
+  dockerSocket: string;
+}
+
+export const DEFAULT_CONFIG: AgentConfig = {
+  logLevel: 'info',
+  maxBackoffMs: DEFAULT_MAX_BACKOFF_MS,
+  heartbeatMs: PRESENCE.heartbeatIntervalMs,
+  outboxBytes: DEFAULT_OUTBOX_BYTES,
+  killGraceMs: DEFAULT_KILL_GRACE_MS,
+  ackTimeoutMs: 60_000,
+  streamLingerMs: DEFAULT_STREAM_LINGER_MS,
+  dockerSocket: DEFAULT_DOCKER_SOCKET,
+};
+
+export const ENV = {
+  stateDir: 'KAPITAN_AGENT_STATE_DIR',
+  logLevel: 'KAPITAN_AGENT_LOG_LEVEL',
+  maxBackoffMs: 'KAPITAN_AGENT_MAX_BACKOFF_MS',
+  heartbeatMs: 'KAPITAN_AGENT_HEARTBEAT_MS',
+  outboxBytes: 'KAPITAN_AGENT_OUTBOX_BYTES',
+  killGraceMs: 'KAPITAN_AGENT_KILL_GRACE_MS',
+  ackTimeoutMs: 'KAPITAN_AGENT_ACK_TIMEOUT_MS',
+  streamLingerMs: 'KAPITAN_AGENT_STREAM_LINGER_MS',
+  dockerSocket: 'KAPITAN_AGENT_DOCKER_SOCKET',
+} as const;
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
+  return n;
+}
+
+/** Read the tunables; throws a clear error on an invalid value. */
+export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  return {
+    logLevel: parseLogLevel(env[ENV.logLevel], DEFAULT_CONFIG.logLevel),
+    maxBackoffMs: int(env, ENV.maxBackoffMs, DEFAULT_CONFIG.maxBackoffMs, 1),
+    heartbeatMs: int(env, ENV.heartbeatMs, DEFAULT_CONFIG.heartbeatMs, 10),
+    outboxBytes: int(env, ENV.outboxBytes, DEFAULT_CONFIG.outboxBytes, 1024),
+    killGraceMs: int(env, ENV.killGraceMs, DEFAULT_CONFIG.killGraceMs, 0),
+    ackTimeoutMs: int(env, ENV.ackTimeoutMs, DEFAULT_CONFIG.ackTimeoutMs, 10),
+    streamLingerMs: int(env, ENV.streamLingerMs, DEFAULT_CONFIG.streamLingerMs, 0),
+    dockerSocket: env[ENV.dockerSocket] || DEFAULT_CONFIG.dockerSocket,
+  };
+}

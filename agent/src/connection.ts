@@ -1,0 +1,338 @@
+/**
+ * The agent's one socket.io connection to the server's `/agent` namespace:
+ * handshake with the machine credential, `agent:hello`, heartbeats, and a
+ * reconnect loop of its own (socket.io's is off) with backoff and jitter.
+ *
+ * Lifecycle: start() → connect → hello (ack) → ready: the outbox is attached
+ * and heartbeats run → on any loss: outbox detached, retry after
+ * `nextDelay(…)`. The delay grows until a connection has stayed ready for
+ * `stableAfterMs`; then the next retry starts over at 0.5–2 s. A handshake
+ * refused because the credential is invalid or revoked is retried the same
+ * way (capped), with an error log each time: a revoked machine stays out.
+ *
+ * Used by the agent and by simulated agents (many per process: each
+ * connection has its own engine, `forceNew`).
+ */
+import { EventEmitter } from 'node:events';
+import * as os from 'node:os';
+import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
+import {
+  AGENT_NAMESPACE,
+  PRESENCE,
+  type AgentHeartbeat,
+  type AgentHello,
+  type AgentToServerEventMap,
+  type MachineFacts,
+  type ServerToAgentEventMap,
+} from '@kapitan/shared';
+import { Backoff, DEFAULT_MAX_BACKOFF_MS } from './backoff';
+import { silentLogger, type Logger } from './logger';
+import type { Outbox, OutboxTransport } from './outbox';
+
+export type AgentSocket = Socket<ServerToAgentEventMap, AgentToServerEventMap>;
+
+export interface AgentConnectionOptions {
+  /** Base URL of the server (http or https); the socket goes to its origin, namespace `/agent`. */
+  serverUrl: string;
+  credential: string;
+  /** Facts for `agent:hello`, asked at every connect. */
+  facts: () => MachineFacts | Promise<MachineFacts>;
+  /** Ids for `agent:hello`: running executions and those with unacknowledged events. */
+  activeExecutionIds?: () => string[];
+  /** Attached while the connection is ready. */
+  outbox?: Outbox;
+  heartbeatIntervalMs?: number;
+  /** Heartbeat payload; default: now, load average, free memory. */
+  heartbeat?: () => AgentHeartbeat;
+  /** Consecutive heartbeats without an ack after which the connection is dropped and redialled. Default 3. */
+  heartbeatMissesBeforeReconnect?: number;
+  maxBackoffMs?: number;
+  /** A connection ready this long resets the backoff. Default 10 s. */
+  stableAfterMs?: number;
+  /** Wait for the `agent:hello` ack. Default 15 s. */
+  helloTimeoutMs?: number;
+  /** Wait for an ack of an outbox message before sending it again. Default 60 s. */
+  ackTimeoutMs?: number;
+  /** Handshake timeout. Default 20 s. */
+  connectTimeoutMs?: number;
+  rng?: () => number;
+  logger?: Logger;
+  /** Extra socket.io-client options (an http.Agent for a proxy, `ca` for a pinned certificate…). */
+  socketOptions?: Partial<ManagerOptions & SocketOptions>;
+}
+
+export interface HelloInfo {
+  machineId: string;
+  serverTime: string;
+}
+
+export interface AgentConnectionEvents {
+  /** Connected and greeted: the outbox is sending. */
+  ready: [info: HelloInfo];
+  /** A ready connection was lost. */
+  down: [reason: string];
+  /** A connection attempt failed (any reason). */
+  connectError: [error: Error, refused: boolean];
+  /** The server refused the credential (invalid or revoked). */
+  refused: [error: Error];
+  /** The next attempt is scheduled in `delayMs`. */
+  retry: [delayMs: number];
+  'execution:dispatch': [payload: unknown];
+  'execution:cancel': [payload: unknown];
+}
+
+const REFUSAL = /credential|revoked|unauthori[sz]ed|unauthenticated|forbidden|invalid token|not enrolled/i;
+
+/** Does this connect_error mean the server refused the machine credential? */
+export function isCredentialRefusal(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const data = (err as Error & { data?: unknown }).data;
+  if (data && typeof data === 'object') {
+    const code = (data as { code?: unknown }).code;
+    if (code === 'unauthenticated' || code === 'forbidden') return true;
+    const message = (data as { message?: unknown }).message;
+    if (typeof message === 'string' && REFUSAL.test(message)) return true;
+  }
+  return REFUSAL.test(err.message);
+}
+
+/** `http://h:1/prefix/` → { url: 'http://h:1/agent', path: '/prefix/socket.io' }. */
+export function agentSocketTarget(serverUrl: string): { url: string; path: string } {
+  const u = new URL(serverUrl);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`server URL must be http(s): ${serverUrl}`);
+  const prefix = u.pathname.replace(/\/+$/, '');
+  return { url: u.origin + AGENT_NAMESPACE, path: `${prefix}/socket.io` };
+}
+
+export function defaultHeartbeat(): AgentHeartbeat {
+  return { at: new Date().toISOString(), load1: Math.max(0, os.loadavg()[0] ?? 0), memoryFreeBytes: os.freemem() };
+}
+
+export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
+  private socket: AgentSocket | null = null;
+  private isReady = false;
+  private readyAt = 0;
+  private lastUpMs = 0;
+  private stopped = true;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private missedHeartbeats = 0;
+  /** When the server last acknowledged anything on the current connection. */
+  private lastAckAt = 0;
+  private attempts = 0;
+  private readonly backoff: Backoff;
+  private readonly logger: Logger;
+  private readonly heartbeatMs: number;
+  private readonly target: { url: string; path: string };
+
+  constructor(private readonly options: AgentConnectionOptions) {
+    super();
+    this.target = agentSocketTarget(options.serverUrl);
+    this.backoff = new Backoff(options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS, options.rng);
+    this.logger = options.logger ?? silentLogger;
+    this.heartbeatMs = options.heartbeatIntervalMs ?? PRESENCE.heartbeatIntervalMs;
+  }
+
+  get ready(): boolean {
+    return this.isReady;
+  }
+
+  /** The socket while ready (to emit events the outbox does not carry), else null. */
+  get readySocket(): AgentSocket | null {
+    return this.isReady ? this.socket : null;
+  }
+
+  /** Connection attempts made so far. */
+  get attemptCount(): number {
+    return this.attempts;
+  }
+
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.connect();
+  }
+
+  /** Close the connection and stop retrying. */
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    this.teardown('stopped');
+  }
+
+  /** Drop the current connection (if any) and redial after the backoff delay. */
+  reconnect(reason = 'reconnect requested'): void {
+    if (this.stopped) return;
+    this.teardown(reason);
+    this.scheduleRetry();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.attempts++;
+    const socket: AgentSocket = io(this.target.url, {
+      path: this.target.path,
+      transports: ['websocket'],
+      timeout: this.options.connectTimeoutMs ?? 20_000,
+      ...this.options.socketOptions,
+      auth: { credential: this.options.credential },
+      reconnection: false,
+      forceNew: true,
+    });
+    this.socket = socket;
+    socket.on('connect', () => void this.onConnect(socket));
+    socket.on('connect_error', (err) => this.onConnectError(socket, err));
+    socket.on('disconnect', (reason) => {
+      if (socket !== this.socket) return;
+      const log = reason === 'io server disconnect' ? this.logger.warn : this.logger.info;
+      log('disconnected from the server', { reason });
+      this.teardown(reason);
+      this.scheduleRetry();
+    });
+    socket.on('execution:dispatch', (payload) => {
+      if (socket === this.socket) this.emit('execution:dispatch', payload);
+    });
+    socket.on('execution:cancel', (payload) => {
+      if (socket === this.socket) this.emit('execution:cancel', payload);
+    });
+  }
+
+  private onConnectError(socket: AgentSocket, err: Error): void {
+    if (socket !== this.socket) return;
+    const refused = isCredentialRefusal(err);
+    this.teardown('connect error');
+    const delay = this.scheduleRetry();
+    if (refused) {
+      this.logger.error('the server refused this machine credential (revoked or invalid); re-enrol the machine. Retrying with backoff', {
+        error: err.message,
+        retryInMs: delay,
+      });
+    } else {
+      this.logger.warn('could not connect to the server', { error: err.message, retryInMs: delay });
+    }
+    this.emit('connectError', err, refused);
+    if (refused) this.emit('refused', err);
+  }
+
+  private async onConnect(socket: AgentSocket): Promise<void> {
+    if (socket !== this.socket) return;
+    let facts: MachineFacts;
+    try {
+      facts = await this.options.facts();
+    } catch (err) {
+      this.logger.error('could not collect machine facts', { err });
+      return this.dropAndRetry(socket, 'facts unavailable');
+    }
+    if (socket !== this.socket || !socket.connected) return;
+    const hello: AgentHello = { facts, activeExecutionIds: (this.options.activeExecutionIds?.() ?? []).slice(0, 10_000) };
+    socket.timeout(this.options.helloTimeoutMs ?? 15_000).emit('agent:hello', hello, (err, ack) => {
+      if (socket !== this.socket) return;
+      if (err) {
+        this.logger.warn('agent:hello was not acknowledged', { error: err.message });
+        return this.dropAndRetry(socket, 'hello not acknowledged');
+      }
+      if (!ack || ack.ok !== true) {
+        const error = ack && ack.ok === false ? ack.error : { code: 'unknown', message: 'malformed hello ack' };
+        this.logger.error('the server refused agent:hello', { code: error.code, message: error.message });
+        return this.dropAndRetry(socket, 'hello refused');
+      }
+      this.isReady = true;
+      this.readyAt = Date.now();
+      this.logger.info('connected to the server', { machineId: ack.machineId, attempt: this.attempts });
+      this.options.outbox?.attach(this.transport(socket));
+      this.startHeartbeat(socket);
+      this.emit('ready', { machineId: ack.machineId, serverTime: ack.serverTime });
+    });
+  }
+
+  private transport(socket: AgentSocket): OutboxTransport {
+    const ackTimeout = this.options.ackTimeoutMs ?? 60_000;
+    return {
+      send: (message, callback) => {
+        if (socket !== this.socket || !socket.connected) {
+          callback(new Error('not connected'));
+          return;
+        }
+        const s = socket.timeout(ackTimeout);
+        const cb = (err: Error | null | undefined, ack?: unknown): void => {
+          if (!err && socket === this.socket) this.lastAckAt = Date.now();
+          callback(err ?? null, ack);
+        };
+        switch (message.event) {
+          case 'execution:started':
+            s.emit('execution:started', message.payload, cb);
+            break;
+          case 'execution:output':
+            s.emit('execution:output', message.payload, cb);
+            break;
+          case 'execution:finished':
+            s.emit('execution:finished', message.payload, cb);
+            break;
+        }
+      },
+    };
+  }
+
+  private startHeartbeat(socket: AgentSocket): void {
+    this.missedHeartbeats = 0;
+    const limit = this.options.heartbeatMissesBeforeReconnect ?? 3;
+    const payload = this.options.heartbeat ?? defaultHeartbeat;
+    this.heartbeatTimer = setInterval(() => {
+      if (socket !== this.socket || !this.isReady) return;
+      const sentAt = Date.now();
+      socket.timeout(this.heartbeatMs).emit('agent:heartbeat', payload(), (err, ack) => {
+        if (socket !== this.socket) return;
+        if (err) {
+          // Other acks meanwhile: the server is there, the heartbeat just queued behind bulk output.
+          if (this.lastAckAt >= sentAt) return;
+          this.missedHeartbeats++;
+          this.logger.warn('heartbeat not acknowledged', { missed: this.missedHeartbeats });
+          if (this.missedHeartbeats >= limit) this.dropAndRetry(socket, 'heartbeats not acknowledged');
+          return;
+        }
+        this.missedHeartbeats = 0;
+        this.lastAckAt = Date.now();
+        if (ack && ack.ok === false) this.logger.warn('heartbeat refused', { code: ack.error.code, message: ack.error.message });
+      });
+    }, this.heartbeatMs);
+  }
+
+  private dropAndRetry(socket: AgentSocket, reason: string): void {
+    if (socket !== this.socket) return;
+    this.teardown(reason);
+    this.scheduleRetry();
+  }
+
+  private teardown(reason: string): void {
+    const socket = this.socket;
+    this.socket = null;
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+    if (this.isReady) {
+      this.isReady = false;
+      this.lastUpMs = Date.now() - this.readyAt;
+      this.options.outbox?.detach();
+      this.emit('down', reason);
+    }
+    if (socket) {
+      socket.removeAllListeners();
+      socket.disconnect();
+      socket.io.engine?.close();
+    }
+  }
+
+  private scheduleRetry(): number {
+    if (this.stopped) return 0;
+    if (this.retryTimer) return this.backoff.current; // already scheduled
+    if (this.lastUpMs >= (this.options.stableAfterMs ?? 10_000)) this.backoff.reset();
+    this.lastUpMs = 0;
+    const delay = this.backoff.next();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.connect();
+    }, delay);
+    this.emit('retry', delay);
+    return delay;
+  }
+}

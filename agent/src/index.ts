@@ -1,0 +1,18 @@
+/**
+ * The agent's building blocks, for the `kapitan-agent` CLI and for anything
+ * that speaks the agent protocol in-process (simulated agents in benchmarks,
+ * end-to-end tests).
+ */
+export * from './backoff';
+export * from './logger';
+export * from './state';
+export * from './journal';
+export * from './facts';
+export * from './outbox';
+export * from './executor';
+export * from './manager';
+export * from './connection';
+export * from './config';
+export * from './agent';
+export * from './simulated';
+export { runCli, normaliseServerUrl, parseLabels, type CliContext } from './cli';

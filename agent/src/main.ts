@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/** The `kapitan-agent` executable. */
+import { runCli } from './cli';
+
+const argv = process.argv.slice(2);
+const isRun = argv[0] === 'run';
+const controller = new AbortController();
+
+const logLine = (level: string, msg: string, extra: Record<string, unknown> = {}): void => {
+  process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...extra }) + '\n');
+};
+
+// A reader of our output going away must not kill the agent.
+process.stdout.on('error', () => undefined);
+process.stderr.on('error', () => undefined);
+
+if (isRun) {
+  // `run` stops gracefully on the first signal, at once on the second.
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      logLine('warn', `second ${signal}: exiting now`);
+      process.exit(130);
+    }
+    controller.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}
+
+process.on('uncaughtException', (err) => {
+  logLine('error', 'uncaught exception', { err: { name: err.name, message: err.message, stack: err.stack } });
+  process.exit(1);
+});
+
+runCli(argv, { stopSignal: controller.signal }).then(
+  (code) => {
+    process.exitCode = code;
+    // after `run` nothing needs to finish: do not wait for stray timers
+    if (isRun) setImmediate(() => process.exit(code)).unref();
+  },
+  (err: unknown) => {
+    process.stderr.write(`kapitan-agent: ${(err as Error)?.message ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

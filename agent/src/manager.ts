@@ -1,0 +1,285 @@
+/**
+ * Executions on this agent: de-duplicates dispatches, runs scripts, feeds
+ * their events into the outbox, applies back-pressure, journals what is
+ * active, and after a restart reports what was lost.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  ExecutionCancelSchema,
+  ExecutionDispatchSchema,
+  parsePayload,
+  type ExecutionDispatch,
+  type ExecutionFinished,
+} from '@kapitan/shared';
+import {
+  DEFAULT_KILL_GRACE_MS,
+  ScriptExecution,
+  bootId,
+  groupAlive,
+  processStartTime,
+  signalGroup,
+  type ExecutionCallbacks,
+  type ExecutorOptions,
+} from './executor';
+import type { ActiveExecutionRecord, ExecutionJournal } from './journal';
+import { silentLogger, type Logger } from './logger';
+import type { Outbox } from './outbox';
+
+/** What the manager needs of a running execution (a real script, or a simulated one). */
+export interface ExecutionRunner {
+  readonly executionId: string;
+  readonly pid: number | null;
+  readonly startedAt: string | null;
+  readonly directory: string | null;
+  readonly done: Promise<ExecutionFinished>;
+  start(): Promise<void>;
+  cancel(): boolean;
+  pause(): void;
+  resume(): void;
+}
+
+export type RunnerFactory = (dispatch: ExecutionDispatch, callbacks: ExecutionCallbacks) => ExecutionRunner;
+
+export interface ExecutionManagerOptions {
+  outbox: Outbox;
+  journal: ExecutionJournal;
+  /** Parent of the per-execution scratch directories (for the default runner). */
+  workDir: string;
+  executor?: Omit<ExecutorOptions, 'workDir' | 'logger'>;
+  /** Replace the script runner (simulated agents). */
+  createRunner?: RunnerFactory;
+  logger?: Logger;
+}
+
+export type DispatchOutcome = 'started' | 'duplicate' | 'invalid';
+
+export class ExecutionManager {
+  private readonly running = new Map<string, ExecutionRunner>();
+  private readonly outbox: Outbox;
+  private readonly journal: ExecutionJournal;
+  private readonly logger: Logger;
+  private readonly createRunner: RunnerFactory;
+  private readonly killGraceMs: number;
+  private stopping = false;
+  private readonly orphanTimers = new Set<NodeJS.Timeout>();
+
+  constructor(private readonly options: ExecutionManagerOptions) {
+    this.outbox = options.outbox;
+    this.journal = options.journal;
+    this.logger = options.logger ?? silentLogger;
+    this.killGraceMs = options.executor?.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+    this.createRunner =
+      options.createRunner ??
+      ((dispatch, callbacks) =>
+        new ScriptExecution(dispatch, { ...options.executor, workDir: options.workDir, logger: this.logger }, callbacks));
+    this.outbox.on('done', (executionId) => {
+      if (this.running.has(executionId)) return;
+      this.journal.removeActive(executionId);
+    });
+    this.outbox.on('drain', () => {
+      for (const r of this.running.values()) r.resume();
+    });
+  }
+
+  /** Executions whose script is running now. */
+  runningIds(): string[] {
+    return [...this.running.keys()];
+  }
+
+  get(executionId: string): ExecutionRunner | undefined {
+    return this.running.get(executionId);
+  }
+
+  /** For `agent:hello`: running executions and those with events not yet acknowledged. */
+  activeExecutionIds(): string[] {
+    const ids = new Set<string>(this.running.keys());
+    for (const id of this.outbox.executionIds()) ids.add(id);
+    return [...ids].slice(0, 10_000);
+  }
+
+  /** `execution:dispatch`. A repeated dispatch runs nothing and re-sends the execution's unacknowledged events. */
+  handleDispatch(raw: unknown): DispatchOutcome {
+    if (this.stopping) return 'invalid';
+    const parsed = parsePayload(ExecutionDispatchSchema, raw);
+    if (!parsed.ok) {
+      this.logger.warn('ignoring an invalid execution:dispatch', { error: parsed.error.message });
+      return 'invalid';
+    }
+    const dispatch = parsed.value;
+    const id = dispatch.executionId;
+    if (this.running.has(id) || this.journal.isKnown(id)) {
+      this.logger.info('ignoring a repeated dispatch', { executionId: id, running: this.running.has(id) });
+      this.outbox.resend(id);
+      return 'duplicate';
+    }
+    // journal first: a crash from here on is reported as `lost` after the restart
+    this.journal.putActive({
+      executionId: id,
+      pid: null,
+      procStart: null,
+      bootId: null,
+      startedAt: null,
+      lastSeq: -1,
+      dir: null,
+      finished: null,
+    });
+    this.journal.addKnown(id);
+    const log = this.logger.child({ executionId: id });
+    let runner: ExecutionRunner;
+    const callbacks: ExecutionCallbacks = {
+      onStarted: (started) => {
+        if (this.stopping) return;
+        this.journal.putActive({
+          executionId: id,
+          pid: started.pid ?? null,
+          procStart: started.pid ? processStartTime(started.pid) : null,
+          bootId: bootId(),
+          startedAt: started.startedAt,
+          lastSeq: -1,
+          dir: runner?.directory ?? null,
+          finished: null,
+        });
+        this.outbox.enqueueStarted(started);
+        log.info('execution started', { pid: started.pid });
+      },
+      onChunk: (chunk) => {
+        if (this.stopping) return;
+        this.outbox.enqueueOutput(id, chunk);
+        this.journal.updateLastSeq(id, chunk.seq);
+        if (this.outbox.full) runner.pause();
+      },
+      onFinished: (finished) => {
+        if (this.stopping) return;
+        this.running.delete(id);
+        this.journal.setFinished(id, finished);
+        this.outbox.enqueueFinished(finished);
+        log.info('execution finished', { status: finished.status, exitCode: finished.exitCode, signal: finished.signal, lastSeq: finished.lastSeq });
+      },
+    };
+    runner = this.createRunner(dispatch, callbacks);
+    this.running.set(id, runner);
+    if (this.outbox.full) runner.pause();
+    log.info('execution dispatched', { args: dispatch.args.length, timeoutSeconds: dispatch.timeoutSeconds, cwd: dispatch.cwd });
+    void runner.start();
+    return 'started';
+  }
+
+  /** `execution:cancel`. Unknown or finished executions are ignored. */
+  handleCancel(raw: unknown): boolean {
+    const parsed = parsePayload(ExecutionCancelSchema, raw);
+    if (!parsed.ok) {
+      this.logger.warn('ignoring an invalid execution:cancel', { error: parsed.error.message });
+      return false;
+    }
+    const runner = this.running.get(parsed.value.executionId);
+    if (!runner) {
+      this.logger.debug('cancel of an execution that is not running: ignored', { executionId: parsed.value.executionId });
+      return false;
+    }
+    this.logger.info('cancelling execution', { executionId: runner.executionId });
+    return runner.cancel();
+  }
+
+  /**
+   * At start-up: every execution the journal lists as active that this
+   * process is not running was interrupted by a restart. Its saved final
+   * event is sent again, or it is reported `lost` (and its orphaned process
+   * group, if still there, is killed). Returns how many were reported.
+   */
+  recoverFromJournal(): number {
+    let n = 0;
+    for (const rec of this.journal.listActive()) {
+      if (this.running.has(rec.executionId)) continue;
+      this.removeDir(rec.dir);
+      if (rec.finished) {
+        this.outbox.enqueueFinished(rec.finished);
+        n++;
+        continue;
+      }
+      const killed = this.killOrphan(rec);
+      const lost: ExecutionFinished = {
+        executionId: rec.executionId,
+        status: 'lost',
+        exitCode: null,
+        signal: null,
+        finishedAt: new Date().toISOString(),
+        lastSeq: rec.lastSeq,
+        reason:
+          rec.pid === null
+            ? 'agent restarted before the script started'
+            : `agent restarted while the script was running (pid ${rec.pid})${killed ? '; its orphaned process group was killed' : ''}`,
+      };
+      this.logger.warn('reporting an execution interrupted by an agent restart as lost', {
+        executionId: rec.executionId,
+        pid: rec.pid,
+        lastSeq: rec.lastSeq,
+        killed,
+      });
+      this.journal.setFinished(rec.executionId, lost);
+      this.outbox.enqueueFinished(lost);
+      n++;
+    }
+    return n;
+  }
+
+  private killOrphan(rec: ActiveExecutionRecord): boolean {
+    const pid = rec.pid;
+    if (pid === null) return false;
+    const currentBoot = bootId();
+    if (rec.bootId && currentBoot && rec.bootId !== currentBoot) return false; // rebooted since
+    const start = processStartTime(pid);
+    // pid alive but started at another time: reused by an unrelated process (and our group is gone)
+    if (start !== null && rec.procStart !== null && start !== rec.procStart) return false;
+    if (!groupAlive(pid)) return false;
+    signalGroup(pid, 'SIGTERM');
+    const t = setTimeout(() => {
+      this.orphanTimers.delete(t);
+      if (groupAlive(pid)) signalGroup(pid, 'SIGKILL');
+    }, this.killGraceMs);
+    this.orphanTimers.add(t);
+    return true;
+  }
+
+  private removeDir(dir: string | null): void {
+    if (!dir) return;
+    const root = path.resolve(this.options.workDir);
+    const target = path.resolve(dir);
+    if (!target.startsWith(root + path.sep)) return; // never outside our scratch area
+    try {
+      fs.rmSync(target, { recursive: true, force: true });
+    } catch (err) {
+      this.logger.warn('could not remove an execution directory', { dir: target, err });
+    }
+  }
+
+  /** Stop producing events and journalling, touching no process (a simulated crash). */
+  abandon(): void {
+    this.stopping = true;
+    for (const t of this.orphanTimers) clearTimeout(t);
+    this.orphanTimers.clear();
+  }
+
+  /**
+   * Shutdown of the agent: the scripts' process groups get SIGTERM, then
+   * SIGKILL after `graceMs`. They stay in the journal, so the next start
+   * reports them `lost`.
+   */
+  async shutdown(graceMs = 2000): Promise<void> {
+    this.stopping = true;
+    const runners = [...this.running.values()];
+    for (const r of runners) if (r.pid) signalGroup(r.pid, 'SIGTERM');
+    if (runners.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(runners.map((r) => r.done)),
+        new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
+      ]);
+      if (timer) clearTimeout(timer);
+      for (const r of runners) if (r.pid && groupAlive(r.pid)) signalGroup(r.pid, 'SIGKILL');
+    }
+    for (const t of this.orphanTimers) clearTimeout(t);
+    this.orphanTimers.clear();
+    this.journal.flush();
+  }
+}
