@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+// `npm start`: build what is missing or older than its sources (shared,
+// server, agent, web), then run the server in the foreground with this
+// environment (PORT, KAPITAN_DATA_DIR, DATABASE_URL …), passing signals on.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const bin = path.join(root, 'node_modules', '.bin');
+const node = Number(process.versions.node.split('.')[0]) >= 24 ? process.execPath : path.join(bin, 'node');
+const env = { ...process.env, PATH: `${bin}${path.delimiter}${process.env.PATH ?? ''}` };
+const npm = /npm-cli\.js$/.test(process.env.npm_execpath ?? '') ? [node, process.env.npm_execpath] : ['npm'];
+
+/** Each workspace: the file its build writes last, and what the build reads. */
+const workspaces = [
+  { name: 'shared', output: 'shared/dist/index.js', inputs: ['shared/src', 'shared/package.json', 'shared/tsconfig.json', 'shared/tsconfig.build.json'] },
+  { name: 'server', output: 'server/dist/main.js', inputs: ['server/src', 'server/package.json', 'server/tsconfig.json', 'server/tsconfig.build.json', 'shared/src'] },
+  { name: 'agent', output: 'agent/dist/main.js', inputs: ['agent/src', 'agent/package.json', 'agent/tsconfig.json', 'agent/tsconfig.build.json', 'shared/src'] },
+  {
+    name: 'web',
+    output: 'web/dist/web/browser/index.html',
+    inputs: ['web/src', 'web/public', 'web/package.json', 'web/angular.json', 'web/tsconfig.json', 'web/tsconfig.app.json', 'shared/src'],
+  },
+];
+
+/** Newest modification time under `p` (a file or a folder), 0 when absent. */
+function newest(p) {
+  let stat;
+  try {
+    stat = fs.statSync(p);
+  } catch {
+    return 0;
+  }
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  let max = stat.mtimeMs; // a deleted file shows as a newer folder
+  for (const entry of fs.readdirSync(p)) max = Math.max(max, newest(path.join(p, entry)));
+  return max;
+}
+
+let sharedBuilt = false;
+for (const ws of workspaces) {
+  const built = newest(path.join(root, ws.output));
+  const sources = Math.max(...ws.inputs.map((input) => newest(path.join(root, input))));
+  if (built > 0 && built >= sources && !sharedBuilt) continue;
+  console.log(`start: building ${ws.name} (${built === 0 ? 'not built yet' : sharedBuilt ? 'shared was rebuilt' : 'sources changed'})`);
+  const result = spawnSync(npm[0], [...npm.slice(1), 'run', 'build', '-w', ws.name], { cwd: root, env, stdio: 'inherit' });
+  if (result.status !== 0) {
+    console.error(`start: building ${ws.name} failed`);
+    process.exit(result.status ?? 1);
+  }
+  if (ws.name === 'shared') sharedBuilt = true;
+}
+
+// The server runs in its own process group so a Ctrl-C reaches it once, from
+// us, not twice (from the terminal and from us); a second signal a while
+// after the first one kills it.
+const server = spawn(node, [path.join(root, 'server/dist/main.js')], { cwd: root, env: process.env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+let firstSignalAt = 0;
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    if (firstSignalAt === 0) {
+      firstSignalAt = Date.now();
+      server.kill(signal);
+    } else if (Date.now() - firstSignalAt > 1_000) {
+      server.kill('SIGKILL');
+    }
+  });
+}
+process.on('exit', () => {
+  if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
+});
+server.on('error', (error) => {
+  console.error(`start: cannot run the server: ${error.message}`);
+  process.exit(1);
+});
+server.on('exit', (code, signal) => {
+  process.exit(code ?? 128 + (os.constants.signals[signal] ?? 0));
+});
