@@ -123,7 +123,12 @@ export async function startServer(options: StartServerOptions = {}): Promise<Tes
   try {
     await launch();
   } catch (error) {
-    await dispose();
+    // Release everything, but keep the process known to the failure hook so
+    // its whole output lands in e2e/.artifacts/ (the error holds its tail).
+    disposed = true;
+    unregister();
+    await managed!.stop('SIGKILL');
+    for (const release of owned.reverse()) await release();
     throw error;
   }
 

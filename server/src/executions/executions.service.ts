@@ -232,6 +232,17 @@ export class ExecutionsService implements OnModuleInit, OnModuleDestroy {
     };
   }
 
+  /**
+   * History for a viewer who just joined the live room: chunks this node
+   * already forwarded are committed first, so history and live tail meet with
+   * no gap. (A chunk still in another node's batch can be missing; the
+   * client asks again for any gap it sees.)
+   */
+  async historyForJoin(e: ExecutionEntity, fromSeq: number, limit: number): Promise<ExecutionLog> {
+    await this.writer.flush().catch(() => undefined);
+    return this.logPage(e, fromSeq, limit);
+  }
+
   /** The whole log as text, page by page, so a 100 MB log never sits in memory. */
   async *logText(userId: string, executionId: string): AsyncGenerator<string> {
     const e = await this.findVisible(userId, executionId, 'viewer');

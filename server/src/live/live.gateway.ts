@@ -128,7 +128,7 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection {
       throw err;
     }
     if (join) await socket.join(Rooms.execution(id));
-    const page = await this.executions.logPage(e, fromSeq, limit);
+    const page = join ? await this.executions.historyForJoin(e, fromSeq, limit) : await this.executions.logPage(e, fromSeq, limit);
     return { ok: true, execution: toSummary(e), chunks: page.chunks, nextSeq: page.nextSeq };
   }
 
