@@ -1,0 +1,72 @@
+import {
+  agentToServerSchemas,
+  CreateExecutionRequestSchema,
+  ExecutionOutputSchema,
+  issueDetails,
+  LIMITS,
+  liveClientToServerSchemas,
+  parsePayload,
+  serverToAgentSchemas,
+  SignupRequestSchema,
+  TargetsSchema,
+} from './index';
+
+const id = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
+
+describe('the contracts', () => {
+  it('declare a schema for every event of every map, so nothing reaches a handler unparsed', () => {
+    expect(Object.keys(agentToServerSchemas).sort()).toEqual(['agent:heartbeat', 'agent:hello', 'execution:finished', 'execution:output', 'execution:started']);
+    expect(Object.keys(serverToAgentSchemas).sort()).toEqual(['execution:cancel', 'execution:dispatch']);
+    expect(Object.keys(liveClientToServerSchemas).sort()).toEqual([
+      'execution:history',
+      'subscribe:execution',
+      'subscribe:project',
+      'unsubscribe:execution',
+      'unsubscribe:project',
+    ]);
+  });
+
+  it('refuse unknown fields, each named by its own path', () => {
+    const r = SignupRequestSchema.safeParse({ email: 'a@b.co', password: 'long enough pw', isAdmin: true, role: 'x' });
+    expect(r.success).toBe(false);
+    expect(issueDetails(r.error!).map((d) => d.path).sort()).toEqual(['isAdmin', 'role']);
+  });
+
+  it('lower-case emails', () => {
+    expect(SignupRequestSchema.parse({ email: 'Ada@Example.COM', password: 'long enough pw' }).email).toBe('ada@example.com');
+  });
+
+  it('measure the script limit in UTF-8 bytes, not characters', () => {
+    const base = { targets: { all: true } };
+    const euro = '€'; // 3 bytes
+    const fits = euro.repeat(Math.floor(LIMITS.scriptMaxBytes / 3));
+    expect(CreateExecutionRequestSchema.safeParse({ ...base, script: fits }).success).toBe(true);
+    expect(CreateExecutionRequestSchema.safeParse({ ...base, script: fits + euro }).success).toBe(false);
+  });
+
+  it('need at least one target selector', () => {
+    expect(TargetsSchema.safeParse({}).success).toBe(false);
+    expect(TargetsSchema.safeParse({ all: false }).success).toBe(false);
+    expect(TargetsSchema.safeParse({ labels: { env: 'prod' } }).success).toBe(true);
+    expect(TargetsSchema.safeParse({ machineIds: [id] }).success).toBe(true);
+  });
+
+  it('bound output messages in chunk count and chunk size', () => {
+    const chunk = (seq: number, data = 'x') => ({ seq, stream: 'stdout' as const, data });
+    expect(ExecutionOutputSchema.safeParse({ executionId: id, chunks: [chunk(0)] }).success).toBe(true);
+    expect(ExecutionOutputSchema.safeParse({ executionId: id, chunks: [chunk(0, 'x'.repeat(LIMITS.chunkDataMax + 1))] }).success).toBe(false);
+    const many = Array.from({ length: LIMITS.chunksPerMessageMax + 1 }, (_, i) => chunk(i));
+    expect(ExecutionOutputSchema.safeParse({ executionId: id, chunks: many }).success).toBe(false);
+    expect(ExecutionOutputSchema.safeParse({ executionId: id, chunks: [{ ...chunk(0), seq: 1.5 }] }).success).toBe(false);
+  });
+
+  it('parsePayload answers an error ack body naming the fields at fault', () => {
+    const r = parsePayload(ExecutionOutputSchema, { executionId: 'nope', chunks: 'x' });
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.error.code).toBe('validation_failed');
+      expect(r.error.details?.map((d) => d.path).sort()).toEqual(['chunks', 'executionId']);
+    }
+    for (const bad of [null, 'str', 42, [], undefined]) expect(parsePayload(ExecutionOutputSchema, bad).ok).toBe(false);
+  });
+});
