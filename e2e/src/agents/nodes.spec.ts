@@ -1,0 +1,93 @@
+/**
+ * Two server nodes on one MySQL database and one Redis: the agent on node A,
+ * the REST caller and the dashboard on node B. Nothing only one node knows
+ * may be authoritative (DESIGN "Runtime shapes"): the run must reach the
+ * agent through A, its output the dashboard through B, and presence read the
+ * same on both. (Scale-out proper — node failure, schedules — is a later issue.)
+ */
+import { spawnSync } from 'node:child_process';
+import { isFinalStatus, LiveClientEvents, LiveServerEvents, type ExecutionChunksAck, type OutputChunk } from '@kapitan/shared';
+import {
+  ApiClient,
+  connectLive,
+  createTestDatabase,
+  describeOrSkip,
+  emitWithAck,
+  jwtSecret,
+  requireMysql,
+  requirement,
+  startAgent,
+  startServer,
+  waitFor,
+  waitForMachineStatus,
+  waitForSocketEvent,
+  type TestDatabase,
+  type TestServer,
+} from '../harness';
+import { setupProject } from './fixtures';
+
+const REDIS_URL = process.env.KAPITAN_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+function probeRedis(url: string): string | null {
+  const { hostname, port } = new URL(url);
+  // A synchronous probe, because describe blocks are decided before any test runs.
+  const out = spawnSync(
+    process.execPath,
+    ['-e', `const s=require('net').connect(${Number(port || 6379)},'${hostname}');s.on('connect',()=>{s.write('PING\\r\\n')});s.on('data',d=>{process.exit(String(d).startsWith('+PONG')?0:1)});s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),2000)`],
+    { timeout: 5000 },
+  );
+  return out.status === 0 ? null : `no Redis answering PING at ${url}`;
+}
+
+describeOrSkip(requireMysql(), requirement('Redis', probeRedis(REDIS_URL)))('two server nodes (MySQL + Redis)', () => {
+  let db: TestDatabase;
+  let a: TestServer;
+  let b: TestServer;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const env = { REDIS_URL, JWT_SECRET: jwtSecret() };
+    a = await startServer({ database: db, env: { ...env, KAPITAN_NODE_ID: 'node-a' }, name: 'node-a' });
+    b = await startServer({ database: db, env: { ...env, KAPITAN_NODE_ID: 'node-b' }, name: 'node-b' });
+  });
+  afterAll(async () => {
+    await a?.dispose();
+    await b?.dispose();
+    await db?.drop();
+  });
+
+  test('agent on A, REST and dashboard on B: the run reaches the agent and its output the dashboard, live', async () => {
+    const p = await setupProject(b.url, 'nodes');
+    const onA = new ApiClient(a.url, p.owner.accessToken); // the same session is good on every node
+    const agent = await startAgent({ serverUrl: a.url, token: (await p.api.createEnrolmentToken(p.projectId)).token });
+    try {
+      await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId: agent.machineId, status: 'online' });
+      await waitForMachineStatus({ api: onA, projectId: p.projectId, machineId: agent.machineId, status: 'online' });
+      const live = await connectLive(b.url, p.owner.accessToken);
+      expect(await emitWithAck(live, LiveClientEvents.subscribeProject, { projectId: p.projectId })).toEqual({ ok: true });
+      const { executions } = await p.api.createExecution(p.projectId, {
+        script: 'echo "hello from $KAPITAN_EXECUTION_ID"; sleep 2; echo bye',
+        targets: { machineIds: [agent.machineId] },
+      });
+      const id = executions[0].id;
+      const hello = waitForSocketEvent({ socket: live, event: LiveServerEvents.output, match: (e) => e.executionId === id && e.chunks.some((c: OutputChunk) => c.data.includes('hello')), timeoutMs: 15_000 });
+      const ack = (await emitWithAck(live, LiveClientEvents.subscribeExecution, { executionId: id, fromSeq: 0 })) as ExecutionChunksAck;
+      expect(ack.ok).toBe(true);
+      if (!(ack.ok && ack.chunks.some((c) => c.data.includes('hello')))) await hello;
+      expect((await p.api.getExecution(id)).status).toBe('running');
+      const done = waitForSocketEvent({ socket: live, event: LiveServerEvents.execution, match: (e) => e.execution.id === id && isFinalStatus(e.execution.status), timeoutMs: 15_000 });
+      await done;
+      expect(await p.api.getExecutionLogText(id)).toBe(`hello from ${id}\nbye\n`);
+      // Cancel and revoke issued on B reach the agent's socket on A.
+      const long = (await p.api.createExecution(p.projectId, { script: 'sleep 60', targets: { machineIds: [agent.machineId] } })).executions[0].id;
+      await waitFor(async () => (await p.api.getExecution(long)).status === 'running', { timeoutMs: 15_000, message: 'long run started' });
+      await p.api.cancelExecution(long);
+      await waitFor(async () => (await p.api.getExecution(long)).status === 'cancelled', { timeoutMs: 20_000, message: 'cancelled through node A' });
+      await p.api.request('DELETE', `/api/projects/${p.projectId}/machines/${agent.machineId}`);
+      await waitFor(() => /machine credential refused|refused/.test(agent.logs()), { timeoutMs: 10_000, message: 'agent on A cut off and refused' });
+      live.disconnect();
+    } finally {
+      await agent.dispose();
+    }
+  });
+});
