@@ -3,21 +3,19 @@
  * exactly what the process wrote, whatever broke in between.
  */
 import net from 'node:net';
-import { isFinalStatus, type Execution } from '@kapitan/shared';
 import {
   createTestDatabase,
   describeOrSkip,
   expectError,
   mysqlServerUrl,
   requireMysql,
-  startAgent,
   startServer,
   waitFor,
   waitForMachineStatus,
   type TestAgent,
   type TestServer,
 } from '../harness';
-import { setupProject, type TestProject } from './fixtures';
+import { setupProject, startOnlineAgent, waitForFinal, type TestProject } from './fixtures';
 
 /** A script printing `line 1` … `line n`, a little at a time, and the exact text it writes. */
 function numberedLines(n: number, sleep = '0.002'): { script: string; expected: string } {
@@ -25,16 +23,6 @@ function numberedLines(n: number, sleep = '0.002'): { script: string; expected: 
     script: `#!/bin/sh\ni=1\nwhile [ $i -le ${n} ]; do echo "line $i"; i=$((i+1)); sleep ${sleep}; done\n`,
     expected: Array.from({ length: n }, (_, i) => `line ${i + 1}\n`).join(''),
   };
-}
-
-async function finished(p: TestProject, id: string, timeoutMs = 90_000): Promise<Execution> {
-  return waitFor(
-    async () => {
-      const e = await p.api.getExecution(id);
-      return isFinalStatus(e.status) ? e : null;
-    },
-    { timeoutMs, intervalMs: 200, message: `execution ${id} to finish` },
-  );
 }
 
 async function someOutputStored(p: TestProject, id: string): Promise<void> {
@@ -49,8 +37,7 @@ describeOrSkip(requireMysql())('faults mid-run (MySQL)', () => {
   beforeAll(async () => {
     server = await startServer({ database: 'mysql' });
     p = await setupProject(server.url, 'faults');
-    agent = await startAgent({ serverUrl: server.url, token: (await p.api.createEnrolmentToken(p.projectId)).token });
-    await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId: agent.machineId, status: 'online' });
+    agent = await startOnlineAgent(server.url, p);
   });
   afterAll(async () => {
     await agent?.dispose();
@@ -64,7 +51,7 @@ describeOrSkip(requireMysql())('faults mid-run (MySQL)', () => {
     await someOutputStored(p, id);
     await server.kill();
     await server.restart();
-    const e = await finished(p, id);
+    const e = await waitForFinal(p, id);
     expect(e.status).toBe('succeeded');
     const log = await p.api.getExecutionLog(id);
     expect(log.gaps).toEqual([]);
@@ -78,7 +65,7 @@ describeOrSkip(requireMysql())('faults mid-run (MySQL)', () => {
     expect((await p.api.getExecution(id)).status).toBe('running');
     await agent.kill();
     await agent.restart();
-    const e = await finished(p, id, 30_000);
+    const e = await waitForFinal(p, id, 30_000);
     expect(e.status).toBe('lost');
     expect(e.reason).toMatch(/restart/i);
     expect(await p.api.getExecutionLogText(id)).toBe('started\n');
@@ -97,7 +84,7 @@ describeOrSkip(requireMysql())('faults mid-run (MySQL)', () => {
       process.kill(agent.process.pid!, 'SIGCONT');
     }
     await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId: agent.machineId, status: 'online', timeoutMs: 30_000 });
-    const e = await finished(p, id);
+    const e = await waitForFinal(p, id);
     expect(e.status).toBe('succeeded');
     expect(await p.api.getExecutionLogText(id)).toBe(expected);
   }, 150_000);
@@ -147,8 +134,7 @@ describeOrSkip(requireMysql())('database unavailable for a few seconds (MySQL be
     const server = await startServer({ database: { ...db, url: proxied.toString(), drop: db.drop } });
     try {
       const p = await setupProject(server.url, 'dbdown');
-      const agent = await startAgent({ serverUrl: server.url, token: (await p.api.createEnrolmentToken(p.projectId)).token });
-      await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId: agent.machineId, status: 'online' });
+      const agent = await startOnlineAgent(server.url, p);
       const { script, expected } = numberedLines(200, '0.03'); // ~6 s
       const { executions } = await p.api.createExecution(p.projectId, { script, targets: { machineIds: [agent.machineId] } });
       const id = executions[0].id;
@@ -165,7 +151,7 @@ describeOrSkip(requireMysql())('database unavailable for a few seconds (MySQL be
       expect((await p.api.request('GET', '/api/health')).status).toBe(503);
       await waitFor(() => /could not store agent report/.test(server.logs()), { timeoutMs: 15_000, message: 'a refused store while the database is away' });
       await proxy.open(proxy.port);
-      const e = await finished(p, id, 90_000);
+      const e = await waitForFinal(p, id, 90_000);
       expect(e.status).toBe('succeeded');
       expect(await p.api.getExecutionLogText(id)).toBe(expected);
       await agent.dispose();

@@ -1,5 +1,5 @@
-import type { EnrolResponse, MachineFacts } from '@kapitan/shared';
-import { ApiClient, signupUser, type TestUser } from '../harness';
+import { isFinalStatus, type EnrolResponse, type Execution, type MachineFacts } from '@kapitan/shared';
+import { ApiClient, signupUser, startAgent, waitFor, waitForMachineStatus, type StartAgentOptions, type TestAgent, type TestUser } from '../harness';
 
 export const FACTS: MachineFacts = {
   hostname: 'e2e-host',
@@ -32,4 +32,22 @@ export async function enrolRaw(serverUrl: string, p: TestProject, labels: Record
   const res = await p.api.request<EnrolResponse>('POST', '/api/agent/enrol', { token: null, body: { token: token.token, facts: FACTS, labels } });
   if (res.status !== 201) throw new Error(`enrol: HTTP ${res.status} ${res.text}`);
   return res.body;
+}
+
+/** The execution once it is final (succeeded, failed, cancelled, timed_out, lost or expired). */
+export async function waitForFinal(p: TestProject, executionId: string, timeoutMs = 60_000): Promise<Execution> {
+  return waitFor(
+    async () => {
+      const e = await p.api.getExecution(executionId);
+      return isFinalStatus(e.status) ? e : null;
+    },
+    { timeoutMs, intervalMs: 100, message: `execution ${executionId} to finish` },
+  );
+}
+
+/** A real agent process enrolled in `p` with a fresh token, once the server shows it online. */
+export async function startOnlineAgent(serverUrl: string, p: TestProject, options: Omit<StartAgentOptions, 'serverUrl' | 'token'> = {}): Promise<TestAgent> {
+  const agent = await startAgent({ serverUrl, token: (await p.api.createEnrolmentToken(p.projectId)).token, ...options });
+  await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId: agent.machineId, status: 'online' });
+  return agent;
 }

@@ -9,15 +9,13 @@ import {
   launchBrowser,
   requireChromium,
   requireMysql,
-  startAgent,
   startServer,
   waitFor,
-  waitForMachineStatus,
   type TestAgent,
   type TestBrowser,
   type TestServer,
 } from '../harness';
-import { setupProject, type TestProject } from './fixtures';
+import { setupProject, startOnlineAgent, type TestProject } from './fixtures';
 
 describeOrSkip(requireMysql(), requireChromium())('live log in the dashboard (MySQL, real agent, Chromium)', () => {
   let server: TestServer;
@@ -28,8 +26,7 @@ describeOrSkip(requireMysql(), requireChromium())('live log in the dashboard (My
   beforeAll(async () => {
     server = await startServer({ database: 'mysql' });
     p = await setupProject(server.url, 'browser-live');
-    agent = await startAgent({ serverUrl: server.url, token: (await p.api.createEnrolmentToken(p.projectId)).token });
-    await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId: agent.machineId, status: 'online' });
+    agent = await startOnlineAgent(server.url, p);
     browser = await launchBrowser({ baseURL: server.url });
     const { page } = browser;
     await page.goto('/login');

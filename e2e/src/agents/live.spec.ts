@@ -11,16 +11,14 @@ import {
   emitWithAck,
   expectConnectRefused,
   requireMysql,
-  startAgent,
   startServer,
   waitFor,
-  waitForMachineStatus,
   waitForSocketEvent,
   type LiveSocket,
   type TestAgent,
   type TestServer,
 } from '../harness';
-import { setupProject, type TestProject } from './fixtures';
+import { setupProject, startOnlineAgent, type TestProject } from './fixtures';
 
 describeOrSkip(requireMysql())('live namespace (MySQL, real agent)', () => {
   let server: TestServer;
@@ -30,8 +28,7 @@ describeOrSkip(requireMysql())('live namespace (MySQL, real agent)', () => {
   beforeAll(async () => {
     server = await startServer({ database: 'mysql' });
     p = await setupProject(server.url, 'live');
-    agent = await startAgent({ serverUrl: server.url, token: (await p.api.createEnrolmentToken(p.projectId)).token });
-    await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId: agent.machineId, status: 'online' });
+    agent = await startOnlineAgent(server.url, p);
   });
   afterAll(async () => {
     await agent?.dispose();

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { isFinalStatus, type Execution, type ExecutionStatus } from '@kapitan/shared';
+import type { Execution, ExecutionStatus } from '@kapitan/shared';
 import {
   describeOrSkip,
   requireMysql,
@@ -18,7 +18,7 @@ import {
   type TestAgent,
   type TestServer,
 } from '../harness';
-import { setupProject, type TestProject } from './fixtures';
+import { setupProject, startOnlineAgent, waitForFinal, type TestProject } from './fixtures';
 
 describeOrSkip(requireMysql())('script runs through real agents (MySQL)', () => {
   let server: TestServer;
@@ -29,8 +29,7 @@ describeOrSkip(requireMysql())('script runs through real agents (MySQL)', () => 
   beforeAll(async () => {
     server = await startServer({ database: 'mysql' });
     p = await setupProject(server.url, 'runs');
-    agent = await startAgent({ serverUrl: server.url, token: (await p.api.createEnrolmentToken(p.projectId)).token, env: { KAPITAN_AGENT_KILL_GRACE_MS: '1000' } });
-    await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId: agent.machineId, status: 'online' });
+    agent = await startOnlineAgent(server.url, p, { env: { KAPITAN_AGENT_KILL_GRACE_MS: '1000' } });
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'kapitan-runs-'));
   });
   afterAll(async () => {
@@ -44,15 +43,7 @@ describeOrSkip(requireMysql())('script runs through real agents (MySQL)', () => 
     return r.executions[0].id;
   }
 
-  async function finished(id: string, timeoutMs = 60_000): Promise<Execution> {
-    return waitFor(
-      async () => {
-        const e = await p.api.getExecution(id);
-        return isFinalStatus(e.status) ? e : null;
-      },
-      { timeoutMs, intervalMs: 100, message: `execution ${id} to finish` },
-    );
-  }
+  const finished = (id: string, timeoutMs = 60_000): Promise<Execution> => waitForFinal(p, id, timeoutMs);
 
   async function status(id: string, want: ExecutionStatus): Promise<void> {
     await waitFor(async () => (await p.api.getExecution(id)).status === want, { timeoutMs: 30_000, intervalMs: 100, message: `execution ${id} ${want}` });
