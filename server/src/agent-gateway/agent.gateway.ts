@@ -32,12 +32,16 @@ import { isDatabaseUnavailable } from '../common/exception.filter';
 import type { DomainEvents } from '../common/domain-events';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { ExecutionsService } from '../executions/executions.service';
-import { MachinesService } from '../machines/machines.service';
+import { MachinesService, type MachineProfile } from '../machines/machines.service';
 import { TokenBucket } from './rate-limiter';
 
 interface AgentSocketData {
   machineId: string;
   projectId: string;
+  /** From the handshake's read, for the hello's presence update; dropped after it. */
+  profile: MachineProfile | null;
+  /** Marked online by its hello: only then does its disconnect mark the machine offline. */
+  online: boolean;
   bucket: TokenBucket;
   /** Executions known to be this machine's: the ownership check costs one read per execution, not per chunk. */
   owned: Set<string>;
@@ -81,7 +85,7 @@ export class AgentGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
             return next(Object.assign(new Error('unauthorized'), { data: { code: ErrorCode.unauthenticated, message: 'machine credential refused (unknown or revoked)' } }));
           }
           const rate = this.config.agentEventsPerSecond;
-          socket.data = { ...identity, bucket: new TokenBucket(rate, rate * 10), owned: new Set(), foreign: new Set() };
+          socket.data = { ...identity, online: false, bucket: new TokenBucket(rate, rate * 10), owned: new Set(), foreign: new Set() };
           next();
         })
         .catch((err: unknown) => {
@@ -99,14 +103,14 @@ export class AgentGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
     const others = (await this.ns.in(room).fetchSockets()).filter((s) => s.id !== socket.id);
     for (const s of others) s.disconnect(true);
     await socket.join(room);
-    await this.machines.markOnline(machineId, socket.id, null).catch((err: unknown) => this.logger.warn({ err: String(err) }, 'presence update failed'));
+    // Online once it said hello (one presence write per connection, with its facts).
     this.logger.log({ machineId, socketId: socket.id, replaced: others.length }, 'agent connected');
   }
 
   async handleDisconnect(socket: AgentSocket): Promise<void> {
-    const { machineId } = socket.data;
+    const { machineId, online } = socket.data;
     if (!machineId) return;
-    await this.machines.markOffline(machineId, socket.id).catch((err: unknown) => this.logger.warn({ err: String(err) }, 'presence update failed'));
+    if (online) await this.machines.markOffline(machineId, socket.id).catch((err: unknown) => this.logger.warn({ err: String(err) }, 'presence update failed'));
     this.logger.log({ machineId, socketId: socket.id }, 'agent disconnected');
   }
 
@@ -114,8 +118,12 @@ export class AgentGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   async hello(@ConnectedSocket() socket: AgentSocket, @MessageBody() body: unknown): Promise<AgentHelloAck> {
     const p = this.admit(socket, AgentEvents.hello, body);
     if (!p.ok) return p;
-    const { machineId } = socket.data;
-    await this.machines.markOnline(machineId, socket.id, p.value.facts);
+    const { machineId, projectId, profile } = socket.data;
+    // Gone while the hello waited: its disconnect already passed, so it must not mark the machine online.
+    if (!socket.connected) return fail(ErrorCode.unavailable, 'disconnected');
+    socket.data.profile = null;
+    socket.data.online = true;
+    await this.machines.markOnline({ machineId, projectId }, profile, socket.id, p.value.facts);
     const plan = await this.executions.planForHello(machineId, p.value.activeExecutionIds);
     for (const id of [...p.value.activeExecutionIds, ...plan.dispatch.map((d) => d.executionId)]) socket.data.owned.add(id.toLowerCase());
     // After the ack, so the agent has its hello answer before its work arrives.
@@ -167,6 +175,8 @@ export class AgentGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
     if (!(await this.owns(socket, p.value.executionId, AgentEvents.executionFinished))) return this.notYours();
     try {
       await this.executions.finished(socket.data.machineId, p.value);
+      // Its last report: the ownership cache of a long-lived connection does not grow with every run.
+      socket.data.owned.delete(p.value.executionId.toLowerCase());
       return { ok: true };
     } catch (err) {
       return this.storageFailed(err);
@@ -177,8 +187,14 @@ export class AgentGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
 
   @OnEvent('execution.dispatch')
   async onDispatch(e: DomainEvents['execution.dispatch']): Promise<void> {
-    const payloads = await this.executions.dispatchPayloads(e.executionIds);
-    for (const d of payloads) this.ns.to(Rooms.machine(e.machineId)).emit(ServerToAgentEvents.dispatch, d);
+    const payloads = e.payloads ?? (await this.executions.dispatchPayloads(e.executionIds));
+    const room = Rooms.machine(e.machineId);
+    // This node's socket of the machine knows these executions are its own: no ownership read at its first report.
+    for (const id of this.ns.adapter.rooms.get(room) ?? []) {
+      const owned = this.ns.sockets.get(id)?.data.owned;
+      if (owned) for (const d of payloads) owned.add(d.executionId.toLowerCase());
+    }
+    for (const d of payloads) this.ns.to(room).emit(ServerToAgentEvents.dispatch, d);
   }
 
   @OnEvent('execution.cancel')

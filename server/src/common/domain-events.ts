@@ -1,4 +1,4 @@
-import type { ExecutionSummary, Machine, OutputChunk } from '@kapitan/shared';
+import type { ExecutionDispatch, ExecutionSummary, Machine, OutputChunk } from '@kapitan/shared';
 
 /**
  * Services record, then publish one of these; gateways forward them to
@@ -13,7 +13,8 @@ export interface DomainEvents {
   'machine.revoked': { projectId: string; machineId: string };
   'execution.updated': { projectId: string; execution: ExecutionSummary };
   'execution.output': { executionId: string; chunks: OutputChunk[] };
-  'execution.dispatch': { machineId: string; executionIds: string[] };
+  /** `payloads`, when the publisher has them at hand, spare the gateway a read. */
+  'execution.dispatch': { machineId: string; executionIds: string[]; payloads?: ExecutionDispatch[] };
   'execution.cancel': { machineId: string; executionId: string };
 }
 export type DomainEventName = keyof DomainEvents;

@@ -118,7 +118,7 @@ export class ExecutionsService implements OnModuleInit, OnModuleDestroy {
     }
     const runId = randomUUID();
     const now = new Date();
-    const online = await this.machines.isOnline(targets.map((m) => m.id));
+    const online = new Set(targets.filter((m) => m.status === 'online').map((m) => m.id));
     const rows = targets.map((m) =>
       this.executions.create({
         id: randomUUID(),
@@ -150,7 +150,7 @@ export class ExecutionsService implements OnModuleInit, OnModuleDestroy {
     });
     for (const e of rows) {
       this.events.publish('execution.updated', { projectId, execution: toSummary(e) });
-      if (e.status === 'dispatched') this.events.publish('execution.dispatch', { machineId: e.machineId, executionIds: [e.id] });
+      if (e.status === 'dispatched') this.events.publish('execution.dispatch', { machineId: e.machineId, executionIds: [e.id], payloads: [toDispatch(e)] });
     }
     return { runId, executions: rows.map((e) => ({ id: e.id, machineId: e.machineId, status: e.status })) };
   }
@@ -283,11 +283,11 @@ export class ExecutionsService implements OnModuleInit, OnModuleDestroy {
     const plan: HelloPlan = { dispatch: [], cancel: [] };
     for (const e of open) {
       if (e.status === 'running' && !active.has(e.id)) {
-        await this.finishIf(e.id, ['running'], { status: 'lost', finishedAt: now, reason: 'the agent came back without this execution (its state was lost)' });
+        await this.finishIf(e.id, ['running'], { status: 'lost', finishedAt: now, reason: 'the agent came back without this execution (its state was lost)' }, e);
       } else if (e.status !== 'running' && e.expiresAt <= now) {
-        await this.finishIf(e.id, [e.status], { status: 'expired', finishedAt: now, reason: 'the machine stayed offline until the work expired' });
+        await this.finishIf(e.id, [e.status], { status: 'expired', finishedAt: now, reason: 'the machine stayed offline until the work expired' }, e);
       } else if (e.status !== 'running' && e.cancelRequestedAt) {
-        await this.finishIf(e.id, [e.status], { status: 'cancelled', finishedAt: now, reason: 'cancelled before it started' });
+        await this.finishIf(e.id, [e.status], { status: 'cancelled', finishedAt: now, reason: 'cancelled before it started' }, e);
       } else if (e.status === 'running' && e.cancelRequestedAt) {
         plan.cancel.push(e.id);
       } else if (e.status !== 'running') {
@@ -339,15 +339,20 @@ export class ExecutionsService implements OnModuleInit, OnModuleDestroy {
     const e = await this.executions.findOne({ where: { id: p.executionId, machineId } });
     if (!e || isFinalStatus(e.status)) return;
     const finishedAt = new Date(p.finishedAt);
-    await this.finishIf(e.id, ACTIVE, {
-      status: p.status,
-      exitCode: p.exitCode,
-      signal: p.signal,
-      finishedAt,
-      lastSeq: p.lastSeq,
-      reason: p.reason ?? null,
-      startedAt: e.startedAt ?? (p.status === 'lost' ? null : finishedAt),
-    });
+    await this.finishIf(
+      e.id,
+      ACTIVE,
+      {
+        status: p.status,
+        exitCode: p.exitCode,
+        signal: p.signal,
+        finishedAt,
+        lastSeq: p.lastSeq,
+        reason: p.reason ?? null,
+        startedAt: e.startedAt ?? (p.status === 'lost' ? null : finishedAt),
+      },
+      e,
+    );
   }
 
   async summaryFor(executionId: string): Promise<ExecutionEntity | null> {
@@ -375,10 +380,11 @@ export class ExecutionsService implements OnModuleInit, OnModuleDestroy {
   }
 
   /** Conditional transition: applies only from `from`, so two nodes or two reports cannot both apply it. */
-  private async finishIf(id: string, from: ExecutionStatus[], patch: Partial<ExecutionEntity>): Promise<ExecutionEntity | null> {
+  private async finishIf(id: string, from: ExecutionStatus[], patch: Partial<ExecutionEntity>, known?: ExecutionEntity): Promise<ExecutionEntity | null> {
     const r = await this.executions.update({ id, status: In(from) }, patch);
     if (!r.affected) return null;
-    const e = await this.executions.findOneByOrFail({ id });
+    // The row as it was read just before, with the patch that was applied: what the summary shows cannot have changed otherwise.
+    const e = known ? Object.assign(known, patch) : await this.executions.findOneByOrFail({ id });
     this.events.publish('execution.updated', { projectId: e.projectId, execution: toSummary(e) });
     return e;
   }

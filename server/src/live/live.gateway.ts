@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import { Inject, Logger } from '@nestjs/common';
 import { OnEvent } from '@nestjs/event-emitter';
 import { ConnectedSocket, MessageBody, OnGatewayConnection, OnGatewayInit, SubscribeMessage, WebSocketGateway, WebSocketServer } from '@nestjs/websockets';
 import {
@@ -21,6 +21,7 @@ import type { Namespace, Socket } from 'socket.io';
 import { AuthUser } from '../auth/auth-user';
 import { AuthService } from '../auth/auth.service';
 import { ApiException } from '../common/api-exception';
+import { APP_CONFIG, AppConfig } from '../config/config';
 import type { DomainEvents } from '../common/domain-events';
 import { ExecutionsService, toSummary } from '../executions/executions.service';
 import { ProjectsService } from '../projects/projects.service';
@@ -47,6 +48,7 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection {
     private readonly auth: AuthService,
     private readonly projects: ProjectsService,
     private readonly executions: ExecutionsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   afterInit(ns: LiveNamespace): void {
@@ -134,19 +136,34 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection {
 
   // ---------------------------------------------------------------- domain events → dashboards
 
+  /**
+   * Might anyone listen in one of these rooms? socket.io encodes a broadcast
+   * before it looks for receivers, so an unwatched run's output would be
+   * serialised for nobody. One node (no Redis) knows all its rooms; with
+   * Redis another node may hold the listeners, so it always sends.
+   */
+  private audience(...rooms: string[]): boolean {
+    if (this.config.redisUrl) return true;
+    const local = this.ns.adapter.rooms;
+    return rooms.some((r) => (local.get(r)?.size ?? 0) > 0);
+  }
+
   @OnEvent('execution.output')
   onOutput(e: DomainEvents['execution.output']): void {
-    this.ns.to(Rooms.execution(e.executionId)).emit(LiveServerEvents.output, e);
+    const room = Rooms.execution(e.executionId);
+    if (this.audience(room)) this.ns.to(room).emit(LiveServerEvents.output, e);
   }
 
   @OnEvent('execution.updated')
   onExecution(e: DomainEvents['execution.updated']): void {
-    this.ns.to(Rooms.project(e.projectId)).to(Rooms.execution(e.execution.id)).emit(LiveServerEvents.execution, e);
+    const rooms = [Rooms.project(e.projectId), Rooms.execution(e.execution.id)];
+    if (this.audience(...rooms)) this.ns.to(rooms).emit(LiveServerEvents.execution, e);
   }
 
   @OnEvent('machine.updated')
   onMachine(e: DomainEvents['machine.updated']): void {
-    this.ns.to(Rooms.project(e.projectId)).emit(LiveServerEvents.machine, e);
+    const room = Rooms.project(e.projectId);
+    if (this.audience(room)) this.ns.to(room).emit(LiveServerEvents.machine, e);
   }
 
   @OnEvent('session.revoked')

@@ -1,0 +1,80 @@
+/** Messages between the benchmark runner and its simulated-agent worker processes (IPC). */
+
+export interface AgentTuning {
+  /** Default: the agent's own (PRESENCE.heartbeatIntervalMs). */
+  heartbeatMs?: number;
+  /** Default: the agent's own (60 s). */
+  maxBackoffMs?: number;
+  /** Outbox bound per agent; the agent's default is 64 MiB, far too much for thousands in one process. */
+  outboxBytes?: number;
+  ackTimeoutMs?: number;
+}
+
+export type ToWorker =
+  | {
+      cmd: 'init';
+      /** 'kapitan': enrol over REST and speak to the Kapitan server. 'baseline': the bare relay (no enrolment). */
+      role: 'kapitan' | 'baseline';
+      serverUrl: string;
+      /** Global index of this worker's first agent. */
+      baseIndex: number;
+      count: number;
+      /** Enrolment token (role kapitan). */
+      token?: string;
+      enrolConcurrency?: number;
+      tuning: AgentTuning;
+      /** Record when each chunk is cut and each output message first sent (for latencies). */
+      stampSends?: boolean;
+    }
+  /** Start the next `count` agents (default: all that are not started yet). */
+  | { cmd: 'connect'; perSecond: number; count?: number }
+  /** Start counting agents that come back (ready again) from now on. */
+  | { cmd: 'mark' }
+  | { cmd: 'collect' }
+  | { cmd: 'forget' }
+  | { cmd: 'stop' };
+
+export interface RunRecord {
+  executionId: string;
+  machineIndex: number;
+  dispatchMs: number;
+  startMs: number;
+  /** When the script finished writing (not when the server acknowledged). */
+  endMs: number;
+  /** When the server acknowledged `execution:finished` (so every chunk is stored); NaN if not (yet). */
+  doneMs: number;
+  lines: number;
+  chunks: number;
+  bytes: number;
+  lastSeq: number;
+  /** sha256 (hex) of every chunk's data, in sequence order. */
+  sha256: string;
+  status: string;
+  duplicateDispatches: number;
+}
+
+export interface WorkerStatus {
+  type: 'status';
+  worker: number;
+  agents: number;
+  ready: number;
+  /** Agents that became ready since the last `mark`. */
+  back: number;
+  /** Agents that lost their connection since the last `mark`. */
+  down: number;
+  connectErrors: number;
+  running: number;
+  finished: number;
+  done: number;
+  outboxBytes: number;
+  refused: number;
+  dropped: number;
+}
+
+export type FromWorker =
+  | { type: 'inited'; worker: number; machines: { index: number; machineId: string }[]; enrolMs: number }
+  | { type: 'connected'; worker: number }
+  | WorkerStatus
+  | { type: 'collected'; worker: number; runs: RunRecord[]; sends: [key: string, ms: number][]; emits: [key: string, ms: number][] }
+  | { type: 'error'; worker: number; message: string }
+  | { type: 'ok'; worker: number; cmd: string };

@@ -1,0 +1,133 @@
+/**
+ * Read-only access to a Kapitan server's database, for what the benchmark
+ * must check rather than assume: how many executions of a run are final,
+ * and whether the stored log of each execution is exactly what its agent
+ * wrote (same chunks, sequence numbers 0..lastSeq without gaps or repeats,
+ * same bytes).
+ */
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import mysql from 'mysql2/promise';
+import { REPO_ROOT } from '../../src/harness/paths';
+import type { RunRecord } from './fleet-protocol';
+import { countLines } from './output';
+
+const FINAL = `('succeeded','failed','cancelled','timed_out','lost','expired')`;
+
+type Target = { kind: 'mysql'; url: string } | { kind: 'sqlite'; file: string };
+
+interface SqliteDb {
+  prepare(sql: string): { all(...params: unknown[]): unknown[]; get(...params: unknown[]): unknown; iterate(...params: unknown[]): IterableIterator<unknown> };
+  close(): void;
+}
+
+export interface Verification {
+  executions: number;
+  identical: number;
+  /** Chunks the agents wrote that are not stored. */
+  missingChunks: number;
+  /** Stored chunks beyond what the agents wrote (a doubled chunk would show here or as a content mismatch). */
+  extraChunks: number;
+  /** Executions whose stored bytes differ from what was written. */
+  contentMismatches: number;
+  linesWritten: number;
+  linesStored: number;
+  firstProblem?: string;
+}
+
+export class Store {
+  private constructor(
+    private readonly target: Target,
+    private readonly pool: mysql.Pool | null,
+    private readonly sqlite: SqliteDb | null,
+  ) {}
+
+  static async open(target: Target): Promise<Store> {
+    if (target.kind === 'mysql') return new Store(target, mysql.createPool({ uri: target.url, connectionLimit: 2 }), null);
+    // The server's own driver (a dependency of server/, not hoisted).
+    const Database = createRequire(path.join(REPO_ROOT, 'server/package.json'))('better-sqlite3') as new (file: string, options: { readonly: boolean; fileMustExist: boolean }) => SqliteDb;
+    return new Store(target, null, new Database(target.file, { readonly: true, fileMustExist: true }));
+  }
+
+  private async query<T>(sql: string, params: unknown[] = []): Promise<T[]> {
+    if (this.pool) return (await this.pool.query(sql, params))[0] as T[];
+    return this.sqlite!.prepare(sql).all(...params) as T[];
+  }
+
+  /** Executions of a run in a final status. */
+  async finishedCount(runId: string): Promise<number> {
+    const [r] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM executions WHERE runId = ? AND status IN ${FINAL}`, [runId]);
+    return Number(r?.n ?? 0);
+  }
+
+  async statusCounts(runId: string): Promise<Record<string, number>> {
+    const rows = await this.query<{ status: string; n: number | string }>(`SELECT status, COUNT(*) AS n FROM executions WHERE runId = ? GROUP BY status`, [runId]);
+    return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
+  }
+
+  async onlineMachines(): Promise<number> {
+    const [r] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM machines WHERE status = 'online'`);
+    return Number(r?.n ?? 0);
+  }
+
+  async chunkCount(executionIds: readonly string[]): Promise<number> {
+    let n = 0;
+    for (let i = 0; i < executionIds.length; i += 500) {
+      const ids = executionIds.slice(i, i + 500);
+      const [r] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM execution_chunks WHERE executionId IN (${ids.map(() => '?').join(',')})`, ids);
+      n += Number(r?.n ?? 0);
+    }
+    return n;
+  }
+
+  /** Compares the stored log of every run record with what its agent wrote. */
+  async verify(runs: readonly RunRecord[]): Promise<Verification> {
+    const v: Verification = { executions: runs.length, identical: 0, missingChunks: 0, extraChunks: 0, contentMismatches: 0, linesWritten: 0, linesStored: 0 };
+    const byId = new Map(runs.map((r) => [r.executionId, r]));
+    const ids = [...byId.keys()];
+    const per = Math.max(1, Math.min(200, Math.floor(50_000 / Math.max(1, Math.max(...runs.map((r) => r.chunks))))));
+    for (let i = 0; i < ids.length; i += per) {
+      const group = ids.slice(i, i + per);
+      const seen = new Map<string, { hash: ReturnType<typeof createHash>; n: number; next: number; ordered: boolean; lines: number }>();
+      const sql = `SELECT executionId, seq, data FROM execution_chunks WHERE executionId IN (${group.map(() => '?').join(',')}) ORDER BY executionId, seq`;
+      const onRow = (row: { executionId: string; seq: number | string; data: string }): void => {
+        let s = seen.get(row.executionId);
+        if (!s) seen.set(row.executionId, (s = { hash: createHash('sha256'), n: 0, next: 0, ordered: true, lines: 0 }));
+        if (Number(row.seq) !== s.next) s.ordered = false;
+        s.next = Number(row.seq) + 1;
+        s.n++;
+        s.lines += countLines(row.data);
+        s.hash.update(row.data);
+      };
+      if (this.pool) {
+        const [rows] = await this.pool.query(sql, group);
+        for (const row of rows as { executionId: string; seq: number; data: string }[]) onRow(row);
+      } else {
+        for (const row of this.sqlite!.prepare(sql).iterate(...group)) onRow(row as { executionId: string; seq: number; data: string });
+      }
+      for (const id of group) {
+        const r = byId.get(id)!;
+        const s = seen.get(id);
+        const stored = s?.n ?? 0;
+        v.linesWritten += r.lines;
+        v.linesStored += s?.lines ?? 0;
+        if (stored < r.chunks) v.missingChunks += r.chunks - stored;
+        if (stored > r.chunks) v.extraChunks += stored - r.chunks;
+        const hash = s ? s.hash.digest('hex') : createHash('sha256').digest('hex');
+        const same = stored === r.chunks && (s?.ordered ?? true) && hash === r.sha256 && (s?.next ?? 0) - 1 === r.lastSeq;
+        if (same) v.identical++;
+        else {
+          if (hash !== r.sha256) v.contentMismatches++;
+          v.firstProblem ??= `execution ${id}: wrote ${r.chunks} chunks (lastSeq ${r.lastSeq}), stored ${stored}${s && !s.ordered ? ' with gaps' : ''}${hash !== r.sha256 ? ', content differs' : ''}`;
+        }
+      }
+    }
+    return v;
+  }
+
+  async close(): Promise<void> {
+    await this.pool?.end();
+    this.sqlite?.close();
+  }
+}

@@ -1,0 +1,349 @@
+/**
+ * A worker process holding many simulated agents. Each one is the agent's
+ * own runtime (`Agent` from agent/: the same AgentConnection with its
+ * handshake, hello, heartbeats and reconnect backoff, the same Outbox with
+ * its acks, window and resend, the same ExecutionManager with its
+ * de-duplication and back-pressure), given three things instead of the
+ * host: static facts, an in-memory journal (MemoryJournal, also agent/'s)
+ * and agent/'s SimulatedExecution, which writes what the script's
+ * `# kapitan-bench` directive asks for instead of spawning a shell. So the protocol is shared, not
+ * forked: what differs from `kapitan-agent run` is only what is not on the
+ * wire (no process, no files).
+ *
+ * Driven over IPC by lib/fleet.ts (messages in lib/fleet-protocol.ts).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import {
+  Agent,
+  MemoryJournal,
+  SimulatedExecution,
+  createLogger,
+  type ExecutionCallbacks,
+  type ExecutionRunner,
+  type OutboxMessage,
+} from '@kapitan/agent/dist/index';
+import type { EnrolResponse, ExecutionDispatch, ExecutionFinished, MachineFacts } from '@kapitan/shared';
+import type { FromWorker, RunRecord, ToWorker, WorkerStatus } from '../lib/fleet-protocol';
+import { countLines, parseSpec, simulatedOutput, type OutputSpec } from '../lib/output';
+import { nowMs } from '../lib/stats';
+
+const workerId = Number(process.argv[2] ?? 0);
+const send = (m: FromWorker): void => void process.send!(m);
+
+const errorLines = { n: 0 };
+const logger = createLogger({
+  level: (process.env.KAPITAN_BENCH_AGENT_LOG_LEVEL as 'error' | 'warn' | 'info' | undefined) ?? 'error',
+  write: (l) => {
+    // A few lines are enough to see what goes wrong; thousands of agents must not flood the runner.
+    if (errorLines.n++ < 20) process.stderr.write(`[sim-agents ${workerId}] ${l}`);
+  },
+});
+
+function facts(index: number): MachineFacts {
+  return {
+    hostname: `bench-${index}`,
+    os: 'Debian GNU/Linux 12 (bench)',
+    platform: 'linux',
+    kernel: '6.1.0',
+    arch: 'x64',
+    cpus: 2,
+    memoryBytes: 8 * 1024 ** 3,
+    agentVersion: 'bench',
+    dockerAvailable: false,
+  };
+}
+
+interface SimAgent {
+  index: number;
+  machineId: string;
+  agent: Agent;
+  ready: boolean;
+  back: boolean;
+  down: boolean;
+}
+
+const agents: SimAgent[] = [];
+const runs = new Map<string, RunRecord>();
+const dispatchSeen = new Map<string, number>();
+/** When each output message first left (key executionId:firstSeq) and when each chunk was cut (executionId:seq). */
+const sends = new Map<string, number>();
+const emits = new Map<string, number>();
+let stamp = false;
+const counters = { connectErrors: 0, refused: 0, dropped: 0, running: 0, finished: 0, done: 0 };
+
+/**
+ * The agent's own SimulatedExecution (agent/src/simulated.ts) for what the
+ * script's directive asks, observed on its way to the manager: every chunk
+ * is hashed and counted (to be compared with what the server stored) and,
+ * when asked, the moment it was cut is kept (for latency). A `delayMs` holds
+ * the start back (a dashboard subscribes meanwhile).
+ */
+class ObservedRun implements ExecutionRunner {
+  readonly executionId: string;
+  readonly pid = null;
+  readonly directory = null;
+  readonly done: Promise<ExecutionFinished>;
+  private readonly inner: SimulatedExecution;
+  private readonly hash: Hash = createHash('sha256');
+  private readonly rec: RunRecord;
+  private delay: NodeJS.Timeout | null = null;
+
+  constructor(
+    dispatch: ExecutionDispatch,
+    callbacks: ExecutionCallbacks,
+    private readonly spec: OutputSpec,
+    machineIndex: number,
+    dispatchMs: number,
+  ) {
+    this.executionId = dispatch.executionId;
+    this.rec = {
+      executionId: this.executionId,
+      machineIndex,
+      dispatchMs,
+      startMs: NaN,
+      endMs: NaN,
+      doneMs: NaN,
+      lines: 0,
+      chunks: 0,
+      bytes: 0,
+      lastSeq: -1,
+      sha256: '',
+      status: 'running',
+      duplicateDispatches: 0,
+    };
+    runs.set(this.executionId, this.rec);
+    const id = this.executionId;
+    this.inner = new SimulatedExecution(dispatch, simulatedOutput(spec), {
+      onStarted: (started) => {
+        this.rec.startMs = nowMs();
+        counters.running++;
+        callbacks.onStarted?.(started);
+      },
+      onChunk: (chunk) => {
+        if (stamp) emits.set(`${id}:${chunk.seq}`, nowMs());
+        this.hash.update(chunk.data);
+        this.rec.chunks++;
+        this.rec.lines += countLines(chunk.data);
+        this.rec.bytes += chunk.data.length;
+        this.rec.lastSeq = chunk.seq;
+        callbacks.onChunk?.(chunk);
+      },
+      onFinished: (finished) => {
+        this.rec.endMs = nowMs();
+        this.rec.sha256 = this.hash.digest('hex');
+        this.rec.status = finished.status;
+        counters.running--;
+        counters.finished++;
+        callbacks.onFinished?.(finished);
+      },
+    });
+    this.done = this.inner.done;
+  }
+
+  get startedAt(): string | null {
+    return this.inner.startedAt;
+  }
+
+  async start(): Promise<void> {
+    if (!this.spec.delayMs) return this.inner.start();
+    this.delay = setTimeout(() => void this.inner.start(), this.spec.delayMs);
+  }
+  cancel(): boolean {
+    if (this.delay) clearTimeout(this.delay);
+    return this.inner.cancel();
+  }
+  pause(): void {
+    this.inner.pause();
+  }
+  resume(): void {
+    this.inner.resume();
+  }
+}
+
+async function enrol(serverUrl: string, token: string, index: number): Promise<EnrolResponse> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await fetch(`${serverUrl}/api/agent/enrol`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token, facts: facts(index), labels: { bench: 'sim' } }),
+        signal: AbortSignal.timeout(30_000),
+      });
+      const body = (await res.json()) as EnrolResponse;
+      if (res.status === 201) return body;
+      throw new Error(`HTTP ${res.status} ${JSON.stringify(body)}`);
+    } catch (err) {
+      if (attempt >= 5) throw new Error(`enrolment of agent ${index} failed: ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 200 * attempt));
+    }
+  }
+}
+
+async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
+  stamp = !!m.stampSends;
+  const t0 = Date.now();
+  const credentials: { index: number; machineId: string; credential: string }[] = [];
+  if (m.role === 'kapitan') {
+    let next = 0;
+    const lanes = Array.from({ length: Math.max(1, m.enrolConcurrency ?? 8) }, async () => {
+      while (next < m.count) {
+        const index = m.baseIndex + next++;
+        const r = await enrol(m.serverUrl, m.token!, index);
+        credentials.push({ index, machineId: r.machineId, credential: r.credential });
+      }
+    });
+    await Promise.all(lanes);
+    credentials.sort((a, b) => a.index - b.index);
+  } else {
+    for (let i = 0; i < m.count; i++) {
+      const index = m.baseIndex + i;
+      // The relay takes the credential as the machine id.
+      credentials.push({ index, machineId: `bench-${index}`, credential: `bench-${index}` });
+    }
+  }
+  const enrolMs = Date.now() - t0;
+  for (const c of credentials) {
+    const sim: SimAgent = { index: c.index, machineId: c.machineId, agent: null as unknown as Agent, ready: false, back: false, down: false };
+    const createRunner = (dispatch: ExecutionDispatch, callbacks: ExecutionCallbacks): ExecutionRunner => {
+      const spec = parseSpec(dispatch.script) ?? { lines: 0, lineBytes: 40, linesPerTick: 1, tickMs: 0 };
+      return new ObservedRun(dispatch, callbacks, spec, c.index, dispatchSeen.get(dispatch.executionId) ?? nowMs());
+    };
+    const agent = new Agent({
+      state: { server: m.serverUrl, credential: c.credential },
+      stateDir: '/nonexistent/kapitan-bench', // never touched: the journal is in memory and no script is spawned
+      journal: new MemoryJournal(),
+      facts: () => facts(c.index),
+      createRunner,
+      logger,
+      config: {
+        ...(m.tuning.heartbeatMs ? { heartbeatMs: m.tuning.heartbeatMs } : {}),
+        ...(m.tuning.maxBackoffMs ? { maxBackoffMs: m.tuning.maxBackoffMs } : {}),
+        ...(m.tuning.outboxBytes ? { outboxBytes: m.tuning.outboxBytes } : {}),
+        ...(m.tuning.ackTimeoutMs ? { ackTimeoutMs: m.tuning.ackTimeoutMs } : {}),
+      },
+    });
+    sim.agent = agent;
+    // Time of arrival of each dispatch, before the manager sees it (and duplicates).
+    agent.connection.prependListener('execution:dispatch', (p) => {
+      const id = (p as { executionId?: string }).executionId;
+      if (typeof id !== 'string') return;
+      const r = runs.get(id);
+      if (r) r.duplicateDispatches++;
+      else if (!dispatchSeen.has(id)) dispatchSeen.set(id, nowMs());
+    });
+    agent.connection.on('ready', () => {
+      sim.ready = true;
+      sim.back = true;
+    });
+    agent.connection.on('down', () => {
+      sim.ready = false;
+      sim.down = true;
+    });
+    agent.connection.on('connectError', (_err, refused) => {
+      counters.connectErrors++;
+      if (refused) counters.refused++;
+    });
+    agent.outbox.on('done', (executionId) => {
+      const r = runs.get(executionId);
+      if (r && Number.isNaN(r.doneMs)) {
+        r.doneMs = nowMs();
+        counters.done++;
+      }
+      dispatchSeen.delete(executionId);
+    });
+    agent.outbox.on('dropped', () => void counters.dropped++);
+    if (stamp) {
+      // When each output message first leaves (socket → dashboard latency); the outbox itself is untouched.
+      const attach = agent.outbox.attach.bind(agent.outbox);
+      agent.outbox.attach = (transport) =>
+        attach({
+          send: (message: OutboxMessage, callback) => {
+            if (message.event === 'execution:output') {
+              const key = `${message.payload.executionId}:${message.payload.chunks[0]!.seq}`;
+              if (!sends.has(key)) sends.set(key, nowMs());
+            }
+            transport.send(message, callback);
+          },
+        });
+    }
+    agents.push(sim);
+  }
+  send({ type: 'inited', worker: workerId, machines: credentials.map((c) => ({ index: c.index, machineId: c.machineId })), enrolMs });
+}
+
+let started = 0;
+async function connect(perSecond: number, count = agents.length): Promise<void> {
+  const batch = Math.max(1, Math.round(perSecond / 20));
+  const end = Math.min(agents.length, started + count);
+  while (started < end) {
+    const upTo = Math.min(end, started + batch);
+    for (; started < upTo; started++) agents[started]!.agent.start();
+    if (started < end) await new Promise((r) => setTimeout(r, 50));
+  }
+  send({ type: 'connected', worker: workerId });
+}
+
+function status(): WorkerStatus {
+  let ready = 0;
+  let back = 0;
+  let down = 0;
+  let outboxBytes = 0;
+  for (const a of agents) {
+    if (a.ready) ready++;
+    if (a.back) back++;
+    if (a.down) down++;
+    outboxBytes += a.agent.outbox.bytes;
+  }
+  return { type: 'status', worker: workerId, agents: agents.length, ready, back, down, ...counters, outboxBytes };
+}
+
+let lastStatus = '';
+setInterval(() => {
+  const s = status();
+  const text = JSON.stringify(s);
+  if (text !== lastStatus) {
+    lastStatus = text;
+    send(s);
+  }
+}, 200);
+
+process.on('message', (m: ToWorker) => {
+  const fail = (err: unknown): void => send({ type: 'error', worker: workerId, message: err instanceof Error ? err.stack ?? err.message : String(err) });
+  try {
+    switch (m.cmd) {
+      case 'init':
+        init(m).catch(fail);
+        break;
+      case 'connect':
+        connect(m.perSecond, m.count).catch(fail);
+        break;
+      case 'mark':
+        for (const a of agents) {
+          a.back = false;
+          a.down = false;
+        }
+        lastStatus = '';
+        send({ type: 'ok', worker: workerId, cmd: 'mark' });
+        break;
+      case 'collect':
+        send({ type: 'collected', worker: workerId, runs: [...runs.values()], sends: [...sends.entries()], emits: [...emits.entries()] });
+        break;
+      case 'forget':
+        runs.clear();
+        sends.clear();
+        emits.clear();
+        counters.finished = counters.done = 0;
+        lastStatus = '';
+        send({ type: 'ok', worker: workerId, cmd: 'forget' });
+        break;
+      case 'stop':
+        for (const a of agents) a.agent.abandon();
+        send({ type: 'ok', worker: workerId, cmd: 'stop' });
+        setTimeout(() => process.exit(0), 100);
+        break;
+    }
+  } catch (err) {
+    fail(err);
+  }
+});
+process.on('disconnect', () => process.exit(0));
