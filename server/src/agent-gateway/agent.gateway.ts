@@ -29,6 +29,7 @@ import {
 import type { Namespace, Socket } from 'socket.io';
 import type { z } from 'zod';
 import { isDatabaseUnavailable } from '../common/exception.filter';
+import { handshakeError } from '../common/handshake-error';
 import type { DomainEvents } from '../common/domain-events';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { ExecutionsService } from '../executions/executions.service';
@@ -76,13 +77,13 @@ export class AgentGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
   afterInit(ns: AgentNamespace): void {
     ns.use((socket, next) => {
       const auth = AgentHandshakeAuthSchema.safeParse(socket.handshake.auth);
-      if (!auth.success) return next(Object.assign(new Error('unauthorized'), { data: { code: ErrorCode.unauthenticated, message: 'a machine credential is required' } }));
+      if (!auth.success) return next(handshakeError(ErrorCode.unauthenticated, 'a machine credential is required'));
       this.machines
         .authenticate(auth.data.credential)
         .then((identity) => {
           if (!identity) {
             this.logger.warn({ address: socket.handshake.address }, 'agent handshake refused: unknown or revoked credential');
-            return next(Object.assign(new Error('unauthorized'), { data: { code: ErrorCode.unauthenticated, message: 'machine credential refused (unknown or revoked)' } }));
+            return next(handshakeError(ErrorCode.unauthenticated, 'machine credential refused (unknown or revoked)'));
           }
           const rate = this.config.agentEventsPerSecond;
           socket.data = { ...identity, online: false, bucket: new TokenBucket(rate, rate * 10), owned: new Set(), foreign: new Set() };
@@ -90,7 +91,7 @@ export class AgentGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
         })
         .catch((err: unknown) => {
           this.logger.error({ err: String(err) }, 'agent handshake failed');
-          next(Object.assign(new Error('unavailable'), { data: { code: ErrorCode.unavailable, message: 'try again later' } }));
+          next(handshakeError(ErrorCode.unavailable, 'try again later'));
         });
     });
   }

@@ -355,10 +355,6 @@ export class ExecutionsService implements OnModuleInit, OnModuleDestroy {
     );
   }
 
-  async summaryFor(executionId: string): Promise<ExecutionEntity | null> {
-    return this.executions.findOne({ where: { id: executionId } });
-  }
-
   // ---------------------------------------------------------------- upkeep
 
   /** Expire queued work past its time; lose running work of machines gone for too long. Idempotent on every node. */

@@ -21,6 +21,7 @@ import type { Namespace, Socket } from 'socket.io';
 import { AuthUser } from '../auth/auth-user';
 import { AuthService } from '../auth/auth.service';
 import { ApiException } from '../common/api-exception';
+import { handshakeError } from '../common/handshake-error';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import type { DomainEvents } from '../common/domain-events';
 import { ExecutionsService, toSummary } from '../executions/executions.service';
@@ -54,7 +55,7 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection {
   afterInit(ns: LiveNamespace): void {
     ns.use((socket, next) => {
       const parsed = LiveHandshakeAuthSchema.safeParse(socket.handshake.auth);
-      const refuse = () => next(Object.assign(new Error('unauthorized'), { data: { code: ErrorCode.unauthenticated, message: 'log in again' } }));
+      const refuse = () => next(handshakeError(ErrorCode.unauthenticated, 'log in again'));
       if (!parsed.success) return refuse();
       this.auth
         .verifyAccessToken(parsed.data.token)

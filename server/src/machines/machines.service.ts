@@ -370,10 +370,4 @@ export class MachinesService implements OnModuleInit, OnModuleDestroy, BeforeApp
       rows.filter((m) => m.revokedAt || (m.status === 'offline' && (!m.lastSeenAt || m.lastSeenAt < cutoff))).map((m) => m.id),
     );
   }
-
-  async isOnline(machineIds: string[]): Promise<Set<string>> {
-    if (!machineIds.length) return new Set();
-    const rows = await this.machines.find({ where: { id: In(machineIds), status: 'online' }, select: ['id'] });
-    return new Set(rows.map((m) => m.id));
-  }
 }

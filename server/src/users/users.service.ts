@@ -4,6 +4,7 @@ import { User } from '@kapitan/shared';
 import { randomUUID } from 'node:crypto';
 import { DataSource, In, Repository } from 'typeorm';
 import { conflict } from '../common/api-exception';
+import { DomainEventsService } from '../common/events.service';
 import { UserEntity } from './user.entity';
 
 export function toUserDto(u: UserEntity): User {
@@ -15,6 +16,7 @@ export class UsersService {
   constructor(
     @InjectRepository(UserEntity) private readonly users: Repository<UserEntity>,
     @InjectDataSource() private readonly dataSource: DataSource,
+    private readonly events: DomainEventsService,
   ) {}
 
   /** The first account of a fresh install becomes the instance admin. */
@@ -55,8 +57,10 @@ export class UsersService {
     return ids.length ? this.users.find({ where: { id: In(ids) } }) : Promise.resolve([]);
   }
 
+  /** Its sessions go with it (FK cascade); open dashboard sockets are dropped through the event. */
   async delete(id: string): Promise<void> {
     await this.users.delete({ id });
+    this.events.publish('user.deleted', { userId: id });
   }
 }
 
