@@ -70,17 +70,21 @@ export const SecretReferencesSchema = z
 // Masking
 
 /**
- * The strings to hide for a set of secret values: each value, and each line
- * of a multi-line value on its own (a script printing a key file line by
- * line must not show it either), without those too short to mask, longest
- * first.
+ * The strings to hide for a set of secret values, longest first: a
+ * single-line value as it is; a multi-line value line by line (as GitHub
+ * does), so it is hidden however its line ends come out (\n, \r\n) and a
+ * script printing a key file line by line shows none of it. The whole
+ * multi-line value is not a pattern of its own: its lines already hide it,
+ * and a streaming masker holds back (longest pattern − 1) characters, so a
+ * 3 KiB key as one pattern would hold 3 KiB of live output instead of a line.
+ * Patterns shorter than SECRET_LIMITS.maskMinLength are dropped.
  */
 export function maskPatterns(masks: readonly string[]): string[] {
   const out = new Set<string>();
   for (const m of masks) {
     if (typeof m !== 'string') continue;
-    out.add(m);
     if (/[\r\n]/.test(m)) for (const line of m.split(/\r\n|\n|\r/)) out.add(line);
+    else out.add(m);
   }
   return [...out].filter((m) => m.length >= SECRET_LIMITS.maskMinLength).sort((a, b) => b.length - a.length);
 }

@@ -76,7 +76,7 @@ export interface SecretDialogData {
               autocomplete="off"
               data-testid="secret-value"
             ></textarea>
-            <mat-hint>Each line is also masked on its own</mat-hint>
+            <mat-hint>Each line is masked in output on its own</mat-hint>
             @if (form.controls.value.hasError('server')) {
               <mat-error>{{ form.controls.value.getError('server') }}</mat-error>
             }
