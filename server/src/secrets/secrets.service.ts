@@ -32,7 +32,9 @@ export class SecretsService {
 
   async list(userId: string, projectId: string): Promise<Secret[]> {
     await this.projects.requireRole(userId, projectId, 'viewer');
-    const rows = await this.secrets.find({ where: { projectId }, order: { name: 'ASC' } });
+    const rows = await this.secrets.find({ where: { projectId } });
+    // Sorted here, by code point: MySQL's collation and SQLite's would order "_" and digits differently.
+    rows.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return this.toDtos(rows);
   }
 
