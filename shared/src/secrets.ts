@@ -77,16 +77,71 @@ export const SecretReferencesSchema = z
  * multi-line value is not a pattern of its own: its lines already hide it,
  * and a streaming masker holds back (longest pattern − 1) characters, so a
  * 3 KiB key as one pattern would hold 3 KiB of live output instead of a line.
+ *
+ * Each of those is also hidden in the encodings scripts most often print a
+ * secret in by accident, as GitHub's runner does: JSON-escaped (a config
+ * dumped as JSON), URL-encoded (a connection string) and base64 at each of
+ * its three alignments (`echo -n "user:$PASSWORD" | base64`, a Basic auth
+ * header), keeping only the base64 characters the secret alone decides.
  * Patterns shorter than SECRET_LIMITS.maskMinLength are dropped.
  */
 export function maskPatterns(masks: readonly string[]): string[] {
-  const out = new Set<string>();
+  const plain = new Set<string>();
   for (const m of masks) {
     if (typeof m !== 'string') continue;
-    if (/[\r\n]/.test(m)) for (const line of m.split(/\r\n|\n|\r/)) out.add(line);
-    else out.add(m);
+    if (/[\r\n]/.test(m)) for (const line of m.split(/\r\n|\n|\r/)) plain.add(line);
+    else plain.add(m);
+  }
+  const out = new Set<string>();
+  for (const p of plain) {
+    if (p.length < SECRET_LIMITS.maskMinLength) continue;
+    out.add(p);
+    out.add(JSON.stringify(p).slice(1, -1));
+    const uri = uriEncoded(p);
+    if (uri) out.add(uri);
+    for (const b of base64Forms(p)) out.add(b);
   }
   return [...out].filter((m) => m.length >= SECRET_LIMITS.maskMinLength).sort((a, b) => b.length - a.length);
+}
+
+function uriEncoded(s: string): string | null {
+  try {
+    return encodeURIComponent(s);
+  } catch {
+    return null; // a lone surrogate has no URL encoding
+  }
+}
+
+/**
+ * The secret's UTF-8 bytes as they appear inside any base64 text, for each
+ * of the three offsets (mod 3) at which they can start: only the characters
+ * whose 6 bits all come from the secret, not from the bytes around it.
+ */
+function base64Forms(s: string): string[] {
+  const bytes = encoder.encode(s);
+  const forms: string[] = [];
+  for (let shift = 0; shift < 3; shift++) {
+    const padded = new Uint8Array(shift + bytes.length);
+    padded.set(bytes, shift);
+    const b64 = toBase64(padded);
+    const first = Math.ceil((8 * shift) / 6);
+    const last = Math.floor((8 * (shift + bytes.length) - 6) / 6);
+    if (last >= first) forms.push(b64.slice(first, last + 1));
+  }
+  return forms;
+}
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+
+/** Plain base64 without padding, the same in Node, the browser and the agent (no Buffer, no btoa). */
+function toBase64(bytes: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; i += 3) {
+    const n = (bytes[i] << 16) | ((bytes[i + 1] ?? 0) << 8) | (bytes[i + 2] ?? 0);
+    const chars = i + 2 < bytes.length ? 4 : i + 1 < bytes.length ? 3 : 2;
+    for (let c = 0; c < chars; c++) out += B64[(n >> (18 - 6 * c)) & 63];
+  }
+  return out;
 }
 
 type Span = [start: number, end: number];
