@@ -41,6 +41,7 @@ describe('loadConfig', () => {
     ['DATABASE_URL', { DATABASE_URL: 'not a url' }],
     ['JWT_SECRET', { JWT_SECRET: 'too-short' }],
     ['JWT_SECRET', { REDIS_URL: 'redis://127.0.0.1:6379' }],
+    ['KAPITAN_SECRETS_KEY', { REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'x'.repeat(32) }],
     ['REDIS_URL', { REDIS_URL: 'http://127.0.0.1:6379', JWT_SECRET: 'x'.repeat(32) }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
     ['JWT_TTL_SECONDS', { JWT_TTL_SECONDS: '5' }],
@@ -61,6 +62,11 @@ describe('loadConfig', () => {
   it('names every bad variable at once, not only the first', () => {
     const err = expectConfigError({ PORT: 'abc', LOG_LEVEL: 'loud' }, 'PORT');
     expect(err.message).toMatch(/^ {2}LOG_LEVEL: /m);
+  });
+
+  it('says why REDIS_URL needs KAPITAN_SECRETS_KEY', () => {
+    const err = expectConfigError({ REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'x'.repeat(32) }, 'KAPITAN_SECRETS_KEY');
+    expect(err.message).toMatch(/REDIS_URL.*every node must share it/);
   });
 
   it('says why REDIS_URL needs JWT_SECRET', () => {
@@ -102,6 +108,7 @@ describe('loadConfig', () => {
       LOGIN_MAX_FAILURES: '3',
       LOGIN_WINDOW_SECONDS: '30',
       KAPITAN_NODE_ID: 'node-a',
+      KAPITAN_SECRETS_KEY: 'aa'.repeat(32),
     });
     expect(c).toMatchObject({
       port: 9000,
@@ -113,8 +120,10 @@ describe('loadConfig', () => {
       login: { maxFailures: 3, windowSeconds: 30 },
       nodeId: 'node-a',
     });
+    expect(c.secrets.key.equals(Buffer.alloc(32, 0xaa))).toBe(true);
     // A given secret is used as it is; nothing is written for it.
     expect(existsSync(join(dataDir, 'jwt-secret'))).toBe(false);
+    expect(existsSync(join(dataDir, 'secrets-key'))).toBe(false);
   });
 
   it.each([

@@ -71,6 +71,14 @@ export const EnvSchema = z
     if (env.REDIS_URL && !env.JWT_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'is required when REDIS_URL is set (every node must share it)' });
     }
+    // The same for the secrets key: with a generated key per node, a secret stored through one node cannot be read on another.
+    if (env.REDIS_URL && !env.KAPITAN_SECRETS_KEY) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['KAPITAN_SECRETS_KEY'],
+        message: 'is required when REDIS_URL is set (every node must share it, or secrets stored through one node cannot be read on another)',
+      });
+    }
   });
 export type Env = z.infer<typeof EnvSchema>;
 
