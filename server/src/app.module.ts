@@ -15,6 +15,7 @@ import { MachinesModule } from './machines/machines.module';
 import { ExecutionsModule } from './executions/executions.module';
 import { AgentGatewayModule } from './agent-gateway/agent-gateway.module';
 import { LiveModule } from './live/live.module';
+import { SecretsModule } from './secrets/secrets.module';
 
 @Module({})
 export class AppModule {
@@ -47,6 +48,7 @@ export class AppModule {
         ExecutionsModule,
         AgentGatewayModule,
         LiveModule,
+        SecretsModule,
         HealthModule,
         ...web,
       ],

@@ -4,5 +4,6 @@ export * from './auth';
 export * from './projects';
 export * from './machines';
 export * from './executions';
+export * from './secrets';
 export * from './events';
 export * from './validate';

@@ -6,6 +6,7 @@
  * same on both. (Scale-out proper — node failure, schedules — is a later issue.)
  */
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { isFinalStatus, LiveClientEvents, LiveServerEvents, type ExecutionChunksAck, type OutputChunk } from '@kapitan/shared';
 import {
   ApiClient,
@@ -46,7 +47,7 @@ describeOrSkip(requireMysql(), requirement('Redis', probeRedis(REDIS_URL)))('two
 
   beforeAll(async () => {
     db = await createTestDatabase();
-    const env = { REDIS_URL, JWT_SECRET: jwtSecret() };
+    const env = { REDIS_URL, JWT_SECRET: jwtSecret(), KAPITAN_SECRETS_KEY: randomBytes(32).toString('base64') };
     a = await startServer({ database: db, env: { ...env, KAPITAN_NODE_ID: 'node-a' }, name: 'node-a' });
     b = await startServer({ database: db, env: { ...env, KAPITAN_NODE_ID: 'node-b' }, name: 'node-b' });
   });

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ensureServerBuilt, SERVER_MAIN } from '../testing/test-app';
@@ -41,6 +41,7 @@ describe('loadConfig', () => {
     ['DATABASE_URL', { DATABASE_URL: 'not a url' }],
     ['JWT_SECRET', { JWT_SECRET: 'too-short' }],
     ['JWT_SECRET', { REDIS_URL: 'redis://127.0.0.1:6379' }],
+    ['KAPITAN_SECRETS_KEY', { REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'x'.repeat(32) }],
     ['REDIS_URL', { REDIS_URL: 'http://127.0.0.1:6379', JWT_SECRET: 'x'.repeat(32) }],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }],
     ['JWT_TTL_SECONDS', { JWT_TTL_SECONDS: '5' }],
@@ -49,6 +50,11 @@ describe('loadConfig', () => {
     ['TRUST_PROXY', { TRUST_PROXY: 'everyone' }],
     ['TRUST_PROXY', { TRUST_PROXY: '10.0.0.0/33' }],
     ['TRUST_PROXY', { TRUST_PROXY: 'loopback, 300.1.1.1' }],
+    ['KAPITAN_SECRETS_KEY', { KAPITAN_SECRETS_KEY: 'hunter2' }],
+    ['KAPITAN_SECRETS_KEY', { KAPITAN_SECRETS_KEY: 'ab'.repeat(31) }],
+    ['KAPITAN_SECRETS_KEY', { KAPITAN_SECRETS_KEY: 'zz'.repeat(32) }],
+    ['KAPITAN_SECRETS_KEY', { KAPITAN_SECRETS_KEY: Buffer.alloc(31, 7).toString('base64') }],
+    ['KAPITAN_SECRETS_KEY', { KAPITAN_SECRETS_KEY: Buffer.alloc(33, 7).toString('base64') }],
   ])('refuses a bad %s (%j)', (variable, env) => {
     expectConfigError(env, variable);
   });
@@ -56,6 +62,11 @@ describe('loadConfig', () => {
   it('names every bad variable at once, not only the first', () => {
     const err = expectConfigError({ PORT: 'abc', LOG_LEVEL: 'loud' }, 'PORT');
     expect(err.message).toMatch(/^ {2}LOG_LEVEL: /m);
+  });
+
+  it('says why REDIS_URL needs KAPITAN_SECRETS_KEY', () => {
+    const err = expectConfigError({ REDIS_URL: 'redis://127.0.0.1:6379', JWT_SECRET: 'x'.repeat(32) }, 'KAPITAN_SECRETS_KEY');
+    expect(err.message).toMatch(/REDIS_URL.*every node must share it/);
   });
 
   it('says why REDIS_URL needs JWT_SECRET', () => {
@@ -97,6 +108,7 @@ describe('loadConfig', () => {
       LOGIN_MAX_FAILURES: '3',
       LOGIN_WINDOW_SECONDS: '30',
       KAPITAN_NODE_ID: 'node-a',
+      KAPITAN_SECRETS_KEY: 'aa'.repeat(32),
     });
     expect(c).toMatchObject({
       port: 9000,
@@ -108,8 +120,10 @@ describe('loadConfig', () => {
       login: { maxFailures: 3, windowSeconds: 30 },
       nodeId: 'node-a',
     });
+    expect(c.secrets.key.equals(Buffer.alloc(32, 0xaa))).toBe(true);
     // A given secret is used as it is; nothing is written for it.
     expect(existsSync(join(dataDir, 'jwt-secret'))).toBe(false);
+    expect(existsSync(join(dataDir, 'secrets-key'))).toBe(false);
   });
 
   it.each([
@@ -148,6 +162,50 @@ describe('loadConfig', () => {
     expect(secret).not.toBe('short');
     expect(secret.length).toBeGreaterThanOrEqual(32);
     expect(statSync(file).mode & 0o777).toBe(0o600);
+  });
+
+  it('reads KAPITAN_SECRETS_KEY as hex or base64; the same key has the same id; nothing is written for it', () => {
+    const key = Buffer.from(Array.from({ length: 32 }, (_, i) => i * 7));
+    const fromHex = load({ KAPITAN_SECRETS_KEY: key.toString('hex') }).secrets;
+    const fromBase64 = load({ KAPITAN_SECRETS_KEY: key.toString('base64') }).secrets;
+    const fromBase64url = load({ KAPITAN_SECRETS_KEY: ` ${key.toString('base64url')}\n` }).secrets;
+    for (const s of [fromHex, fromBase64, fromBase64url]) expect(s.key.equals(key)).toBe(true);
+    expect(fromHex.keyId).toMatch(/^[0-9a-f]{16}$/);
+    expect(new Set([fromHex.keyId, fromBase64.keyId, fromBase64url.keyId]).size).toBe(1);
+    // The id is a fingerprint, not the key.
+    expect(key.toString('hex')).not.toContain(fromHex.keyId);
+    expect(load({ KAPITAN_SECRETS_KEY: Buffer.alloc(32, 1).toString('hex') }).secrets.keyId).not.toBe(fromHex.keyId);
+    expect(existsSync(join(dataDir, 'secrets-key'))).toBe(false);
+  });
+
+  it('generates the secrets key once, keeps it 0600 in the data dir and reuses it', () => {
+    const first = load({}).secrets;
+    expect(first.key.length).toBe(32);
+    const file = join(dataDir, 'secrets-key');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    expect(Buffer.from(readFileSync(file, 'utf8').trim(), 'base64').equals(first.key)).toBe(true);
+    const again = load({}).secrets;
+    expect(again.key.equals(first.key)).toBe(true);
+    expect(again.keyId).toBe(first.keyId);
+    // No temporary file is left beside it.
+    expect(readdirSync(dataDir).filter((f) => f.startsWith('secrets-key'))).toEqual(['secrets-key']);
+    const other = mkdtempSync(join(tmpdir(), 'kapitan-config-'));
+    try {
+      expect(loadConfig({ KAPITAN_DATA_DIR: other }).secrets.keyId).not.toBe(first.keyId);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to start on a kept secrets key it cannot read, naming the variable and the file, and leaves the file alone', () => {
+    const file = join(dataDir, 'secrets-key');
+    writeFileSync(file, 'not a key\n', { mode: 0o600 });
+    const err = expectConfigError({}, 'KAPITAN_SECRETS_KEY');
+    expect(err.message).toContain(file);
+    // Replacing it would lose every stored secret for good.
+    expect(readFileSync(file, 'utf8')).toBe('not a key\n');
+    // An explicit key does not need the file.
+    expect(load({ KAPITAN_SECRETS_KEY: Buffer.alloc(32, 3).toString('hex') }).secrets.key.length).toBe(32);
   });
 
   it('creates the data directory owner-only', () => {

@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
@@ -8,6 +8,19 @@ const DatabaseUrlSchema = z
   .string()
   .url()
   .refine((u) => u.startsWith('mysql://'), 'only mysql://user:password@host:port/database is supported (unset = embedded SQLite)');
+
+const SECRETS_KEY_FORMAT = 'must be 32 bytes as 64 hex digits or as base64 (e.g. the output of `openssl rand -base64 32`)';
+
+/** 32 bytes from 64 hex digits or from (url-safe) base64, else null. */
+export function decodeSecretsKey(text: string): Buffer | null {
+  const t = text.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(t)) return Buffer.from(t, 'hex');
+  if (/^[A-Za-z0-9+/_-]{43}=?$/.test(t)) {
+    const key = Buffer.from(t, 'base64');
+    return key.length === 32 ? key : null;
+  }
+  return null;
+}
 
 /** The environment, as the one place the process learns its settings. */
 export const EnvSchema = z
@@ -33,6 +46,12 @@ export const EnvSchema = z
     /** Agent events a socket may send per second before it is throttled (burst = 10x). */
     KAPITAN_AGENT_EVENTS_PER_SECOND: z.coerce.number().int().min(1).default(500),
     KAPITAN_NODE_ID: z.string().min(1).max(64).optional(),
+    /** The key that encrypts project secrets at rest; unset = generated once into the data directory. */
+    KAPITAN_SECRETS_KEY: z
+      .string()
+      .trim()
+      .refine((k) => decodeSecretsKey(k) !== null, SECRETS_KEY_FORMAT)
+      .optional(),
     /**
      * Which peers may tell the client's address in X-Forwarded-For (Express
      * `trust proxy`): `loopback` (default: a reverse proxy on this host), a
@@ -51,6 +70,14 @@ export const EnvSchema = z
     // Several nodes must agree on the signing key; a generated per-node secret would log users out at random.
     if (env.REDIS_URL && !env.JWT_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'is required when REDIS_URL is set (every node must share it)' });
+    }
+    // The same for the secrets key: with a generated key per node, a secret stored through one node cannot be read on another.
+    if (env.REDIS_URL && !env.KAPITAN_SECRETS_KEY) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['KAPITAN_SECRETS_KEY'],
+        message: 'is required when REDIS_URL is set (every node must share it, or secrets stored through one node cannot be read on another)',
+      });
     }
   });
 export type Env = z.infer<typeof EnvSchema>;
@@ -94,6 +121,12 @@ export interface AppConfig {
   nodeId: string;
   /** Express `trust proxy`: whose X-Forwarded-For names the client (see TRUST_PROXY). */
   trustProxy: boolean | number | string;
+  /**
+   * The AES-256 key of project secrets, and its id (a fingerprint stored with
+   * each encrypted value, so a value sealed under another key is recognised
+   * as such instead of failing as garbage, and keys can be rotated later).
+   */
+  secrets: { key: Buffer; keyId: string };
 }
 
 export class ConfigError extends Error {}
@@ -127,7 +160,44 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     agentEventsPerSecond: e.KAPITAN_AGENT_EVENTS_PER_SECOND,
     nodeId: e.KAPITAN_NODE_ID ?? randomBytes(6).toString('hex'),
     trustProxy: trustProxyValue(e.TRUST_PROXY),
+    secrets: secretsKey(e.KAPITAN_SECRETS_KEY ? decodeSecretsKey(e.KAPITAN_SECRETS_KEY)! : persistedSecretsKey(dataDir)),
   };
+}
+
+function secretsKey(key: Buffer): AppConfig['secrets'] {
+  return { key, keyId: createHash('sha256').update('kapitan secrets key id\0').update(key).digest('hex').slice(0, 16) };
+}
+
+/**
+ * A secrets key generated on first start and kept (0600) in the data
+ * directory. Unlike the JWT secret, a kept key that cannot be read is never
+ * replaced: that would make every stored secret unreadable for good.
+ */
+function persistedSecretsKey(dataDir: string): Buffer {
+  const file = join(dataDir, 'secrets-key');
+  const read = (): Buffer => {
+    const key = decodeSecretsKey(readFileSync(file, 'utf8'));
+    if (!key) {
+      throw new ConfigError(
+        `Invalid configuration:\n  KAPITAN_SECRETS_KEY: unset, and the kept key ${file} is not a key (${SECRETS_KEY_FORMAT}); ` +
+          'restore that file or set KAPITAN_SECRETS_KEY to the key the secrets were stored with',
+      );
+    }
+    return key;
+  };
+  if (existsSync(file)) return read();
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, randomBytes(32).toString('base64') + '\n', { mode: 0o600, flag: 'w' });
+  chmodSync(tmp, 0o600);
+  try {
+    // A hard link fails if the file appeared meanwhile (a second process starting): the first key wins, none is overwritten.
+    linkSync(tmp, file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  } finally {
+    unlinkSync(tmp);
+  }
+  return read();
 }
 
 /** A JWT secret generated on first start and kept (0600) in the data directory. */

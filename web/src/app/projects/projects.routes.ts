@@ -18,6 +18,7 @@ export const PROJECTS_ROUTES: Routes = [
         title: 'Run a script · Kapitan',
         loadComponent: () => import('../executions/run-form.page').then((m) => m.RunFormPage),
       },
+      { path: 'secrets', loadChildren: () => import('../secrets/secrets.routes').then((m) => m.SECRETS_ROUTES) },
       {
         path: 'members',
         title: 'Members · Kapitan',
