@@ -2,7 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExecutionDispatch, ExecutionStarted, OutputChunk } from '@kapitan/shared';
 import { LIMITS } from '@kapitan/shared';
-import { ScriptExecution, groupAlive, interpreterFor, splitText, type ExecutorOptions } from './executor';
+import { ScriptExecution, interpreterFor, type ExecutorOptions } from './executor';
+import { splitText } from './line-chunker';
+import { groupAlive } from './process-group';
 import { newId, pidAlive, tmpDir, waitFor } from './test-support/wait';
 
 let workDir: string;

@@ -9,6 +9,8 @@ export * from './state';
 export * from './journal';
 export * from './facts';
 export * from './outbox';
+export * from './process-group';
+export * from './line-chunker';
 export * from './executor';
 export * from './manager';
 export * from './connection';

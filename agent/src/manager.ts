@@ -12,16 +12,8 @@ import {
   type ExecutionDispatch,
   type ExecutionFinished,
 } from '@kapitan/shared';
-import {
-  DEFAULT_KILL_GRACE_MS,
-  ScriptExecution,
-  bootId,
-  groupAlive,
-  processStartTime,
-  signalGroup,
-  type ExecutionCallbacks,
-  type ExecutorOptions,
-} from './executor';
+import { DEFAULT_KILL_GRACE_MS, ScriptExecution, type ExecutionCallbacks, type ExecutorOptions } from './executor';
+import { bootId, groupAlive, processStartTime, stopGroup, type GroupStop } from './process-group';
 import type { ActiveExecutionRecord, ExecutionJournal } from './journal';
 import { silentLogger, type Logger } from './logger';
 import type { Outbox } from './outbox';
@@ -62,7 +54,7 @@ export class ExecutionManager {
   private readonly createRunner: RunnerFactory;
   private readonly killGraceMs: number;
   private stopping = false;
-  private readonly orphanTimers = new Set<NodeJS.Timeout>();
+  private readonly orphanStops = new Set<GroupStop>();
 
   constructor(private readonly options: ExecutionManagerOptions) {
     this.outbox = options.outbox;
@@ -232,12 +224,9 @@ export class ExecutionManager {
     // pid alive but started at another time: reused by an unrelated process (and our group is gone)
     if (start !== null && rec.procStart !== null && start !== rec.procStart) return false;
     if (!groupAlive(pid)) return false;
-    signalGroup(pid, 'SIGTERM');
-    const t = setTimeout(() => {
-      this.orphanTimers.delete(t);
-      if (groupAlive(pid)) signalGroup(pid, 'SIGKILL');
-    }, this.killGraceMs);
-    this.orphanTimers.add(t);
+    const stop = stopGroup(pid, this.killGraceMs, this.logger);
+    this.orphanStops.add(stop);
+    void stop.settled.then(() => this.orphanStops.delete(stop));
     return true;
   }
 
@@ -256,8 +245,8 @@ export class ExecutionManager {
   /** Stop producing events and journalling, touching no process (a simulated crash). */
   abandon(): void {
     this.stopping = true;
-    for (const t of this.orphanTimers) clearTimeout(t);
-    this.orphanTimers.clear();
+    for (const s of this.orphanStops) s.cancel();
+    this.orphanStops.clear();
   }
 
   /**
@@ -268,18 +257,14 @@ export class ExecutionManager {
   async shutdown(graceMs = 2000): Promise<void> {
     this.stopping = true;
     const runners = [...this.running.values()];
-    for (const r of runners) if (r.pid) signalGroup(r.pid, 'SIGTERM');
+    const stops = runners.flatMap((r) => (r.pid ? [stopGroup(r.pid, graceMs, this.logger)] : []));
     if (runners.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.all(runners.map((r) => r.done)),
-        new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
-      ]);
-      if (timer) clearTimeout(timer);
-      for (const r of runners) if (r.pid && groupAlive(r.pid)) signalGroup(r.pid, 'SIGKILL');
+      await Promise.race([Promise.all(runners.map((r) => r.done)), Promise.all(stops.map((s) => s.settled))]);
+      // the scripts are done (or out of time): whatever of their groups is left gets KILL now
+      for (const s of stops) s.killNow();
     }
-    for (const t of this.orphanTimers) clearTimeout(t);
-    this.orphanTimers.clear();
+    for (const s of this.orphanStops) s.cancel();
+    this.orphanStops.clear();
     this.journal.flush();
   }
 }
