@@ -62,7 +62,12 @@ export class Agent {
       outbox: this.outbox,
       journal: this.journal,
       workDir: path.join(options.stateDir, RUN_DIR),
-      executor: { killGraceMs: this.config.killGraceMs, streamLingerMs: this.config.streamLingerMs, ...options.executor },
+      executor: {
+        killGraceMs: this.config.killGraceMs,
+        streamLingerMs: this.config.streamLingerMs,
+        partialHoldMs: this.config.partialLineHoldMs,
+        ...options.executor,
+      },
       createRunner: options.createRunner,
       logger,
     });
