@@ -164,13 +164,6 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     this.teardown('stopped');
   }
 
-  /** Drop the current connection (if any) and redial after the backoff delay. */
-  reconnect(reason = 'reconnect requested'): void {
-    if (this.stopped) return;
-    this.teardown(reason);
-    this.scheduleRetry();
-  }
-
   private connect(): void {
     if (this.stopped) return;
     this.attempts++;

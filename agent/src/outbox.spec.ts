@@ -1,6 +1,7 @@
 import type { ExecutionFinished, OutputChunk } from '@kapitan/shared';
 import { executionChannel } from './execution-channel';
-import { ENTRY_OVERHEAD_BYTES, Outbox } from './outbox';
+import { ENTRY_OVERHEAD_BYTES, Outbox, type OutboxChannel } from './outbox';
+import { z } from 'zod';
 import { FakeTransport, flushMicrotasks } from './test-support/fake-transport';
 import { newId, nextEvent, waitFor } from './test-support/wait';
 
@@ -269,5 +270,40 @@ describe('Outbox', () => {
     t.autoAck = true;
     t.ackAll();
     await waitFor(() => ob.isEmpty(), 'outbox empty');
+  });
+
+  it('carries any stream: another channel beside the executions, with its own keys, events and labels, and no open entry', async () => {
+    // a stand-in for container logs or download progress: items and a close, mapped onto an agent → server event
+    const probe: OutboxChannel<never, string, string> = {
+      name: 'probe',
+      labels: { open: 'open', item: 'tick', close: 'end' },
+      schemas: { item: z.string(), close: z.string() },
+      itemsMessage: (_key, items) => ({ event: 'agent:heartbeat', payload: { at: items.join(',') } }),
+      closeMessage: (_key, at) => ({ event: 'agent:heartbeat', payload: { at } }),
+      bytes: (_phase, v) => String(v).length,
+    };
+    const ob = new Outbox();
+    const id = newId();
+    ob.add(probe, id, 'a');
+    ob.add(probe, id, 'b');
+    ob.close(probe, id, 'z');
+    const st = started(id);
+    ob.open(executionChannel, id, st); // same key, other channel: a separate stream
+    const t = new FakeTransport();
+    ob.attach(t);
+    await flushMicrotasks();
+    expect(t.sent.map((s) => s.message)).toEqual([
+      { event: 'agent:heartbeat', payload: { at: 'a,b' } },
+      { event: 'execution:started', payload: st },
+    ]);
+    expect(ob.keys(probe)).toEqual([id]);
+    expect(ob.keys(executionChannel)).toEqual([id]);
+    const done = nextEvent(ob, 'done');
+    t.ackAll();
+    await flushMicrotasks();
+    t.answer(t.pending()[0]!, null, { ok: false, error: { code: 'forbidden', message: 'no' } });
+    expect(await done).toEqual([id, 'refused', 'probe']);
+    expect(ob.keys(probe)).toEqual([]);
+    expect(ob.keys(executionChannel)).toEqual([]);
   });
 });

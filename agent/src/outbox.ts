@@ -1,7 +1,7 @@
 /**
  * The outbox: everything the agent owes the server, kept in order until the
- * server acknowledges it as stored (DESIGN invariant 2), and bounded in bytes
- * (invariant 7). It carries any agent → server stream: a stream is a key
+ * server acknowledges it as stored (no output lost, none doubled), and
+ * bounded in bytes. It carries any agent → server stream: a stream is a key
  * (an execution id, a container id, a download id…) of one
  * {@link OutboxChannel}, which says how its entries become events. Today's
  * channel is the executions' (execution-channel.ts: `execution:started`,
@@ -325,14 +325,6 @@ export class Outbox extends EventEmitter<OutboxEvents> {
     const out: string[] = [];
     for (const q of this.queues.values()) if (q.channel.name === channel.name) out.push(q.key);
     return out;
-  }
-  has(channel: AnyChannel, key: string): boolean {
-    return this.queues.has(streamId(channel.name, key));
-  }
-  /** Is the stream's `close` entry queued (and not yet acknowledged)? */
-  hasClose(channel: AnyChannel, key: string): boolean {
-    const q = this.queues.get(streamId(channel.name, key));
-    return !!q && q.entries.some((e, i) => i >= q.head && e.phase === 'close' && !e.acked);
   }
   isEmpty(): boolean {
     return this.queues.size === 0;

@@ -2,7 +2,7 @@
  * The agent's output pipeline end to end, with a REAL agent process and a
  * real server on MySQL: streams interleave only at line ends, and output the
  * agent had read survives a SIGKILL of the agent while the server could not
- * acknowledge it (ADVERSARIAL 37).
+ * acknowledge it.
  */
 import fs from 'node:fs';
 import os from 'node:os';
