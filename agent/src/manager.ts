@@ -173,7 +173,7 @@ export class ExecutionManager {
     const records = this.journal.listActive();
     // A spooled execution the journal no longer lists (it was being forgotten) still needs its end.
     for (const r of spooled.values()) {
-      if (!r.closed && !records.some((rec) => rec.executionId === r.key)) {
+      if (!r.closed && (r.opened || r.items > 0) && !records.some((rec) => rec.executionId === r.key)) {
         records.push({ executionId: r.key, pid: null, procStart: null, bootId: null, startedAt: null, lastSeq: -1, dir: null, finished: null });
       }
     }

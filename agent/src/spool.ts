@@ -117,7 +117,9 @@ export class FileSpool implements OutboxSpool {
     s.segments = keep;
     if (s.fd !== null) {
       try {
-        fs.writeSync(s.fd, `[${ord},"a"]\n`);
+        const mark = `[${ord},"a"]\n`;
+        fs.writeSync(s.fd, mark);
+        s.segments[s.segments.length - 1]!.bytes += mark.length;
       } catch (err) {
         s.broken = true;
         this.logger.error('could not write the output spool; this stream is kept in memory only', { channel, key, err });
