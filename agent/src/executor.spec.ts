@@ -108,6 +108,31 @@ describe('ScriptExecution', () => {
     expect(text('stderr')).toBe(expected('err'));
   });
 
+  it('interleaves the two streams only at line ends, however the pipes cut a long stdout line', async () => {
+    const k = 'k'.repeat(100);
+    // awk block-buffers stdout and flushes it right before each stderr line
+    const { fin, chunks, text } = await run(
+      `awk 'BEGIN { for (i = 1; i <= 5000; i++) { print "${k}"; if (i % 1000 == 500) { fflush(); print "err " i > "/dev/stderr" } } }'`,
+    );
+    expect(fin.status).toBe('succeeded');
+    expectContiguous(chunks);
+    const combined = chunks.map((c) => c.data).join('').split('\n');
+    expect(combined.pop()).toBe('');
+    expect(combined.filter((l) => l !== k && !/^err \d+$/.test(l))).toEqual([]);
+    expect(text('stdout')).toBe(`${k}\n`.repeat(5000));
+    expect(text('stderr')).toBe([500, 1500, 2500, 3500, 4500].map((i) => `err ${i}\n`).join(''));
+  });
+
+  it('sends a partial line after the hold, and the rest of it when the script ends', async () => {
+    const r = create("printf 'Password: '; sleep 2; printf 'ok'", {}, { partialHoldMs: 30 });
+    await r.ex.start();
+    await waitFor(() => r.chunks.length > 0, 'the prompt, before its newline', 1500);
+    expect(r.chunks[0]).toMatchObject({ stream: 'stdout', data: 'Password: ' });
+    const fin = await r.ex.done;
+    expect(r.chunks.map((c) => c.data)).toEqual(['Password: ', 'ok']);
+    expect(fin.lastSeq).toBe(1);
+  });
+
   it('never splits a multibyte character written in two pieces', async () => {
     // "€" is E2 82 AC; "😀" is F0 9F 98 80
     const { chunks, text } = await run(
