@@ -130,13 +130,16 @@ export class LineChunker {
 
   write(stream: OutputStream, text: string): void {
     if (text.length === 0) return;
-    let held = this.partial[stream].length === 0 ? text : this.partial[stream] + text;
+    let held: string;
     let cut = false;
-    const nl = held.lastIndexOf('\n');
+    // only the new text can hold a newline: the partial line before it has none
+    const nl = text.lastIndexOf('\n');
     if (nl >= 0) {
-      this.addReady(stream, held.slice(0, nl + 1));
-      held = held.slice(nl + 1);
+      this.addReady(stream, this.partial[stream] + text.slice(0, nl + 1));
+      held = text.slice(nl + 1);
       cut = true;
+    } else {
+      held = this.partial[stream] + text;
     }
     if (held.length >= this.maxFragment) {
       const pieces = splitText(held, this.maxFragment);
