@@ -225,6 +225,37 @@ describe('Agent', () => {
     expect(fs.readdirSync(path.join(stateDir, RUN_DIR))).toEqual([]);
   });
 
+  it('output read but never acknowledged before a crash reaches the server after the restart, once, in order; then the execution is lost', async () => {
+    const a = startAgent();
+    await nextEvent(a.connection, 'ready');
+    const d = dispatch('i=1; while [ $i -le 300 ]; do echo "line $i"; i=$((i+1)); done; sleep 300 & echo $!; wait');
+    server.ackPolicy = (event) => (event === 'execution:output' ? 'drop' : undefined); // the server never confirms a chunk
+    server.dispatch(d);
+    const expected = Array.from({ length: 300 }, (_, i) => `line ${i + 1}\n`).join('');
+    // the agent has read everything once the background pid line went out (it comes after line 300)
+    const sentText = (): string => {
+      const bySeq = new Map(server.receivedChunks(d.executionId).map((c) => [c.seq, c.data] as const));
+      return [...bySeq.entries()].sort((x, y) => x[0] - y[0]).map(([, data]) => data).join('');
+    };
+    await waitFor(() => /line 300\n\d+\n$/.test(sentText()), 'all output sent once');
+    const pid = server.started.get(d.executionId)![0]!.pid!;
+    leftovers.push(pid);
+    expect(server.log(d.executionId).chunks).toEqual([]); // nothing stored
+    a.abandon(); // the agent dies with it all unacknowledged
+    agents.splice(agents.indexOf(a), 1);
+
+    server.ackPolicy = null;
+    startAgent();
+    const fin = await waitFor(() => finishedOf(d.executionId), 'lost report');
+    expect(fin.status).toBe('lost');
+    const log = server.log(d.executionId);
+    expect(log.gaps).toBe(0);
+    expect(log.text.startsWith(expected)).toBe(true);
+    expect(log.text.slice(expected.length)).toMatch(/^\d+\n$/);
+    expect(fin.lastSeq).toBe(log.chunks.length - 1); // from the spool, not the lazily journalled number
+    await waitFor(() => !fs.existsSync(path.join(stateDir, 'spool', 'execution', d.executionId)), 'spool emptied once stored');
+  });
+
   it('re-sends the saved final event of an execution that finished before a restart', async () => {
     const a = startAgent();
     await nextEvent(a.connection, 'ready');

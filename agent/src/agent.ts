@@ -1,16 +1,19 @@
 /**
- * The agent runtime: one connection, one outbox, the execution manager and
- * the journal, wired together. `kapitan-agent run` is `new Agent(…).start()`.
+ * The agent runtime: one connection, one outbox (spooled to the state
+ * directory), the execution manager and the journal, wired together.
+ * `kapitan-agent run` is `new Agent(…).start()`.
  */
 import * as path from 'node:path';
-import type { MachineFacts } from '@kapitan/shared';
+import { ServerToAgentEvents, type MachineFacts } from '@kapitan/shared';
 import { DEFAULT_CONFIG, type AgentConfig } from './config';
 import { AgentConnection, type AgentConnectionOptions } from './connection';
 import { collectFacts } from './facts';
 import { FileJournal, type ExecutionJournal } from './journal';
 import { silentLogger, type Logger } from './logger';
+import { executionChannel } from './execution-channel';
 import { ExecutionManager, type RunnerFactory } from './manager';
-import { Outbox, type OutboxOptions } from './outbox';
+import { Outbox, type OutboxOptions, type OutboxSpool } from './outbox';
+import { FileSpool, SPOOL_DIR } from './spool';
 import { RUN_DIR, type AgentState } from './state';
 import type { ExecutorOptions } from './executor';
 
@@ -23,11 +26,16 @@ export interface AgentOptions {
   logger?: Logger;
   /** Default: a FileJournal in the state directory. */
   journal?: ExecutionJournal;
+  /**
+   * Durable copy of the outbox. Default: a FileSpool in the state directory,
+   * unless a journal is passed in (in-memory agents: simulated, tests); null: none.
+   */
+  spool?: OutboxSpool | null;
   /** Default: collectFacts(). */
   facts?: () => MachineFacts | Promise<MachineFacts>;
   /** Overrides of the connection options (tests: rng, stableAfterMs, …). */
   connection?: Partial<Omit<AgentConnectionOptions, 'serverUrl' | 'credential' | 'outbox' | 'facts' | 'activeExecutionIds'>>;
-  outbox?: Partial<OutboxOptions>;
+  outbox?: Partial<Omit<OutboxOptions, 'spool'>>;
   executor?: Partial<Omit<ExecutorOptions, 'workDir' | 'logger'>>;
   createRunner?: RunnerFactory;
 }
@@ -36,6 +44,7 @@ export class Agent {
   readonly config: AgentConfig;
   readonly outbox: Outbox;
   readonly journal: ExecutionJournal;
+  readonly spool: OutboxSpool | null;
   readonly manager: ExecutionManager;
   readonly connection: AgentConnection;
   private readonly logger: Logger;
@@ -46,12 +55,19 @@ export class Agent {
     this.config = { ...DEFAULT_CONFIG, ...options.config };
     const logger = (this.logger = options.logger ?? silentLogger);
     this.journal = options.journal ?? new FileJournal(options.stateDir, logger);
-    this.outbox = new Outbox({ maxBytes: this.config.outboxBytes, logger, ...options.outbox });
+    this.spool =
+      options.spool !== undefined ? options.spool : options.journal ? null : new FileSpool(path.join(options.stateDir, SPOOL_DIR), { logger });
+    this.outbox = new Outbox({ maxBytes: this.config.outboxBytes, logger, ...options.outbox, ...(this.spool ? { spool: this.spool } : {}) });
     this.manager = new ExecutionManager({
       outbox: this.outbox,
       journal: this.journal,
       workDir: path.join(options.stateDir, RUN_DIR),
-      executor: { killGraceMs: this.config.killGraceMs, streamLingerMs: this.config.streamLingerMs, ...options.executor },
+      executor: {
+        killGraceMs: this.config.killGraceMs,
+        streamLingerMs: this.config.streamLingerMs,
+        partialHoldMs: this.config.partialLineHoldMs,
+        ...options.executor,
+      },
       createRunner: options.createRunner,
       logger,
     });
@@ -74,15 +90,17 @@ export class Agent {
         logger.warn('the server greets this agent as another machine than the one enrolled', { enrolled: expected, server: info.machineId });
       }
     });
-    this.connection.on('execution:dispatch', (p) => this.manager.handleDispatch(p));
-    this.connection.on('execution:cancel', (p) => this.manager.handleCancel(p));
+    this.connection.on(ServerToAgentEvents.dispatch, (p) => this.manager.handleDispatch(p));
+    this.connection.on(ServerToAgentEvents.cancel, (p) => this.manager.handleCancel(p));
   }
 
-  /** Report what a previous run left unfinished, then connect. */
+  /** Queue what a previous run left unsent (spool), report what it left unfinished, then connect. */
   start(): void {
     if (this.started) return;
     this.started = true;
-    const n = this.manager.recoverFromJournal();
+    const restored = this.outbox.restore([executionChannel]);
+    if (restored.length > 0) this.logger.info('output of a previous run restored from the spool', { streams: restored.length });
+    const n = this.manager.recoverFromJournal(restored);
     if (n > 0) this.logger.info('executions from a previous run will be reported', { count: n });
     this.connection.start();
   }
@@ -99,12 +117,13 @@ export class Agent {
     if (this.connection.ready && !this.outbox.isEmpty()) await this.outbox.whenEmpty(options.drainMs ?? 2000);
     this.connection.stop();
     this.outbox.detach();
+    this.spool?.close();
     this.journal.close();
   }
 
   /**
    * Stop as if the process had died (tests of restart handling): nothing is
-   * signalled, nothing more is journalled, scripts keep running.
+   * signalled, nothing more is journalled or spooled, scripts keep running.
    */
   abandon(): void {
     this.stopped = true;

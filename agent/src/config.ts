@@ -2,6 +2,7 @@
 import { PRESENCE } from '@kapitan/shared';
 import { DEFAULT_MAX_BACKOFF_MS } from './backoff';
 import { DEFAULT_KILL_GRACE_MS, DEFAULT_STREAM_LINGER_MS } from './executor';
+import { DEFAULT_PARTIAL_HOLD_MS } from './line-chunker';
 import { parseLogLevel, type LogLevel } from './logger';
 import { DEFAULT_OUTBOX_BYTES } from './outbox';
 import { DEFAULT_DOCKER_SOCKET } from './facts';
@@ -14,6 +15,7 @@ export interface AgentConfig {
   killGraceMs: number;
   ackTimeoutMs: number;
   streamLingerMs: number;
+  partialLineHoldMs: number;
   dockerSocket: string;
 }
 
@@ -25,6 +27,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   killGraceMs: DEFAULT_KILL_GRACE_MS,
   ackTimeoutMs: 60_000,
   streamLingerMs: DEFAULT_STREAM_LINGER_MS,
+  partialLineHoldMs: DEFAULT_PARTIAL_HOLD_MS,
   dockerSocket: DEFAULT_DOCKER_SOCKET,
 };
 
@@ -37,6 +40,7 @@ export const ENV = {
   killGraceMs: 'KAPITAN_AGENT_KILL_GRACE_MS',
   ackTimeoutMs: 'KAPITAN_AGENT_ACK_TIMEOUT_MS',
   streamLingerMs: 'KAPITAN_AGENT_STREAM_LINGER_MS',
+  partialLineHoldMs: 'KAPITAN_AGENT_PARTIAL_LINE_HOLD_MS',
   dockerSocket: 'KAPITAN_AGENT_DOCKER_SOCKET',
 } as const;
 
@@ -58,6 +62,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AgentConfig
     killGraceMs: int(env, ENV.killGraceMs, DEFAULT_CONFIG.killGraceMs, 0),
     ackTimeoutMs: int(env, ENV.ackTimeoutMs, DEFAULT_CONFIG.ackTimeoutMs, 10),
     streamLingerMs: int(env, ENV.streamLingerMs, DEFAULT_CONFIG.streamLingerMs, 0),
+    partialLineHoldMs: int(env, ENV.partialLineHoldMs, DEFAULT_CONFIG.partialLineHoldMs, 0),
     dockerSocket: env[ENV.dockerSocket] || DEFAULT_CONFIG.dockerSocket,
   };
 }

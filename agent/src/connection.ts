@@ -18,7 +18,10 @@ import * as os from 'node:os';
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import {
   AGENT_NAMESPACE,
+  AgentEvents,
   PRESENCE,
+  parsePayload,
+  serverToAgentSchemas,
   type AgentHeartbeat,
   type AgentHello,
   type AgentToServerEventMap,
@@ -66,7 +69,12 @@ export interface HelloInfo {
   serverTime: string;
 }
 
-export interface AgentConnectionEvents {
+/** Each server → agent event, with its payload parsed by its shared schema. */
+export type ServerToAgentPayloads = {
+  [E in keyof ServerToAgentEventMap]: [payload: Parameters<ServerToAgentEventMap[E]>[0]];
+};
+
+export interface AgentConnectionEvents extends ServerToAgentPayloads {
   /** Connected and greeted: the outbox is sending. */
   ready: [info: HelloInfo];
   /** A ready connection was lost. */
@@ -77,9 +85,9 @@ export interface AgentConnectionEvents {
   refused: [error: Error];
   /** The next attempt is scheduled in `delayMs`. */
   retry: [delayMs: number];
-  'execution:dispatch': [payload: unknown];
-  'execution:cancel': [payload: unknown];
 }
+
+const SERVER_TO_AGENT_EVENTS = Object.keys(serverToAgentSchemas) as (keyof ServerToAgentEventMap)[];
 
 const REFUSAL = /credential|revoked|unauthori[sz]ed|unauthenticated|forbidden|invalid token|not enrolled/i;
 
@@ -137,11 +145,6 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     return this.isReady;
   }
 
-  /** The socket while ready (to emit events the outbox does not carry), else null. */
-  get readySocket(): AgentSocket | null {
-    return this.isReady ? this.socket : null;
-  }
-
   /** Connection attempts made so far. */
   get attemptCount(): number {
     return this.attempts;
@@ -159,13 +162,6 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = null;
     this.teardown('stopped');
-  }
-
-  /** Drop the current connection (if any) and redial after the backoff delay. */
-  reconnect(reason = 'reconnect requested'): void {
-    if (this.stopped) return;
-    this.teardown(reason);
-    this.scheduleRetry();
   }
 
   private connect(): void {
@@ -190,12 +186,22 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
       this.teardown(reason);
       this.scheduleRetry();
     });
-    socket.on('execution:dispatch', (payload) => {
-      if (socket === this.socket) this.emit('execution:dispatch', payload);
-    });
-    socket.on('execution:cancel', (payload) => {
-      if (socket === this.socket) this.emit('execution:cancel', payload);
-    });
+    for (const event of SERVER_TO_AGENT_EVENTS) {
+      // one listener shape for every server → agent event: the payload is parsed here, once
+      (socket as unknown as Socket).on(event, (raw: unknown) => {
+        if (socket === this.socket) this.receive(event, raw);
+      });
+    }
+  }
+
+  /** Parse a server → agent payload with its shared schema; an invalid one is logged and ignored. */
+  private receive<E extends keyof ServerToAgentEventMap>(event: E, raw: unknown): void {
+    const parsed = parsePayload(serverToAgentSchemas[event], raw);
+    if (!parsed.ok) {
+      this.logger.warn(`ignoring an invalid ${event}`, { error: parsed.error.message });
+      return;
+    }
+    (this.emit as (e: E, ...args: ServerToAgentPayloads[E]) => boolean)(event, ...([parsed.value] as ServerToAgentPayloads[E]));
   }
 
   private onConnectError(socket: AgentSocket, err: Error): void {
@@ -226,7 +232,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     }
     if (socket !== this.socket || !socket.connected) return;
     const hello: AgentHello = { facts, activeExecutionIds: (this.options.activeExecutionIds?.() ?? []).slice(0, 10_000) };
-    socket.timeout(this.options.helloTimeoutMs ?? 15_000).emit('agent:hello', hello, (err, ack) => {
+    socket.timeout(this.options.helloTimeoutMs ?? 15_000).emit(AgentEvents.hello, hello, (err, ack) => {
       if (socket !== this.socket) return;
       if (err) {
         this.logger.warn('agent:hello was not acknowledged', { error: err.message });
@@ -259,17 +265,8 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
           if (!err && socket === this.socket) this.lastAckAt = Date.now();
           callback(err ?? null, ack);
         };
-        switch (message.event) {
-          case 'execution:started':
-            s.emit('execution:started', message.payload, cb);
-            break;
-          case 'execution:output':
-            s.emit('execution:output', message.payload, cb);
-            break;
-          case 'execution:finished':
-            s.emit('execution:finished', message.payload, cb);
-            break;
-        }
+        // every outbox message is an agent → server event of the shared map, with its own payload type
+        (s as unknown as { emit(event: string, payload: unknown, ack: typeof cb): void }).emit(message.event, message.payload, cb);
       },
     };
   }
@@ -281,7 +278,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     this.heartbeatTimer = setInterval(() => {
       if (socket !== this.socket || !this.isReady) return;
       const sentAt = Date.now();
-      socket.timeout(this.heartbeatMs).emit('agent:heartbeat', payload(), (err, ack) => {
+      socket.timeout(this.heartbeatMs).emit(AgentEvents.heartbeat, payload(), (err, ack) => {
         if (socket !== this.socket) return;
         if (err) {
           // Other acks meanwhile: the server is there, the heartbeat just queued behind bulk output.

@@ -2,7 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { ExecutionDispatch, ExecutionStarted, OutputChunk } from '@kapitan/shared';
 import { LIMITS } from '@kapitan/shared';
-import { ScriptExecution, groupAlive, interpreterFor, splitText, type ExecutorOptions } from './executor';
+import { ScriptExecution, interpreterFor, type ExecutorOptions } from './executor';
+import { splitText } from './line-chunker';
+import { groupAlive } from './process-group';
 import { newId, pidAlive, tmpDir, waitFor } from './test-support/wait';
 
 let workDir: string;
@@ -104,6 +106,31 @@ describe('ScriptExecution', () => {
     const expected = (name: string) => Array.from({ length: 2000 }, (_, i) => `${name} ${i}\n`).join('');
     expect(text('stdout')).toBe(expected('out'));
     expect(text('stderr')).toBe(expected('err'));
+  });
+
+  it('interleaves the two streams only at line ends, however the pipes cut a long stdout line', async () => {
+    const k = 'k'.repeat(100);
+    // awk block-buffers stdout and flushes it right before each stderr line
+    const { fin, chunks, text } = await run(
+      `awk 'BEGIN { for (i = 1; i <= 5000; i++) { print "${k}"; if (i % 1000 == 500) { fflush(); print "err " i > "/dev/stderr" } } }'`,
+    );
+    expect(fin.status).toBe('succeeded');
+    expectContiguous(chunks);
+    const combined = chunks.map((c) => c.data).join('').split('\n');
+    expect(combined.pop()).toBe('');
+    expect(combined.filter((l) => l !== k && !/^err \d+$/.test(l))).toEqual([]);
+    expect(text('stdout')).toBe(`${k}\n`.repeat(5000));
+    expect(text('stderr')).toBe([500, 1500, 2500, 3500, 4500].map((i) => `err ${i}\n`).join(''));
+  });
+
+  it('sends a partial line after the hold, and the rest of it when the script ends', async () => {
+    const r = create("printf 'Password: '; sleep 2; printf 'ok'", {}, { partialHoldMs: 30 });
+    await r.ex.start();
+    await waitFor(() => r.chunks.length > 0, 'the prompt, before its newline', 1500);
+    expect(r.chunks[0]).toMatchObject({ stream: 'stdout', data: 'Password: ' });
+    const fin = await r.ex.done;
+    expect(r.chunks.map((c) => c.data)).toEqual(['Password: ', 'ok']);
+    expect(fin.lastSeq).toBe(1);
   });
 
   it('never splits a multibyte character written in two pieces', async () => {

@@ -9,13 +9,13 @@
  *   ARGS…`, `#!/bin/bash -e` → `/bin/bash -e FILE ARGS…`), else `/bin/sh`.
  * - Arguments are passed as argv, never through a shell string.
  * - `detached: true` gives the script its own process group; timeout and
- *   cancel signal the whole group: SIGTERM, a grace period, then SIGKILL.
+ *   cancel stop the whole group (process-group.ts: SIGTERM, a grace period,
+ *   then SIGKILL).
  * - stdout and stderr are decoded as UTF-8 each with its own decoder (a
- *   multibyte character split across reads is never split), coalesced (a
- *   pending piece is flushed at 32 KiB, after 15 ms, or as soon as the other
- *   stream has something, so the order of reads is kept), cut into chunks of
- *   at most LIMITS.chunkDataMax characters (never between the two halves of
- *   a surrogate pair) and numbered from 0 with one counter for both streams.
+ *   multibyte character split across reads is never split), cut at line
+ *   ends and coalesced by a LineChunker (line-chunker.ts: whole lines per
+ *   stream, a partial line sent after a short hold, first piece of a burst
+ *   at once), and numbered from 0 with one counter for both streams.
  * - `pause()` stops reading both pipes (the script then blocks on write once
  *   the pipe buffer is full: back-pressure, nothing dropped); `resume()`
  *   reads again.
@@ -29,24 +29,21 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { Readable } from 'node:stream';
-import { LIMITS, type ExecutionDispatch, type ExecutionFinished, type ExecutionStarted, type OutputChunk, type OutputStream } from '@kapitan/shared';
+import type { ExecutionDispatch, ExecutionFinished, ExecutionStarted, OutputChunk, OutputStream } from '@kapitan/shared';
+import { LineChunker, type LineChunkerOptions } from './line-chunker';
 import { silentLogger, type Logger } from './logger';
+import { groupAlive, stopGroup, type GroupStop } from './process-group';
 
 export type FinalStatus = ExecutionFinished['status'];
 
 export const DEFAULT_KILL_GRACE_MS = 10_000;
-export const DEFAULT_COALESCE_MS = 15;
-export const DEFAULT_COALESCE_CHARS = 32 * 1024;
 export const DEFAULT_STREAM_LINGER_MS = 5_000;
 
-export interface ExecutorOptions {
+/** Output cutting (coalesceMs, coalesceChars, partialHoldMs, maxFragment, chunkMax): see LineChunker. */
+export interface ExecutorOptions extends Omit<LineChunkerOptions, 'timers'> {
   /** Parent of the per-execution scratch directories (created 0700). */
   workDir: string;
   killGraceMs?: number;
-  coalesceMs?: number;
-  coalesceChars?: number;
-  /** Characters per chunk; default (and maximum) LIMITS.chunkDataMax. */
-  chunkMax?: number;
   streamLingerMs?: number;
   /** Environment the script's env is merged over; default process.env. */
   baseEnv?: NodeJS.ProcessEnv;
@@ -68,83 +65,6 @@ export function interpreterFor(script: string): string[] {
   return parts.length > 0 ? parts : ['/bin/sh'];
 }
 
-/** Cut `text` into pieces of at most `max` UTF-16 units, never between a surrogate pair. */
-export function splitText(text: string, max: number): string[] {
-  if (text.length <= max) return [text];
-  const out: string[] = [];
-  let i = 0;
-  while (i < text.length) {
-    let end = Math.min(i + max, text.length);
-    if (end < text.length && end - i > 1) {
-      const c = text.charCodeAt(end - 1);
-      if (c >= 0xd800 && c <= 0xdbff) end--; // high surrogate: keep the pair together
-    }
-    out.push(text.slice(i, end));
-    i = end;
-  }
-  return out;
-}
-
-/** /proc start time of a process (field 22 of /proc/<pid>/stat), or null. */
-export function processStartTime(pid: number): string | null {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return rest[19] ?? null; // fields after "(comm)": state is field 3, starttime field 22
-  } catch {
-    return null;
-  }
-}
-
-let bootIdCache: string | null | undefined;
-export function bootId(): string | null {
-  if (bootIdCache === undefined) {
-    try {
-      bootIdCache = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
-    } catch {
-      bootIdCache = null;
-    }
-  }
-  return bootIdCache;
-}
-
-/** Send a signal to a process group; false if no such group. */
-export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
-  if (!Number.isInteger(pgid) || pgid <= 1) return false;
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/**
- * Does the process group still have a live (non-zombie) member? Zombies are
- * ignored: an orphan reparented to an init that does not reap stays one forever.
- */
-export function groupAlive(pgid: number): boolean {
-  if (!signalGroup(pgid, 0)) return false;
-  let entries: string[];
-  try {
-    entries = fs.readdirSync('/proc');
-  } catch {
-    return true; // no /proc: trust kill(0)
-  }
-  for (const name of entries) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // rest[0] = state, rest[2] = process group
-      if (rest[2] === String(pgid) && rest[0] !== 'Z' && rest[0] !== 'X') return true;
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return false;
-}
-
 const now = (): string => new Date().toISOString();
 
 /** One execution of one script. Create with a dispatch, then `start()`. */
@@ -164,8 +84,7 @@ export class ScriptExecution {
   private child: ChildProcess | null = null;
   private dir: string | null = null;
   private seq = 0;
-  private pending: { stream: OutputStream; parts: string[]; length: number } | null = null;
-  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly chunker: LineChunker;
   private readonly decoders: Record<OutputStream, StringDecoder> = {
     stdout: new StringDecoder('utf8'),
     stderr: new StringDecoder('utf8'),
@@ -176,7 +95,7 @@ export class ScriptExecution {
   private terminateReason: 'cancelled' | 'timed_out' | null = null;
   private signalled = false;
   private timeoutTimer: NodeJS.Timeout | null = null;
-  private killTimer: NodeJS.Timeout | null = null;
+  private groupStop: GroupStop | null = null;
   private lingerTimer: NodeJS.Timeout | null = null;
   private lingerCut = false;
   private paused = false;
@@ -192,14 +111,11 @@ export class ScriptExecution {
     this.opts = {
       workDir: options.workDir,
       killGraceMs: options.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
-      coalesceMs: options.coalesceMs ?? DEFAULT_COALESCE_MS,
-      coalesceChars: options.coalesceChars ?? DEFAULT_COALESCE_CHARS,
-      chunkMax: Math.max(2, Math.min(options.chunkMax ?? LIMITS.chunkDataMax, LIMITS.chunkDataMax)),
       streamLingerMs: options.streamLingerMs ?? DEFAULT_STREAM_LINGER_MS,
       baseEnv: options.baseEnv,
-      logger: options.logger,
     };
     this.logger = (options.logger ?? silentLogger).child({ executionId: this.executionId });
+    this.chunker = new LineChunker((stream, data) => this.emitChunk(stream, data), options);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 
@@ -314,38 +230,21 @@ export class ScriptExecution {
 
   private onData(stream: OutputStream, buf: Buffer): void {
     const text = this.decoders[stream].write(buf);
-    if (text.length > 0) this.append(stream, text);
+    if (text.length > 0) this.chunker.write(stream, text);
   }
 
-  private append(stream: OutputStream, text: string): void {
-    if (this.pending && this.pending.stream !== stream) this.flush();
-    if (!this.pending) this.pending = { stream, parts: [], length: 0 };
-    this.pending.parts.push(text);
-    this.pending.length += text.length;
-    if (this.pending.length >= this.opts.coalesceChars) this.flush();
-    else if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), this.opts.coalesceMs);
-  }
-
-  /** Emit the pending text as chunks. */
-  private flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    const p = this.pending;
-    this.pending = null;
-    if (!p || p.length === 0) return;
-    const text = p.parts.length === 1 ? p.parts[0]! : p.parts.join('');
-    for (const data of splitText(text, this.opts.chunkMax)) {
-      const chunk: OutputChunk = { seq: this.seq++, stream: p.stream, data };
-      this.lastSeq = chunk.seq;
-      this.callbacks.onChunk?.(chunk);
-    }
+  private emitChunk(stream: OutputStream, data: string): void {
+    const chunk: OutputChunk = { seq: this.seq++, stream, data };
+    this.lastSeq = chunk.seq;
+    this.callbacks.onChunk?.(chunk);
   }
 
   private onStreamEnd(stream: OutputStream): void {
     if (!this.open[stream]) return;
     this.open[stream] = false;
     const rest = this.decoders[stream].end();
-    if (rest.length > 0) this.append(stream, rest);
+    if (rest.length > 0) this.chunker.write(stream, rest);
+    this.chunker.end(stream);
     this.maybeFinish();
   }
 
@@ -364,7 +263,7 @@ export class ScriptExecution {
 
   private maybeFinish(): void {
     if (this.finished || !this.exit || this.open.stdout || this.open.stderr) return;
-    this.flush();
+    this.chunker.flush();
     const { code, signal } = this.exit;
     let status: FinalStatus;
     let reason: string | null = null;
@@ -408,13 +307,11 @@ export class ScriptExecution {
   private complete(finished: ExecutionFinished): void {
     if (this.finished) return;
     this.finished = finished;
-    for (const t of [this.timeoutTimer, this.lingerTimer, this.flushTimer]) if (t) clearTimeout(t);
-    this.timeoutTimer = this.lingerTimer = this.flushTimer = null;
-    // After TERM, keep the KILL timer only while something of the group is left.
-    if (this.killTimer && (this.pid === null || !groupAlive(this.pid))) {
-      clearTimeout(this.killTimer);
-      this.killTimer = null;
-    }
+    for (const t of [this.timeoutTimer, this.lingerTimer]) if (t) clearTimeout(t);
+    this.timeoutTimer = this.lingerTimer = null;
+    this.chunker.dispose();
+    // After TERM, keep the KILL pending only while something of the group is left.
+    if (this.groupStop && (this.pid === null || !groupAlive(this.pid))) this.groupStop.cancel();
     if (this.dir) {
       try {
         fs.rmSync(this.dir, { recursive: true, force: true });
@@ -443,19 +340,10 @@ export class ScriptExecution {
     return true;
   }
 
-  /** TERM the group now, KILL it after the grace period if anything of it is left. */
   private signalGroupNow(): void {
     if (this.signalled || this.pid === null) return;
     this.signalled = true;
-    const pgid = this.pid;
-    signalGroup(pgid, 'SIGTERM');
-    this.killTimer = setTimeout(() => {
-      this.killTimer = null;
-      if (groupAlive(pgid)) {
-        this.logger.warn('process group still alive after the grace period: killing it', { pgid });
-        signalGroup(pgid, 'SIGKILL');
-      }
-    }, this.opts.killGraceMs);
+    this.groupStop = stopGroup(this.pid, this.opts.killGraceMs, this.logger);
   }
 
   /** Stop reading the script's output (back-pressure). */
@@ -484,12 +372,8 @@ export class ScriptExecution {
 type ResolvedOptions = {
   workDir: string;
   killGraceMs: number;
-  coalesceMs: number;
-  coalesceChars: number;
-  chunkMax: number;
   streamLingerMs: number;
   baseEnv: NodeJS.ProcessEnv | undefined;
-  logger: Logger | undefined;
 };
 
 function safeName(id: string): string {

@@ -1,7 +1,7 @@
 /**
  * The agent's building blocks, for the `kapitan-agent` CLI and for anything
- * that speaks the agent protocol in-process (simulated agents in benchmarks,
- * end-to-end tests).
+ * that speaks the agent protocol in-process. What only simulated agents and
+ * tests use is exported from `@kapitan/agent/testing` (testing.ts) instead.
  */
 export * from './backoff';
 export * from './logger';
@@ -9,10 +9,13 @@ export * from './state';
 export * from './journal';
 export * from './facts';
 export * from './outbox';
+export * from './execution-channel';
+export * from './spool';
+export * from './process-group';
+export * from './line-chunker';
 export * from './executor';
 export * from './manager';
 export * from './connection';
 export * from './config';
 export * from './agent';
-export * from './simulated';
 export { runCli, normaliseServerUrl, parseLabels, type CliContext } from './cli';

@@ -5,26 +5,13 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import {
-  ExecutionCancelSchema,
-  ExecutionDispatchSchema,
-  parsePayload,
-  type ExecutionDispatch,
-  type ExecutionFinished,
-} from '@kapitan/shared';
-import {
-  DEFAULT_KILL_GRACE_MS,
-  ScriptExecution,
-  bootId,
-  groupAlive,
-  processStartTime,
-  signalGroup,
-  type ExecutionCallbacks,
-  type ExecutorOptions,
-} from './executor';
+import type { ExecutionCancel, ExecutionDispatch, ExecutionFinished, OutputChunk } from '@kapitan/shared';
+import { executionChannel } from './execution-channel';
+import { DEFAULT_KILL_GRACE_MS, ScriptExecution, type ExecutionCallbacks, type ExecutorOptions } from './executor';
+import { bootId, groupAlive, processStartTime, stopGroup, type GroupStop } from './process-group';
 import type { ActiveExecutionRecord, ExecutionJournal } from './journal';
 import { silentLogger, type Logger } from './logger';
-import type { Outbox } from './outbox';
+import type { Outbox, RestoredStream } from './outbox';
 
 /** What the manager needs of a running execution (a real script, or a simulated one). */
 export interface ExecutionRunner {
@@ -62,7 +49,7 @@ export class ExecutionManager {
   private readonly createRunner: RunnerFactory;
   private readonly killGraceMs: number;
   private stopping = false;
-  private readonly orphanTimers = new Set<NodeJS.Timeout>();
+  private readonly orphanStops = new Set<GroupStop>();
 
   constructor(private readonly options: ExecutionManagerOptions) {
     this.outbox = options.outbox;
@@ -73,8 +60,8 @@ export class ExecutionManager {
       options.createRunner ??
       ((dispatch, callbacks) =>
         new ScriptExecution(dispatch, { ...options.executor, workDir: options.workDir, logger: this.logger }, callbacks));
-    this.outbox.on('done', (executionId) => {
-      if (this.running.has(executionId)) return;
+    this.outbox.on('done', (executionId, _outcome, channel) => {
+      if (channel !== executionChannel.name || this.running.has(executionId)) return;
       this.journal.removeActive(executionId);
     });
     this.outbox.on('drain', () => {
@@ -94,23 +81,20 @@ export class ExecutionManager {
   /** For `agent:hello`: running executions and those with events not yet acknowledged. */
   activeExecutionIds(): string[] {
     const ids = new Set<string>(this.running.keys());
-    for (const id of this.outbox.executionIds()) ids.add(id);
+    for (const id of this.outbox.keys(executionChannel)) ids.add(id);
     return [...ids].slice(0, 10_000);
   }
 
-  /** `execution:dispatch`. A repeated dispatch runs nothing and re-sends the execution's unacknowledged events. */
-  handleDispatch(raw: unknown): DispatchOutcome {
+  /**
+   * `execution:dispatch` (already parsed by the connection). A repeated
+   * dispatch runs nothing and re-sends the execution's unacknowledged events.
+   */
+  handleDispatch(dispatch: ExecutionDispatch): DispatchOutcome {
     if (this.stopping) return 'invalid';
-    const parsed = parsePayload(ExecutionDispatchSchema, raw);
-    if (!parsed.ok) {
-      this.logger.warn('ignoring an invalid execution:dispatch', { error: parsed.error.message });
-      return 'invalid';
-    }
-    const dispatch = parsed.value;
     const id = dispatch.executionId;
     if (this.running.has(id) || this.journal.isKnown(id)) {
       this.logger.info('ignoring a repeated dispatch', { executionId: id, running: this.running.has(id) });
-      this.outbox.resend(id);
+      this.outbox.resend(executionChannel, id);
       return 'duplicate';
     }
     // journal first: a crash from here on is reported as `lost` after the restart
@@ -140,12 +124,12 @@ export class ExecutionManager {
           dir: runner?.directory ?? null,
           finished: null,
         });
-        this.outbox.enqueueStarted(started);
+        this.outbox.open(executionChannel, id, started);
         log.info('execution started', { pid: started.pid });
       },
       onChunk: (chunk) => {
         if (this.stopping) return;
-        this.outbox.enqueueOutput(id, chunk);
+        this.outbox.add(executionChannel, id, chunk);
         this.journal.updateLastSeq(id, chunk.seq);
         if (this.outbox.full) runner.pause();
       },
@@ -153,7 +137,7 @@ export class ExecutionManager {
         if (this.stopping) return;
         this.running.delete(id);
         this.journal.setFinished(id, finished);
-        this.outbox.enqueueFinished(finished);
+        this.outbox.close(executionChannel, id, finished);
         log.info('execution finished', { status: finished.status, exitCode: finished.exitCode, signal: finished.signal, lastSeq: finished.lastSeq });
       },
     };
@@ -165,16 +149,11 @@ export class ExecutionManager {
     return 'started';
   }
 
-  /** `execution:cancel`. Unknown or finished executions are ignored. */
-  handleCancel(raw: unknown): boolean {
-    const parsed = parsePayload(ExecutionCancelSchema, raw);
-    if (!parsed.ok) {
-      this.logger.warn('ignoring an invalid execution:cancel', { error: parsed.error.message });
-      return false;
-    }
-    const runner = this.running.get(parsed.value.executionId);
+  /** `execution:cancel` (already parsed). Unknown or finished executions are ignored. */
+  handleCancel(cancel: ExecutionCancel): boolean {
+    const runner = this.running.get(cancel.executionId);
     if (!runner) {
-      this.logger.debug('cancel of an execution that is not running: ignored', { executionId: parsed.value.executionId });
+      this.logger.debug('cancel of an execution that is not running: ignored', { executionId: cancel.executionId });
       return false;
     }
     this.logger.info('cancelling execution', { executionId: runner.executionId });
@@ -183,20 +162,37 @@ export class ExecutionManager {
 
   /**
    * At start-up: every execution the journal lists as active that this
-   * process is not running was interrupted by a restart. Its saved final
-   * event is sent again, or it is reported `lost` (and its orphaned process
-   * group, if still there, is killed). Returns how many were reported.
+   * process is not running was interrupted by a restart. What the outbox
+   * restored from its spool (`restored`: output read but not acknowledged
+   * before the restart) is already queued; after it, the saved final event
+   * is sent again, or the execution is reported `lost` (and its orphaned
+   * process group, if still there, is killed). Returns how many were reported.
    */
-  recoverFromJournal(): number {
+  recoverFromJournal(restored: readonly RestoredStream[] = []): number {
+    const spooled = new Map(restored.filter((r) => r.channel === executionChannel.name).map((r) => [r.key, r]));
+    const records = this.journal.listActive();
+    // A spooled execution the journal no longer lists (it was being forgotten) still needs its end.
+    for (const r of spooled.values()) {
+      if (!r.closed && (r.opened || r.items > 0) && !records.some((rec) => rec.executionId === r.key)) {
+        records.push({ executionId: r.key, pid: null, procStart: null, bootId: null, startedAt: null, lastSeq: -1, dir: null, finished: null });
+      }
+    }
     let n = 0;
-    for (const rec of this.journal.listActive()) {
+    for (const rec of records) {
       if (this.running.has(rec.executionId)) continue;
       this.removeDir(rec.dir);
+      const fromSpool = spooled.get(rec.executionId);
+      if (fromSpool?.closed) {
+        n++; // its final event came back from the spool, in order after its output
+        continue;
+      }
       if (rec.finished) {
-        this.outbox.enqueueFinished(rec.finished);
+        this.outbox.close(executionChannel, rec.executionId, rec.finished);
         n++;
         continue;
       }
+      const spooledSeq = fromSpool?.lastItem ? (fromSpool.lastItem as OutputChunk).seq : -1;
+      rec.lastSeq = Math.max(rec.lastSeq, spooledSeq);
       const killed = this.killOrphan(rec);
       const lost: ExecutionFinished = {
         executionId: rec.executionId,
@@ -217,7 +213,7 @@ export class ExecutionManager {
         killed,
       });
       this.journal.setFinished(rec.executionId, lost);
-      this.outbox.enqueueFinished(lost);
+      this.outbox.close(executionChannel, rec.executionId, lost);
       n++;
     }
     return n;
@@ -232,12 +228,9 @@ export class ExecutionManager {
     // pid alive but started at another time: reused by an unrelated process (and our group is gone)
     if (start !== null && rec.procStart !== null && start !== rec.procStart) return false;
     if (!groupAlive(pid)) return false;
-    signalGroup(pid, 'SIGTERM');
-    const t = setTimeout(() => {
-      this.orphanTimers.delete(t);
-      if (groupAlive(pid)) signalGroup(pid, 'SIGKILL');
-    }, this.killGraceMs);
-    this.orphanTimers.add(t);
+    const stop = stopGroup(pid, this.killGraceMs, this.logger);
+    this.orphanStops.add(stop);
+    void stop.settled.then(() => this.orphanStops.delete(stop));
     return true;
   }
 
@@ -256,8 +249,8 @@ export class ExecutionManager {
   /** Stop producing events and journalling, touching no process (a simulated crash). */
   abandon(): void {
     this.stopping = true;
-    for (const t of this.orphanTimers) clearTimeout(t);
-    this.orphanTimers.clear();
+    for (const s of this.orphanStops) s.cancel();
+    this.orphanStops.clear();
   }
 
   /**
@@ -268,18 +261,14 @@ export class ExecutionManager {
   async shutdown(graceMs = 2000): Promise<void> {
     this.stopping = true;
     const runners = [...this.running.values()];
-    for (const r of runners) if (r.pid) signalGroup(r.pid, 'SIGTERM');
+    const stops = runners.flatMap((r) => (r.pid ? [stopGroup(r.pid, graceMs, this.logger)] : []));
     if (runners.length > 0) {
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        Promise.all(runners.map((r) => r.done)),
-        new Promise((resolve) => (timer = setTimeout(resolve, graceMs))),
-      ]);
-      if (timer) clearTimeout(timer);
-      for (const r of runners) if (r.pid && groupAlive(r.pid)) signalGroup(r.pid, 'SIGKILL');
+      await Promise.race([Promise.all(runners.map((r) => r.done)), Promise.all(stops.map((s) => s.settled))]);
+      // the scripts are done (or out of time): whatever of their groups is left gets KILL now
+      for (const s of stops) s.killNow();
     }
-    for (const t of this.orphanTimers) clearTimeout(t);
-    this.orphanTimers.clear();
+    for (const s of this.orphanStops) s.cancel();
+    this.orphanStops.clear();
     this.journal.flush();
   }
 }

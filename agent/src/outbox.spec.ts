@@ -1,5 +1,7 @@
 import type { ExecutionFinished, OutputChunk } from '@kapitan/shared';
-import { ENTRY_OVERHEAD_BYTES, Outbox } from './outbox';
+import { executionChannel } from './execution-channel';
+import { ENTRY_OVERHEAD_BYTES, Outbox, type OutboxChannel } from './outbox';
+import { z } from 'zod';
 import { FakeTransport, flushMicrotasks } from './test-support/fake-transport';
 import { newId, nextEvent, waitFor } from './test-support/wait';
 
@@ -23,9 +25,9 @@ describe('Outbox', () => {
   it('sends started alone, then output in order, then finished once all output is acknowledged', async () => {
     const ob = new Outbox();
     const id = newId();
-    ob.enqueueStarted(started(id));
-    for (let i = 0; i < 10; i++) ob.enqueueOutput(id, chunk(i));
-    ob.enqueueFinished(finished(id, 9));
+    ob.open(executionChannel, id, started(id));
+    for (let i = 0; i < 10; i++) ob.add(executionChannel, id, chunk(i));
+    ob.close(executionChannel, id, finished(id, 9));
     const t = new FakeTransport();
     ob.attach(t);
     await flushMicrotasks();
@@ -40,7 +42,7 @@ describe('Outbox', () => {
     expect(t.sent.at(-1)!.message.event).toBe('execution:finished');
     expect(ob.isEmpty()).toBe(false);
     t.ackAll();
-    expect(await done).toEqual([id, 'acked']);
+    expect(await done).toEqual([id, 'acked', 'execution']);
     expect(ob.isEmpty()).toBe(true);
     expect(ob.bytes).toBe(0);
   });
@@ -48,7 +50,7 @@ describe('Outbox', () => {
   it('keeps at most `window` messages in flight, each within the chunk and byte limits', async () => {
     const ob = new Outbox({ window: 8 });
     const id = newId();
-    for (let i = 0; i < 64 * 20; i++) ob.enqueueOutput(id, chunk(i));
+    for (let i = 0; i < 64 * 20; i++) ob.add(executionChannel, id, chunk(i));
     const t = new FakeTransport();
     ob.attach(t);
     await flushMicrotasks();
@@ -74,9 +76,9 @@ describe('Outbox', () => {
     const ob = new Outbox({ maxMessageBytes: 512 * 1024 });
     const id = newId();
     const big = 'x'.repeat(100 * 1024);
-    for (let i = 0; i < 12; i++) ob.enqueueOutput(id, chunk(i, big));
+    for (let i = 0; i < 12; i++) ob.add(executionChannel, id, chunk(i, big));
     // control characters are escaped in JSON: 6 bytes each on the wire
-    ob.enqueueOutput(id, chunk(12, '\u0001'.repeat(64 * 1024)));
+    ob.add(executionChannel, id, chunk(12, '\u0001'.repeat(64 * 1024)));
     const t = new FakeTransport();
     t.autoAck = true;
     ob.attach(t);
@@ -91,13 +93,13 @@ describe('Outbox', () => {
   it('after a disconnect, sends everything unacknowledged again in sequence order', async () => {
     const ob = new Outbox({ window: 4 });
     const id = newId();
-    ob.enqueueStarted(started(id));
+    ob.open(executionChannel, id, started(id));
     const t1 = new FakeTransport();
     ob.attach(t1);
     await flushMicrotasks();
     t1.ackAll(); // started stored
-    for (let i = 0; i < 64 * 6; i++) ob.enqueueOutput(id, chunk(i));
-    ob.enqueueFinished(finished(id, 64 * 6 - 1));
+    for (let i = 0; i < 64 * 6; i++) ob.add(executionChannel, id, chunk(i));
+    ob.close(executionChannel, id, finished(id, 64 * 6 - 1));
     await flushMicrotasks();
     expect(t1.pending()).toHaveLength(4);
     t1.answer(t1.sent[1]!, null, { ok: true, stored: 64 }); // seq 0..63 stored
@@ -105,7 +107,7 @@ describe('Outbox', () => {
     ob.detach();
     // acks that were lost with the connection
     for (const s of t1.pending()) s.answered = true;
-    expect(ob.executionIds()).toEqual([id]);
+    expect(ob.keys(executionChannel)).toEqual([id]);
 
     const t2 = new FakeTransport();
     ob.attach(t2);
@@ -122,7 +124,7 @@ describe('Outbox', () => {
   it('a late ok ack of a message given up on still frees its chunks', async () => {
     const ob = new Outbox();
     const id = newId();
-    for (let i = 0; i < 3; i++) ob.enqueueOutput(id, chunk(i));
+    for (let i = 0; i < 3; i++) ob.add(executionChannel, id, chunk(i));
     const t1 = new FakeTransport();
     ob.attach(t1);
     await flushMicrotasks();
@@ -142,9 +144,9 @@ describe('Outbox', () => {
     const ob = new Outbox();
     const id = newId();
     const other = newId();
-    ob.enqueueOutput(id, chunk(0));
-    ob.enqueueFinished(finished(id, 0));
-    ob.enqueueOutput(other, chunk(0));
+    ob.add(executionChannel, id, chunk(0));
+    ob.close(executionChannel, id, finished(id, 0));
+    ob.add(executionChannel, other, chunk(0));
     const t = new FakeTransport();
     ob.attach(t);
     await flushMicrotasks();
@@ -159,7 +161,7 @@ describe('Outbox', () => {
     const fin = t.sent.find((s) => s.message.event === 'execution:finished')!;
     const done = nextEvent(ob, 'done');
     t.answer(fin, null, { ok: false, error: { code: 'not_found', message: 'no such execution' } });
-    expect(await done).toEqual([id, 'refused']);
+    expect(await done).toEqual([id, 'refused', 'execution']);
     t.ackAll();
     expect(ob.isEmpty()).toBe(true);
     // nothing refused is ever sent again
@@ -170,8 +172,8 @@ describe('Outbox', () => {
   it('keeps and resends after a transient error ack or a missing ack', async () => {
     const ob = new Outbox({ retryMaxMs: 20 });
     const id = newId();
-    ob.enqueueOutput(id, chunk(0));
-    ob.enqueueOutput(id, chunk(1));
+    ob.add(executionChannel, id, chunk(0));
+    ob.add(executionChannel, id, chunk(1));
     const t = new FakeTransport();
     ob.attach(t);
     await flushMicrotasks();
@@ -191,7 +193,7 @@ describe('Outbox', () => {
   it('gives up on events that keep getting an internal error', async () => {
     const ob = new Outbox({ retryMaxMs: 5 });
     const id = newId();
-    ob.enqueueOutput(id, chunk(0));
+    ob.add(executionChannel, id, chunk(0));
     const t = new FakeTransport();
     ob.attach(t);
     const dropped = nextEvent(ob, 'dropped');
@@ -207,11 +209,11 @@ describe('Outbox', () => {
   it('a repeated dispatch re-sends the execution’s unacknowledged events', async () => {
     const ob = new Outbox();
     const id = newId();
-    ob.enqueueOutput(id, chunk(0));
+    ob.add(executionChannel, id, chunk(0));
     const t = new FakeTransport();
     ob.attach(t);
     await flushMicrotasks();
-    ob.resend(id);
+    ob.resend(executionChannel, id);
     await flushMicrotasks();
     expect(seqsOf(t)).toEqual([0, 0]);
     t.ackAll();
@@ -226,13 +228,13 @@ describe('Outbox', () => {
     let drains = 0;
     ob.on('full', () => fulls++);
     ob.on('drain', () => drains++);
-    for (let i = 0; i < 9; i++) ob.enqueueOutput(id, chunk(i, 'y'.repeat(1000)));
+    for (let i = 0; i < 9; i++) ob.add(executionChannel, id, chunk(i, 'y'.repeat(1000)));
     expect(ob.full).toBe(false);
-    ob.enqueueOutput(id, chunk(9, 'y'.repeat(1000)));
+    ob.add(executionChannel, id, chunk(9, 'y'.repeat(1000)));
     expect(ob.full).toBe(true);
     expect(fulls).toBe(1);
     // producing more while full is still accepted (the producer is expected to pause)
-    ob.enqueueOutput(id, chunk(10, 'y'.repeat(1000)));
+    ob.add(executionChannel, id, chunk(10, 'y'.repeat(1000)));
     expect(ob.stats().entries).toBe(11);
     const t = new FakeTransport();
     ob.attach(t);
@@ -247,7 +249,7 @@ describe('Outbox', () => {
     const ob = new Outbox();
     expect(await ob.whenEmpty(10)).toBe(true);
     const id = newId();
-    ob.enqueueOutput(id, chunk(0));
+    ob.add(executionChannel, id, chunk(0));
     expect(await ob.whenEmpty(20)).toBe(false);
     const t = new FakeTransport();
     t.autoAck = true;
@@ -259,8 +261,8 @@ describe('Outbox', () => {
     const ob = new Outbox({ window: 2 });
     const a = newId();
     const b = newId();
-    for (let i = 0; i < 64 * 4; i++) ob.enqueueOutput(a, chunk(i));
-    ob.enqueueOutput(b, chunk(0));
+    for (let i = 0; i < 64 * 4; i++) ob.add(executionChannel, a, chunk(i));
+    ob.add(executionChannel, b, chunk(0));
     const t = new FakeTransport();
     ob.attach(t);
     await flushMicrotasks();
@@ -268,5 +270,40 @@ describe('Outbox', () => {
     t.autoAck = true;
     t.ackAll();
     await waitFor(() => ob.isEmpty(), 'outbox empty');
+  });
+
+  it('carries any stream: another channel beside the executions, with its own keys, events and labels, and no open entry', async () => {
+    // a stand-in for container logs or download progress: items and a close, mapped onto an agent → server event
+    const probe: OutboxChannel<never, string, string> = {
+      name: 'probe',
+      labels: { open: 'open', item: 'tick', close: 'end' },
+      schemas: { item: z.string(), close: z.string() },
+      itemsMessage: (_key, items) => ({ event: 'agent:heartbeat', payload: { at: items.join(',') } }),
+      closeMessage: (_key, at) => ({ event: 'agent:heartbeat', payload: { at } }),
+      bytes: (_phase, v) => String(v).length,
+    };
+    const ob = new Outbox();
+    const id = newId();
+    ob.add(probe, id, 'a');
+    ob.add(probe, id, 'b');
+    ob.close(probe, id, 'z');
+    const st = started(id);
+    ob.open(executionChannel, id, st); // same key, other channel: a separate stream
+    const t = new FakeTransport();
+    ob.attach(t);
+    await flushMicrotasks();
+    expect(t.sent.map((s) => s.message)).toEqual([
+      { event: 'agent:heartbeat', payload: { at: 'a,b' } },
+      { event: 'execution:started', payload: st },
+    ]);
+    expect(ob.keys(probe)).toEqual([id]);
+    expect(ob.keys(executionChannel)).toEqual([id]);
+    const done = nextEvent(ob, 'done');
+    t.ackAll();
+    await flushMicrotasks();
+    t.answer(t.pending()[0]!, null, { ok: false, error: { code: 'forbidden', message: 'no' } });
+    expect(await done).toEqual([id, 'refused', 'probe']);
+    expect(ob.keys(probe)).toEqual([]);
+    expect(ob.keys(executionChannel)).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@
 // (and the e2e harness they reuse) from their TypeScript sources: swc strips
 // the types, Node's synchronous module hooks resolve extensionless relative
 // imports to .ts files. The same approach as agent/src/test-support/ts-hooks.cjs.
-// Everything else (@kapitan/shared, @kapitan/agent/dist/…, the server) is the
+// Everything else (@kapitan/shared, @kapitan/agent and @kapitan/agent/testing, the server) is the
 // built JavaScript: run `npm run build` first.
 const { registerHooks } = require('node:module');
 const { pathToFileURL, fileURLToPath } = require('node:url');

@@ -10,7 +10,9 @@ import type { AddressInfo } from 'node:net';
 import { Server, type Namespace, type Socket } from 'socket.io';
 import {
   AGENT_NAMESPACE,
+  AgentEvents,
   EnrolRequestSchema,
+  ServerToAgentEvents,
   agentToServerSchemas,
   parsePayload,
   type AgentHello,
@@ -172,25 +174,25 @@ export class FakeKapitanServer {
   private handle(event: EventName, value: unknown, credential: string, answer: (a: unknown) => void): void {
     const parsed = { value };
     switch (event) {
-      case 'agent:hello':
+      case AgentEvents.hello:
         this.hellos.push(parsed.value as AgentHello);
         return answer({ ok: true, machineId: this.credentials.get(credential), serverTime: new Date().toISOString() });
-      case 'agent:heartbeat':
+      case AgentEvents.heartbeat:
         this.heartbeats++;
         return answer({ ok: true });
-      case 'execution:started': {
+      case AgentEvents.executionStarted: {
         const s = parsed.value as ExecutionStarted;
         this.started.set(s.executionId, [...(this.started.get(s.executionId) ?? []), s]);
         return answer({ ok: true });
       }
-      case 'execution:output': {
+      case AgentEvents.executionOutput: {
         const o = parsed.value as { executionId: string; chunks: OutputChunk[] };
         const m = this.chunks.get(o.executionId) ?? new Map<number, OutputChunk>();
         this.chunks.set(o.executionId, m);
         for (const c of o.chunks) if (!m.has(c.seq)) m.set(c.seq, c);
         return answer({ ok: true, stored: o.chunks.length });
       }
-      case 'execution:finished': {
+      case AgentEvents.executionFinished: {
         const f = parsed.value as ExecutionFinished;
         this.finished.set(f.executionId, [...(this.finished.get(f.executionId) ?? []), f]);
         return answer({ ok: true });
@@ -212,7 +214,7 @@ export class FakeKapitanServer {
   /** Raw count of received output chunks with this seq (to see resends). */
   receivedChunks(executionId: string): OutputChunk[] {
     return this.received
-      .filter((r) => r.event === 'execution:output' && (r.payload as { executionId: string }).executionId === executionId)
+      .filter((r) => r.event === AgentEvents.executionOutput && (r.payload as { executionId: string }).executionId === executionId)
       .flatMap((r) => (r.payload as { chunks: OutputChunk[] }).chunks);
   }
 
@@ -221,11 +223,11 @@ export class FakeKapitanServer {
   }
 
   dispatch(d: ExecutionDispatch): void {
-    this.nsp.emit('execution:dispatch', d);
+    this.nsp.emit(ServerToAgentEvents.dispatch, d);
   }
 
   cancel(executionId: string): void {
-    this.nsp.emit('execution:cancel', { executionId });
+    this.nsp.emit(ServerToAgentEvents.cancel, { executionId });
   }
 
   /** Drop every agent connection (server side). */

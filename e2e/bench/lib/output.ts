@@ -8,7 +8,8 @@
  * `tickMs`. The shell body below the directive writes the same number of
  * lines, for a real agent.
  */
-import { DEFAULT_COALESCE_CHARS, DEFAULT_COALESCE_MS, type SimulatedOutput } from '@kapitan/agent/dist/index';
+import { DEFAULT_COALESCE_CHARS, DEFAULT_COALESCE_MS } from '@kapitan/agent';
+import type { SimulatedOutput } from '@kapitan/agent/testing';
 
 export interface OutputSpec {
   /** Lines in all. */

@@ -13,15 +13,8 @@
  * Driven over IPC by lib/fleet.ts (messages in lib/fleet-protocol.ts).
  */
 import { createHash, type Hash } from 'node:crypto';
-import {
-  Agent,
-  MemoryJournal,
-  SimulatedExecution,
-  createLogger,
-  type ExecutionCallbacks,
-  type ExecutionRunner,
-  type OutboxMessage,
-} from '@kapitan/agent/dist/index';
+import { Agent, MemoryJournal, createLogger, type ExecutionCallbacks, type ExecutionRunner, type OutboxMessage } from '@kapitan/agent';
+import { SimulatedExecution } from '@kapitan/agent/testing';
 import type { EnrolResponse, ExecutionDispatch, ExecutionFinished, MachineFacts } from '@kapitan/shared';
 import type { FromWorker, RunRecord, ToWorker, WorkerStatus } from '../lib/fleet-protocol';
 import { countLines, parseSpec, simulatedOutput, type OutputSpec } from '../lib/output';

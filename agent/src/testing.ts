@@ -1,0 +1,6 @@
+/**
+ * `@kapitan/agent/testing`: pieces for simulated agents (benchmarks with
+ * thousands of agents in one process) and tests, kept out of the runtime's
+ * own exports.
+ */
+export * from './simulated';
