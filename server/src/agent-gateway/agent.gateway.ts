@@ -125,14 +125,20 @@ export class AgentGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
     socket.data.profile = null;
     socket.data.online = true;
     await this.machines.markOnline({ machineId, projectId }, profile, socket.id, p.value.facts);
-    const plan = await this.executions.planForHello(machineId, p.value.activeExecutionIds);
-    for (const id of [...p.value.activeExecutionIds, ...plan.dispatch.map((d) => d.executionId)]) socket.data.owned.add(id.toLowerCase());
+    // What the agent claims to hold is checked against the stored rows: a claim never grants ownership.
+    const mine = await this.executions.ownedBy(machineId, p.value.activeExecutionIds);
+    const refused = p.value.activeExecutionIds.filter((id) => !mine.has(id)).map((executionId) => ({ executionId, code: ErrorCode.notFound }));
+    if (refused.length) {
+      this.logger.warn({ machineId, refused: refused.slice(0, 20).map((r) => r.executionId), count: refused.length }, 'agent hello named executions that are not its own: refused');
+    }
+    const plan = await this.executions.planForHello(machineId, [...mine]);
+    for (const id of [...mine, ...plan.dispatch.map((d) => d.executionId)]) socket.data.owned.add(id);
     // After the ack, so the agent has its hello answer before its work arrives.
     setImmediate(() => {
       for (const d of plan.dispatch) socket.emit(ServerToAgentEvents.dispatch, d);
       for (const executionId of plan.cancel) socket.emit(ServerToAgentEvents.cancel, { executionId });
     });
-    return { ok: true, machineId, serverTime: new Date().toISOString() };
+    return { ok: true, machineId, serverTime: new Date().toISOString(), ...(refused.length ? { refused } : {}) };
   }
 
   @SubscribeMessage(AgentEvents.heartbeat)
@@ -177,7 +183,7 @@ export class AgentGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
     try {
       await this.executions.finished(socket.data.machineId, p.value);
       // Its last report: the ownership cache of a long-lived connection does not grow with every run.
-      socket.data.owned.delete(p.value.executionId.toLowerCase());
+      socket.data.owned.delete(p.value.executionId);
       return { ok: true };
     } catch (err) {
       return this.storageFailed(err);
@@ -193,7 +199,7 @@ export class AgentGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
     // This node's socket of the machine knows these executions are its own: no ownership read at its first report.
     for (const id of this.ns.adapter.rooms.get(room) ?? []) {
       const owned = this.ns.sockets.get(id)?.data.owned;
-      if (owned) for (const d of payloads) owned.add(d.executionId.toLowerCase());
+      if (owned) for (const d of payloads) owned.add(d.executionId);
     }
     for (const d of payloads) this.ns.to(room).emit(ServerToAgentEvents.dispatch, d);
   }
@@ -232,8 +238,8 @@ export class AgentGateway implements OnGatewayInit, OnGatewayConnection, OnGatew
     return parsed as { ok: true; value: z.output<(typeof agentToServerSchemas)[E]> } | { ok: false; error: ErrorAckBody };
   }
 
-  private async owns(socket: AgentSocket, executionId: string, event: string): Promise<boolean> {
-    const id = executionId.toLowerCase();
+  /** `executionId` comes parsed, hence lower case (IdSchema). */
+  private async owns(socket: AgentSocket, id: string, event: string): Promise<boolean> {
     const { owned, foreign, machineId } = socket.data;
     if (owned.has(id)) return true;
     if (!foreign.has(id)) {

@@ -271,13 +271,23 @@ export class ExecutionsService implements OnModuleInit, OnModuleDestroy {
     return this.executions.exists({ where: { id: executionId, machineId } });
   }
 
+  /** Which of `executionIds` are this machine's, as stored: the agent's own list is only a claim. */
+  async ownedBy(machineId: string, executionIds: readonly string[]): Promise<Set<string>> {
+    const mine = new Set<string>();
+    for (let i = 0; i < executionIds.length; i += 500) {
+      const rows = await this.executions.find({ where: { machineId, id: In(executionIds.slice(i, i + 500)) }, select: ['id'] });
+      for (const r of rows) mine.add(r.id);
+    }
+    return mine;
+  }
+
   /**
    * A machine said hello: what it should (re)run and cancel. Work it still
    * holds is left alone; work the server thinks runs but the agent no longer
    * knows is lost; cancel-requested work that never started is cancelled.
    */
   async planForHello(machineId: string, activeIds: readonly string[]): Promise<HelloPlan> {
-    const active = new Set(activeIds.map((id) => id.toLowerCase()));
+    const active = new Set(activeIds);
     const now = new Date();
     const open = await this.executions.find({ where: { machineId, status: In(ACTIVE) }, order: { createdAt: 'ASC' } });
     const plan: HelloPlan = { dispatch: [], cancel: [] };

@@ -107,7 +107,7 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection {
   async unsubscribeExecution(@ConnectedSocket() socket: LiveSocket, @MessageBody() body: unknown): Promise<Ack> {
     const p = parsePayload(liveClientToServerSchemas['unsubscribe:execution'], body);
     if (!p.ok) return p;
-    await socket.leave(Rooms.execution(p.value.executionId.toLowerCase()));
+    await socket.leave(Rooms.execution(p.value.executionId));
     return { ok: true };
   }
 
@@ -118,8 +118,7 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection {
     return this.history(socket, p.value.executionId, p.value.fromSeq, p.value.limit ?? LIMITS.logPageMax, false);
   }
 
-  private async history(socket: LiveSocket, executionId: string, fromSeq: number, limit: number, join: boolean): Promise<ExecutionChunksAck> {
-    const id = executionId.toLowerCase();
+  private async history(socket: LiveSocket, id: string, fromSeq: number, limit: number, join: boolean): Promise<ExecutionChunksAck> {
     let e;
     try {
       e = await this.executions.findVisible(socket.data.user.userId, id, 'viewer');

@@ -258,19 +258,19 @@ export class MachinesService implements OnModuleInit, OnModuleDestroy, BeforeApp
     const select: (keyof MachineEntity)[] = ['id', 'labels', 'status'];
     const all =
       targets.machineIds && !targets.all
-        ? await this.machines.find({ where: { projectId, id: In(targets.machineIds.map((id) => id.toLowerCase())), revokedAt: IsNull() }, select })
+        ? await this.machines.find({ where: { projectId, id: In(targets.machineIds), revokedAt: IsNull() }, select })
         : await this.machines.find({ where: { projectId, revokedAt: IsNull() }, select });
     if (targets.all) return all;
     let chosen = all;
     if (targets.machineIds) {
       const byId = new Map(all.map((m) => [m.id, m]));
-      const missing = targets.machineIds.filter((id) => !byId.has(id.toLowerCase()));
+      const missing = targets.machineIds.filter((id) => !byId.has(id));
       if (missing.length) {
         throw new ApiException(404, ErrorCode.notFound, `machine not found: ${missing.join(', ')}`, [
           { path: 'targets.machineIds', message: `not machines of this project: ${missing.join(', ')}` },
         ]);
       }
-      const wanted = new Set(targets.machineIds.map((id) => id.toLowerCase()));
+      const wanted = new Set(targets.machineIds);
       chosen = chosen.filter((m) => wanted.has(m.id));
     }
     if (targets.labels) {
