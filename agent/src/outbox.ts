@@ -1,8 +1,8 @@
 /**
  * The outbox: every event the agent owes the server about an execution
  * (`execution:started`, `execution:output` chunks, `execution:finished`),
- * kept in order until the server acknowledges it as stored (DESIGN
- * invariant 2), and bounded in bytes (invariant 7).
+ * kept in order until the server acknowledges it as stored (design
+ * invariant 2), and bounded in bytes (design invariant 7).
  *
  * - Per execution, entries leave in the order they were queued: `started`
  *   first and alone, then output chunks in sequence order batched into

@@ -1,7 +1,7 @@
 /**
  * Two server nodes on one MySQL database and one Redis: the agent on node A,
  * the REST caller and the dashboard on node B. Nothing only one node knows
- * may be authoritative (DESIGN "Runtime shapes"): the run must reach the
+ * may be authoritative (docs/design.md "Runtime shapes"): the run must reach the
  * agent through A, its output the dashboard through B, and presence read the
  * same on both. (Scale-out proper — node failure, schedules — is a later issue.)
  */

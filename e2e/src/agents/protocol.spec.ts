@@ -1,6 +1,6 @@
 /**
  * The /agent namespace against raw socket.io clients speaking (and abusing)
- * the protocol: ADVERSARIAL 5, 6, 10, 11, 13–16 and invariant 4.
+ * the protocol: threat model T5, T6, T10, T11, T13–T16 and design invariant 4.
  */
 import { AGENT_NAMESPACE, AgentEvents, LIMITS, ServerToAgentEvents, type AgentHelloAck, type ExecutionDispatch } from '@kapitan/shared';
 import type { Socket } from 'socket.io-client';

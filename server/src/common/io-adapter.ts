@@ -36,7 +36,7 @@ export class KapitanIoAdapter extends IoAdapter {
   override createIOServer(port: number, options?: ServerOptions): Server {
     const server: Server = super.createIOServer(port, {
       ...options,
-      // Bigger messages drop the socket (ADVERSARIAL 14); files travel by HTTP.
+      // Bigger messages drop the socket (threat model T14); files travel by HTTP.
       maxHttpBufferSize: LIMITS.socketMessageMaxBytes,
       pingInterval: 10_000,
       pingTimeout: 20_000,

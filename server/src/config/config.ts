@@ -33,6 +33,9 @@ export const EnvSchema = z
     /** Agent events a socket may send per second before it is throttled (burst = 10x). */
     KAPITAN_AGENT_EVENTS_PER_SECOND: z.coerce.number().int().min(1).default(500),
     KAPITAN_NODE_ID: z.string().min(1).max(64).optional(),
+    /** `1` only under `npm run bench`: the process writes its memory and event-loop stats (common/bench-stats.ts). */
+    KAPITAN_BENCH: z.enum(['0', '1']).default('0'),
+    KAPITAN_BENCH_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
     /**
      * Which peers may tell the client's address in X-Forwarded-For (Express
      * `trust proxy`): `loopback` (default: a reverse proxy on this host), a
@@ -92,6 +95,8 @@ export interface AppConfig {
   lostAfterSeconds: number;
   agentEventsPerSecond: number;
   nodeId: string;
+  /** Benchmark instrumentation, null unless KAPITAN_BENCH=1. */
+  bench: { intervalMs: number } | null;
   /** Express `trust proxy`: whose X-Forwarded-For names the client (see TRUST_PROXY). */
   trustProxy: boolean | number | string;
 }
@@ -126,6 +131,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     lostAfterSeconds: e.KAPITAN_LOST_AFTER_SECONDS,
     agentEventsPerSecond: e.KAPITAN_AGENT_EVENTS_PER_SECOND,
     nodeId: e.KAPITAN_NODE_ID ?? randomBytes(6).toString('hex'),
+    bench: e.KAPITAN_BENCH === '1' ? { intervalMs: e.KAPITAN_BENCH_INTERVAL_MS } : null,
     trustProxy: trustProxyValue(e.TRUST_PROXY),
   };
 }

@@ -1,7 +1,7 @@
 /**
  * The agent channel's REST surface on both databases: enrolment tokens,
  * machines and executions. Bad input names the field and creates nothing;
- * another project's resources are 404; a viewer cannot act (ADVERSARIAL 8, 12).
+ * another project's resources are 404; a viewer cannot act (threat model T8, T12).
  */
 import { LIMITS, type MachineFacts } from '@kapitan/shared';
 import { randomUUID } from 'node:crypto';

@@ -107,7 +107,7 @@ export class ExecutionLifecycleService implements OnModuleInit {
     return true;
   }
 
-  /** Forward at once (invariant 3), then store; resolves when stored. */
+  /** Forward at once (design invariant 3), then store; resolves when stored. */
   async output(executionId: string, chunks: OutputChunk[]): Promise<void> {
     this.events.publish('execution.output', { executionId, chunks });
     await this.writer.write(executionId, chunks);
