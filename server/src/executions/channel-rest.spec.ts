@@ -61,6 +61,13 @@ describeBothDatabases('agent channel REST', (database) => {
     expect(m.body).not.toHaveProperty('credentialHash');
   });
 
+  test("an enrolling agent's labels cannot contradict its token's: the token's win", async () => {
+    const token = (await t.http.post(`/api/projects/${projectId}/enrolment-tokens`).set(bearer(owner)).send({ labels: { env: 'prod' } }).expect(201)).body;
+    const enrolled = await t.http.post('/api/agent/enrol').send({ token: token.token, facts: FACTS, labels: { env: 'dev', role: 'db' } }).expect(201);
+    const m = await t.http.get(`/api/projects/${projectId}/machines/${enrolled.body.machineId}`).set(bearer(owner)).expect(200);
+    expect(m.body.labels).toEqual({ env: 'prod', role: 'db' });
+  });
+
   test('bad enrolment-token bodies → 400 naming the field, nothing created', async () => {
     const before = await count('enrolment_tokens');
     const post = (body: unknown) => t.http.post(`/api/projects/${projectId}/enrolment-tokens`).set(bearer(owner)).send(body as object);

@@ -53,7 +53,8 @@ export class EnrolmentService {
       id,
       projectId: token.projectId,
       hostname: body.facts.hostname,
-      labels: { ...token.labels, ...(body.labels ?? {}) },
+      // The token's labels win over what the enrolling agent claims (threat model T45).
+      labels: { ...(body.labels ?? {}), ...token.labels },
       facts: body.facts,
       credentialHash: hash,
       enrolmentTokenId: token.id,
