@@ -48,6 +48,9 @@ export class KapitanIoAdapter extends IoAdapter {
   }
 
   /**
+   * For gateways that declare `@SubscribeMessage` handlers (today neither
+   * does: `/agent` and `/live` bind one `onAny` listener per socket and
+   * dispatch through their channel's registry, which is leaner still).
    * One plain listener per event and socket. Nest's default builds an RxJS
    * pipeline (fromEvent, mergeMap, takeUntil and their subscribers) per
    * event and socket and keeps it for the socket's life: with five agent
