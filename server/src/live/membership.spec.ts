@@ -130,4 +130,15 @@ describeBothDatabases('live membership', (database) => {
     expect(await emitWithAck<AnyAck>(s, LiveClientEvents.executionHistory, { executionId, fromSeq: 0 })).toMatchObject({ ok: false, error: { code: 'not_found' } });
     expect([...roomsOf(s)].filter((r) => r.startsWith('project:') || r.startsWith('execution:'))).toEqual([]);
   });
+
+  test('a deleted project: every socket leaves its rooms, members and owner alike', async () => {
+    const other = await setupProject(t, 'doomed');
+    const u = await signupUser(t.http);
+    await t.http.post(`/api/projects/${other.projectId}/members`).set(bearer(other.owner.token)).send({ email: u.email, role: 'viewer' }).expect(201);
+    const sockets = [await connectLive(t.url, other.owner.token), await connectLive(t.url, u.token)];
+    for (const s of sockets) expect(await emitWithAck<AnyAck>(s, LiveClientEvents.subscribeProject, { projectId: other.projectId })).toEqual({ ok: true });
+    for (const s of sockets) expect(roomsOf(s).has(`project:${other.projectId}`)).toBe(true);
+    await t.http.delete(`/api/projects/${other.projectId}`).set(bearer(other.owner.token)).expect(204);
+    await waitFor('every socket to leave the deleted project', () => (sockets.every((s) => !roomsOf(s).has(`project:${other.projectId}`)) ? true : undefined), 5_000);
+  });
 });
