@@ -1,5 +1,5 @@
 /**
- * Reconnect backoff with jitter (MeshCentral's scheme):
+ * Reconnect backoff with jitter (MeshCentral's scheme, docs/design.md "Lessons from other tools"):
  * the first retry waits a random 0.5–2 s; every next one a random delay
  * between the previous delay and twice it, capped. Near the cap the lower
  * bound is at most 3/4 of the cap, so agents that sit at the cap keep a

@@ -1,7 +1,7 @@
 /**
  * The outbox: everything the agent owes the server, kept in order until the
- * server acknowledges it as stored (no output lost, none doubled), and
- * bounded in bytes. It carries any agent → server stream: a stream is a key
+ * server acknowledges it as stored (design invariant 2), and
+ * bounded in bytes (design invariant 7). It carries any agent → server stream: a stream is a key
  * (an execution id, a container id, a download id…) of one
  * {@link OutboxChannel}, which says how its entries become events. Today's
  * channel is the executions' (execution-channel.ts: `execution:started`,

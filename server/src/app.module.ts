@@ -13,8 +13,8 @@ import { HealthModule } from './health/health.module';
 import { ProjectsModule } from './projects/projects.module';
 import { MachinesModule } from './machines/machines.module';
 import { ExecutionsModule } from './executions/executions.module';
-import { AgentGatewayModule } from './agent-gateway/agent-gateway.module';
-import { LiveModule } from './live/live.module';
+import { AgentChannelModule, AgentGatewayModule } from './agent-channel/agent-channel.module';
+import { LiveChannelModule, LiveModule } from './live/live.module';
 import { SecretsModule } from './secrets/secrets.module';
 
 @Module({})
@@ -41,6 +41,8 @@ export class AppModule {
         }),
         EventEmitterModule.forRoot(),
         CommonModule,
+        AgentChannelModule,
+        LiveChannelModule,
         DatabaseModule,
         AuthModule,
         ProjectsModule,

@@ -1,6 +1,5 @@
 import 'reflect-metadata';
 import { createApp } from './app.factory';
-import { startBenchStats } from './common/bench-stats';
 import { ConfigError, loadConfig } from './config/config';
 
 async function main(): Promise<void> {
@@ -14,7 +13,6 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  startBenchStats(); // off unless KAPITAN_BENCH=1 (npm run bench)
   const app = await createApp(config);
   await app.listen(config.port, config.host);
   const url = await app.getUrl();

@@ -1,7 +1,12 @@
 import { z } from 'zod';
 import { LIMITS } from './limits';
 
-export const IdSchema = z.uuid();
+/**
+ * An id as it travels. Stored ids are lower case, so any spelling a client
+ * sends is normalised here, once: an upper-case id then names the same row
+ * and the same socket.io room as the stored one.
+ */
+export const IdSchema = z.uuid().toLowerCase();
 export type Id = z.infer<typeof IdSchema>;
 
 /** ISO-8601 date-time as it travels in JSON. */

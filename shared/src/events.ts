@@ -5,7 +5,7 @@
  * parse every payload they receive with the schema of its event.
  */
 import { z } from 'zod';
-import { ErrorBodySchema, IdSchema } from './common';
+import { ErrorBodySchema, IdSchema, IsoDateSchema } from './common';
 import { ExecutionSummarySchema, OutputChunkSchema } from './executions';
 import { LIMITS } from './limits';
 import { MachineFactsSchema, MachineSchema } from './machines';
@@ -17,6 +17,16 @@ export const LIVE_NAMESPACE = '/live';
 export type Ack<T extends object = object> = ({ ok: true } & T) | { ok: false; error: ErrorAckBody };
 export type ErrorAckBody = Pick<z.infer<typeof ErrorBodySchema>, 'code' | 'message' | 'details'>;
 export type AckFn<T extends object = object> = (ack: Ack<T>) => void;
+
+const ErrorAckBodySchema = ErrorBodySchema.pick({ code: true, message: true, details: true });
+/** The runtime schema of an `Ack<T>` whose success side carries `body`: what a receiver parses an ack with. */
+export function ackSchema<S extends z.ZodRawShape>(body: z.ZodObject<S>) {
+  return z.discriminatedUnion('ok', [body.extend({ ok: z.literal(true) }), z.object({ ok: z.literal(false), error: ErrorAckBodySchema })]);
+}
+export const AckSchema = ackSchema(z.object({}));
+
+/** Compiles only when every event of `M` has a name in `C`: the name constants cannot fall behind their map. */
+type NamesEvery<C extends Record<string, PropertyKey>, M> = [Exclude<keyof M, C[keyof C]>] extends [never] ? true : { unnamed: Exclude<keyof M, C[keyof C]> };
 
 // ---------------------------------------------------------------- /agent
 
@@ -32,7 +42,21 @@ export const AgentHelloSchema = z.strictObject({
   activeExecutionIds: z.array(IdSchema).max(10_000),
 });
 export type AgentHello = z.infer<typeof AgentHelloSchema>;
-export type AgentHelloAck = Ack<{ machineId: string; serverTime: string }>;
+/** An execution named in a hello that the server refused to attach to this socket, and why. */
+export const HelloRefusalSchema = z.strictObject({ executionId: IdSchema, code: z.string() });
+export type HelloRefusal = z.infer<typeof HelloRefusalSchema>;
+export const AgentHelloAckBodySchema = z.object({
+  machineId: IdSchema,
+  serverTime: IsoDateSchema,
+  /**
+   * Named `activeExecutionIds` that are not this machine's as the server
+   * stores them (another machine's, or unknown): nothing the agent sends for
+   * them is accepted. Absent when every id was accepted.
+   */
+  refused: z.array(HelloRefusalSchema).optional(),
+});
+export type AgentHelloAck = Ack<z.infer<typeof AgentHelloAckBodySchema>>;
+export const AgentHelloAckSchema = ackSchema(AgentHelloAckBodySchema);
 
 export const AgentHeartbeatSchema = z.strictObject({
   at: z.iso.datetime({ offset: true }),
@@ -68,7 +92,9 @@ export const ExecutionOutputSchema = z.strictObject({
 });
 export type ExecutionOutput = z.infer<typeof ExecutionOutputSchema>;
 /** Sent once every chunk of the message is stored: the agent may forget them. */
-export type ExecutionOutputAck = Ack<{ stored: number }>;
+export const ExecutionOutputAckBodySchema = z.object({ stored: z.number().int().min(0) });
+export type ExecutionOutputAck = Ack<z.infer<typeof ExecutionOutputAckBodySchema>>;
+export const ExecutionOutputAckSchema = ackSchema(ExecutionOutputAckBodySchema);
 
 export const AgentFinalStatusSchema = z.enum(['succeeded', 'failed', 'cancelled', 'timed_out', 'lost']);
 export const ExecutionFinishedSchema = z.strictObject({
@@ -89,12 +115,12 @@ export const AgentEvents = {
   executionStarted: 'execution:started',
   executionOutput: 'execution:output',
   executionFinished: 'execution:finished',
-} as const;
+} as const satisfies Record<string, keyof AgentToServerEventMap>;
 
 export const ServerToAgentEvents = {
   dispatch: 'execution:dispatch',
   cancel: 'execution:cancel',
-} as const;
+} as const satisfies Record<string, keyof ServerToAgentEventMap>;
 
 /** agent → server. Every event takes an ack; an event without one is refused. */
 export interface AgentToServerEventMap {
@@ -109,6 +135,9 @@ export interface ServerToAgentEventMap {
   'execution:dispatch': (p: ExecutionDispatch) => void;
   'execution:cancel': (p: ExecutionCancel) => void;
 }
+
+true satisfies NamesEvery<typeof AgentEvents, AgentToServerEventMap>;
+true satisfies NamesEvery<typeof ServerToAgentEvents, ServerToAgentEventMap>;
 
 /** Runtime schemas of what the server accepts on `/agent`, by event name. */
 export const agentToServerSchemas = {
@@ -154,12 +183,14 @@ export type LiveExecutionEvent = z.infer<typeof LiveExecutionEventSchema>;
 export const LiveOutputEventSchema = z.object({ executionId: IdSchema, chunks: z.array(OutputChunkSchema) });
 export type LiveOutputEvent = z.infer<typeof LiveOutputEventSchema>;
 
-export type ExecutionChunksAck = Ack<{
-  execution: z.infer<typeof ExecutionSummarySchema>;
-  chunks: z.infer<typeof OutputChunkSchema>[];
+export const ExecutionChunksAckBodySchema = z.object({
+  execution: ExecutionSummarySchema,
+  chunks: z.array(OutputChunkSchema),
   /** Next sequence number after the returned history. */
-  nextSeq: number;
-}>;
+  nextSeq: z.number().int().min(0),
+});
+export type ExecutionChunksAck = Ack<z.infer<typeof ExecutionChunksAckBodySchema>>;
+export const ExecutionChunksAckSchema = ackSchema(ExecutionChunksAckBodySchema);
 
 export const LiveClientEvents = {
   subscribeProject: 'subscribe:project',
@@ -167,13 +198,13 @@ export const LiveClientEvents = {
   subscribeExecution: 'subscribe:execution',
   unsubscribeExecution: 'unsubscribe:execution',
   executionHistory: 'execution:history',
-} as const;
+} as const satisfies Record<string, keyof LiveClientToServerEventMap>;
 
 export const LiveServerEvents = {
   machine: 'machine:updated',
   execution: 'execution:updated',
   output: 'execution:output',
-} as const;
+} as const satisfies Record<string, keyof LiveServerToClientEventMap>;
 
 /** dashboard → server. */
 export interface LiveClientToServerEventMap {
@@ -189,6 +220,9 @@ export interface LiveServerToClientEventMap {
   'execution:updated': (p: LiveExecutionEvent) => void;
   'execution:output': (p: LiveOutputEvent) => void;
 }
+
+true satisfies NamesEvery<typeof LiveClientEvents, LiveClientToServerEventMap>;
+true satisfies NamesEvery<typeof LiveServerEvents, LiveServerToClientEventMap>;
 
 export const liveClientToServerSchemas = {
   'subscribe:project': SubscribeProjectSchema,

@@ -1,6 +1,6 @@
 /**
  * Every bound Kapitan enforces on outside input, in one place so the server,
- * the agent and the dashboard agree on them (DESIGN invariant 7).
+ * the agent and the dashboard agree on them (design invariant 7).
  */
 export const LIMITS = {
   emailMax: 254,

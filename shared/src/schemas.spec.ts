@@ -1,5 +1,9 @@
 import {
+  AgentHelloAckSchema,
   agentToServerSchemas,
+  ExecutionChunksAckSchema,
+  ExecutionOutputAckSchema,
+  IdSchema,
   CreateExecutionRequestSchema,
   ExecutionOutputSchema,
   issueDetails,
@@ -70,3 +74,29 @@ describe('the contracts', () => {
     for (const bad of [null, 'str', 42, [], undefined]) expect(parsePayload(ExecutionOutputSchema, bad).ok).toBe(false);
   });
 });
+
+describe('ids and acks', () => {
+  it('normalise an id to lower case inside the schema, so any spelling names the stored row and its room', () => {
+    const upper = id.toUpperCase();
+    expect(ExecutionOutputSchema.parse({ executionId: upper, chunks: [{ seq: 0, stream: 'stdout', data: 'x' }] }).executionId).toBe(id);
+    expect(agentToServerSchemas['agent:hello'].parse({ facts: FACTS_FOR_IDS, activeExecutionIds: [upper] }).activeExecutionIds).toEqual([id]);
+    expect(IdSchema.safeParse('not-an-id').success).toBe(false);
+  });
+
+  it('give every ack that crosses the wire a schema: success with its fields, or an error', () => {
+    const summary = {
+      id, runId: id, projectId: id, machineId: id, status: 'running', exitCode: null, signal: null, reason: null,
+      createdAt: '2026-01-01T00:00:00.000Z', dispatchedAt: null, startedAt: null, finishedAt: null, durationMs: null,
+    };
+    expect(ExecutionChunksAckSchema.safeParse({ ok: true, execution: summary, chunks: [], nextSeq: 0 }).success).toBe(true);
+    expect(ExecutionChunksAckSchema.safeParse({ ok: true, chunks: [], nextSeq: 0 }).success).toBe(false);
+    expect(ExecutionChunksAckSchema.safeParse({ ok: false, error: { code: 'not_found', message: 'x' } }).success).toBe(true);
+    expect(AgentHelloAckSchema.parse({ ok: true, machineId: id, serverTime: '2026-01-01T00:00:00.000Z', refused: [{ executionId: id, code: 'not_found' }] })).toMatchObject({ refused: [{ executionId: id }] });
+    expect(AgentHelloAckSchema.safeParse({ ok: true, machineId: id, serverTime: '2026-01-01T00:00:00.000Z' }).success).toBe(true);
+    expect(ExecutionOutputAckSchema.safeParse({ ok: true, stored: -1 }).success).toBe(false);
+  });
+});
+
+const FACTS_FOR_IDS = {
+  hostname: 'h', os: 'Debian', platform: 'linux', kernel: '6.1', arch: 'x64', cpus: 1, memoryBytes: 1, agentVersion: 't', dockerAvailable: false,
+};

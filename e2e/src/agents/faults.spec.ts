@@ -1,5 +1,5 @@
 /**
- * Faults in the middle of a run (ADVERSARIAL 24–27): the stored log must be
+ * Faults in the middle of a run (threat model T24–T27): the stored log must be
  * exactly what the process wrote, whatever broke in between.
  */
 import net from 'node:net';

@@ -2,7 +2,7 @@
  * The dashboard's live log in real Chromium against a real server and a real
  * agent: output appears while the script still runs (issue: agents), and
  * output that tries to inject HTML or terminal escapes stays text
- * (ADVERSARIAL 34).
+ * (threat model T34).
  */
 import {
   describeOrSkip,

@@ -1,7 +1,7 @@
 /**
  * The dashboard's /live namespace: live output with history and no gap or
  * duplicate, membership at every subscribe, tokens in the handshake only
- * (DESIGN invariant 3; ADVERSARIAL 2, 9, 33).
+ * (design invariant 3; threat model T2, T9, T33).
  */
 import { isFinalStatus, LIVE_NAMESPACE, type ExecutionChunksAck, LiveClientEvents, LiveServerEvents, type LiveOutputEvent, type OutputChunk } from '@kapitan/shared';
 import type { Socket } from 'socket.io-client';

@@ -1,15 +1,17 @@
 /**
  * Two server nodes on one MySQL database and one Redis: the agent on node A,
  * the REST caller and the dashboard on node B. Nothing only one node knows
- * may be authoritative (DESIGN "Runtime shapes"): the run must reach the
+ * may be authoritative (docs/design.md "Runtime shapes"): the run must reach the
  * agent through A, its output the dashboard through B, and presence read the
  * same on both. (Scale-out proper — node failure, schedules — is a later issue.)
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { isFinalStatus, LiveClientEvents, LiveServerEvents, type ExecutionChunksAck, type OutputChunk } from '@kapitan/shared';
+import { AgentEvents, isFinalStatus, LiveClientEvents, LiveServerEvents, ServerToAgentEvents, type ExecutionChunksAck, type ExecutionDispatch, type OutputChunk } from '@kapitan/shared';
 import {
   ApiClient,
+  collectSocketEvents,
+  connectAgentSocket,
   connectLive,
   createTestDatabase,
   describeOrSkip,
@@ -17,6 +19,7 @@ import {
   jwtSecret,
   requireMysql,
   requirement,
+  signupUser,
   startAgent,
   startServer,
   waitFor,
@@ -25,7 +28,7 @@ import {
   type TestDatabase,
   type TestServer,
 } from '../harness';
-import { setupProject } from './fixtures';
+import { enrolRaw, FACTS, setupProject } from './fixtures';
 
 const REDIS_URL = process.env.KAPITAN_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -90,5 +93,47 @@ describeOrSkip(requireMysql(), requirement('Redis', probeRedis(REDIS_URL)))('two
     } finally {
       await agent.dispose();
     }
+  });
+
+  test('a member removed through node B stops hearing the run at once on node A, from the execution room too (threat model T35)', async () => {
+    const p = await setupProject(b.url, 'evict');
+    const member = await signupUser(a.url, 'member');
+    await p.api.addMember(p.projectId, { email: member.email, role: 'viewer' });
+    const enrol = await enrolRaw(a.url, p);
+    const agent = await connectAgentSocket(a.url, enrol.credential);
+    expect(await emitWithAck(agent, AgentEvents.hello, { facts: FACTS, activeExecutionIds: [] })).toMatchObject({ ok: true });
+    const dispatched = waitForSocketEvent({ socket: agent, event: ServerToAgentEvents.dispatch, timeoutMs: 10_000 });
+    const id = (await p.api.createExecution(p.projectId, { script: 'true', targets: { machineIds: [enrol.machineId] } })).executions[0].id;
+    expect(((await dispatched) as ExecutionDispatch).executionId).toBe(id);
+
+    const watcher = await connectLive(a.url, member.accessToken);
+    const control = await connectLive(a.url, p.owner.accessToken);
+    for (const s of [watcher, control]) expect(await emitWithAck(s, LiveClientEvents.subscribeExecution, { executionId: id, fromSeq: 0 })).toMatchObject({ ok: true });
+    const heard = collectSocketEvents(watcher, LiveServerEvents.output);
+    let seq = 0;
+    /** One chunk through node A; resolves once the control socket has it, so the watcher would have it too. */
+    const chunk = async (): Promise<number> => {
+      const n = seq++;
+      const seen = waitForSocketEvent({ socket: control, event: LiveServerEvents.output, match: (e) => e.chunks.some((c: OutputChunk) => c.seq === n), timeoutMs: 10_000 });
+      expect(await emitWithAck(agent, AgentEvents.executionOutput, { executionId: id, chunks: [{ seq: n, stream: 'stdout', data: `${n}\n` }] })).toMatchObject({ ok: true });
+      await seen;
+      await emitWithAck(watcher, LiveClientEvents.unsubscribeProject, { projectId: p.projectId }); // a round trip: anything sent before is in
+      return n;
+    };
+    await chunk();
+    expect(heard.events).toHaveLength(1); // it was listening, so the rest can fail
+
+    expect((await p.api.request('DELETE', `/api/projects/${p.projectId}/members/${member.user.id}`)).status).toBe(204);
+    // The eviction travels from B through Redis to A: once one chunk no longer reaches the watcher, none does.
+    await waitFor(async () => {
+      const before = heard.events.length;
+      await chunk();
+      return heard.events.length === before;
+    }, { timeoutMs: 10_000, intervalMs: 50, message: 'the removed member to stop hearing the run' });
+    const after = heard.events.length;
+    for (let i = 0; i < 3; i++) await chunk();
+    expect(heard.events.length).toBe(after);
+    expect(await emitWithAck(watcher, LiveClientEvents.subscribeExecution, { executionId: id, fromSeq: 0 })).toMatchObject({ ok: false, error: { code: 'not_found' } });
+    for (const s of [watcher, control, agent]) s.disconnect();
   });
 });

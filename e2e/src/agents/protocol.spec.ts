@@ -1,6 +1,6 @@
 /**
  * The /agent namespace against raw socket.io clients speaking (and abusing)
- * the protocol: ADVERSARIAL 5, 6, 10, 11, 13–16 and invariant 4.
+ * the protocol: threat model T5, T6, T10, T11, T13–T16 and design invariant 4.
  */
 import { AGENT_NAMESPACE, AgentEvents, LIMITS, ServerToAgentEvents, type AgentHelloAck, type ExecutionDispatch } from '@kapitan/shared';
 import type { Socket } from 'socket.io-client';
@@ -17,7 +17,10 @@ import {
   type AgentSocket,
   type TestServer,
 } from '../harness';
-import { enrolRaw, FACTS, setupProject, type TestProject } from './fixtures';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { enrolRaw, FACTS, setupProject, startOnlineAgent, waitForFinal, type TestProject } from './fixtures';
 
 const hello = (s: AgentSocket, active: string[] = []) =>
   emitWithAck(s, AgentEvents.hello, { facts: FACTS, activeExecutionIds: active }) as Promise<AgentHelloAck>;
@@ -130,6 +133,34 @@ describeOrSkip(requireMysql())('agent protocol (raw sockets, MySQL)', () => {
     expect((await b.api.getExecutionLog(id)).chunks).toEqual([]);
     await waitFor(() => /not its own/.test(server.logs()), { timeoutMs: 5000, message: 'refusal logged' });
     victim.socket.disconnect();
+  });
+
+  test("a hello naming a real agent's execution of another project is refused for it; the forged chunk never takes the real one's place (T43)", async () => {
+    const gateDir = mkdtempSync(join(tmpdir(), 'kapitan-t43-'));
+    const gate = join(gateDir, 'go');
+    const agent = await startOnlineAgent(server.url, b);
+    try {
+      // The real run writes its seq 0 only once the forger has tried to take it.
+      const run = await b.api.createExecution(b.projectId, { script: `while [ ! -e '${gate}' ]; do sleep 0.05; done; echo real`, targets: { machineIds: [agent.machineId] } });
+      const id = run.executions[0].id;
+      await waitFor(async () => (await b.api.getExecution(id)).status === 'running', { timeoutMs: 20_000, message: 'the real run to start' });
+
+      const forger = await enrolRaw(server.url, a);
+      const socket = await connectAgentSocket(server.url, forger.credential);
+      const ack = await hello(socket, [id.toUpperCase()]);
+      expect(ack).toMatchObject({ ok: true, refused: [{ executionId: id, code: 'not_found' }] });
+      const out = await emitWithAck(socket, AgentEvents.executionOutput, { executionId: id, chunks: [{ seq: 0, stream: 'stdout', data: 'forged\n' }] });
+      expect(out).toMatchObject({ ok: false, error: { code: 'not_found' } });
+      await waitFor(() => /hello named executions that are not its own/.test(server.logs()), { timeoutMs: 5000, message: 'refusal logged' });
+      socket.disconnect();
+
+      writeFileSync(gate, '');
+      expect((await waitForFinal(b, id)).status).toBe('succeeded');
+      expect(await b.api.getExecutionLogText(id)).toBe('real\n');
+    } finally {
+      await agent.dispose();
+      rmSync(gateDir, { recursive: true, force: true });
+    }
   });
 
   test('malformed payloads, a missing ack and unknown events: error acks, nothing changed, the socket stays healthy', async () => {

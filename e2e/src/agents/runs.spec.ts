@@ -1,7 +1,7 @@
 /**
  * Remote script runs through REAL agent processes against a real server on
  * MySQL: ordering, volume, exit codes, signals, cancel, timeout, argv, fan-out
- * and the offline queue (DESIGN invariants 1–2, ADVERSARIAL 17).
+ * and the offline queue (design invariants 1–2, threat model T17).
  */
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * The skip rule (DESIGN "Tests"): locally a test whose dependency is missing
+ * The skip rule (docs/design.md "Tests"): locally a test whose dependency is missing
  * may skip, with the reason printed; under CI=true a missing dependency is a
  * failure, never a silent skip.
  */

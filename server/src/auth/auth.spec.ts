@@ -15,8 +15,8 @@ import {
 /**
  * Sign-up, log-in, who-am-I and log-out against the real app and database:
  * sessions are rows, so ending one (log-out, a deleted user) ends its token
- * at once (ADVERSARIAL 2); passwords never come back and are stored with
- * argon2id (ADVERSARIAL 4).
+ * at once (threat model T2); passwords never come back and are stored with
+ * argon2id (threat model T4).
  */
 describeBothDatabases('auth', (database) => {
   let t: TestApp;

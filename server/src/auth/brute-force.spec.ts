@@ -10,7 +10,7 @@ import {
 } from '../testing/test-app';
 
 /**
- * ADVERSARIAL 3 and 4: log-in brute force is throttled per account and per
+ * threat model T3 and T4: log-in brute force is throttled per account and per
  * client address (the 6th failure in the window → 429 with Retry-After, and
  * the right password works again once the window has passed), and "no such
  * user" takes as long as "wrong password".

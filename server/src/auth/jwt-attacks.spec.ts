@@ -2,7 +2,7 @@ import { JwtService } from '@nestjs/jwt';
 import { bearer, createTestApp, describeBothDatabases, expectError, signupUser, TestApp } from '../testing/test-app';
 
 /**
- * ADVERSARIAL 1: forged and tampered access tokens → 401, each one. The
+ * threat model T1: forged and tampered access tokens → 401, each one. The
  * attacks are built with the same JWT library the app uses and, where the
  * attack needs it, the app's real secret from its config, so each case
  * differs from a valid token in exactly the one way it names.

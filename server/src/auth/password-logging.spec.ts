@@ -14,7 +14,7 @@ import {
 } from '../testing/test-app';
 
 /**
- * ADVERSARIAL 4, "never logged": the real server process (`node
+ * threat model T4, "never logged": the real server process (`node
  * server/dist/main.js`, as `npm start` runs it) at LOG_LEVEL=trace, the most
  * it ever says, goes through sign-up, log-in, wrong passwords, duplicate and
  * racing sign-ups, validation failures and malformed JSON carrying a

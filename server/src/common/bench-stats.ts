@@ -1,11 +1,14 @@
+import { Inject, Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { APP_CONFIG, AppConfig } from '../config/config';
 
 /**
  * Benchmark instrumentation, off unless KAPITAN_BENCH=1 (`npm run bench`
- * sets it; nothing else should). Then the process writes one JSON line to
- * stdout every KAPITAN_BENCH_INTERVAL_MS (default 1000):
+ * sets it; nothing else should; read through the config like every other
+ * setting). Then the process writes one JSON line to stdout every
+ * KAPITAN_BENCH_INTERVAL_MS (default 1000):
  *
  *   {"kapitanBench":{"reason":"tick","rss":…,"heapUsed":…,"heapTotal":…,
  *    "external":…,"arrayBuffers":…,"lagP50Ms":…,"lagP99Ms":…,"lagMaxMs":…,"elu":…}}
@@ -17,9 +20,7 @@ import { runInNewContext } from 'node:vm';
  * writes a line at once with `"reason":"gc"`, so the benchmark reads the heap
  * after collection. No endpoint, no change of behaviour otherwise.
  */
-export function startBenchStats(env: NodeJS.ProcessEnv = process.env): void {
-  if (env.KAPITAN_BENCH !== '1') return;
-  const intervalMs = Math.max(100, Number(env.KAPITAN_BENCH_INTERVAL_MS) || 1000);
+export function startBenchStats({ intervalMs }: { intervalMs: number }): void {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
   const RESOLUTION_MS = 10;
@@ -55,4 +56,14 @@ export function startBenchStats(env: NodeJS.ProcessEnv = process.env): void {
     gc();
     report('gc');
   });
+}
+
+/** Starts the instrumentation once the app is up, when the config asks for it. */
+@Injectable()
+export class BenchStats implements OnApplicationBootstrap {
+  constructor(@Inject(APP_CONFIG) private readonly config: AppConfig) {}
+
+  onApplicationBootstrap(): void {
+    if (this.config.bench) startBenchStats(this.config.bench);
+  }
 }

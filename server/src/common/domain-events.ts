@@ -1,7 +1,7 @@
 import type { ExecutionDispatch, ExecutionSummary, Machine, OutputChunk } from '@kapitan/shared';
 
 /**
- * Services record, then publish one of these; gateways forward them to
+ * Services record, then publish one of these; the channels forward them to
  * socket.io rooms. With the Redis adapter those rooms span every node, so
  * whichever node published, the socket's own node delivers.
  */
@@ -9,11 +9,12 @@ export interface DomainEvents {
   'session.revoked': { sessionId: string; userId: string };
   'user.deleted': { userId: string };
   'membership.changed': { projectId: string; userId: string };
+  'project.deleted': { projectId: string };
   'machine.updated': { projectId: string; machine: Machine };
   'machine.revoked': { projectId: string; machineId: string };
   'execution.updated': { projectId: string; execution: ExecutionSummary };
   'execution.output': { executionId: string; chunks: OutputChunk[] };
-  /** `payloads`, when the publisher has them at hand, spare the gateway a read. */
+  /** `payloads`, when the publisher has them at hand, spare the listener a read. */
   'execution.dispatch': { machineId: string; executionIds: string[]; payloads?: ExecutionDispatch[] };
   'execution.cancel': { machineId: string; executionId: string };
 }

@@ -36,7 +36,7 @@ export class KapitanIoAdapter extends IoAdapter {
   override createIOServer(port: number, options?: ServerOptions): Server {
     const server: Server = super.createIOServer(port, {
       ...options,
-      // Bigger messages drop the socket (ADVERSARIAL 14); files travel by HTTP.
+      // Bigger messages drop the socket (threat model T14); files travel by HTTP.
       maxHttpBufferSize: LIMITS.socketMessageMaxBytes,
       pingInterval: 10_000,
       pingTimeout: 20_000,
@@ -48,6 +48,9 @@ export class KapitanIoAdapter extends IoAdapter {
   }
 
   /**
+   * For gateways that declare `@SubscribeMessage` handlers (today neither
+   * does: `/agent` and `/live` bind one `onAny` listener per socket and
+   * dispatch through their channel's registry, which is leaner still).
    * One plain listener per event and socket. Nest's default builds an RxJS
    * pipeline (fromEvent, mergeMap, takeUntil and their subscribers) per
    * event and socket and keeps it for the socket's life: with five agent

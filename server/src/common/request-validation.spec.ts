@@ -11,7 +11,7 @@ import {
 } from '../testing/test-app';
 
 /**
- * ADVERSARIAL 12 for every endpoint of the foundation that takes a body:
+ * threat model T12 for every endpoint of the foundation that takes a body:
  * missing fields, wrong types, strings over the limit, unknown fields,
  * malformed JSON, a body over 1 MB, no body at all. Each answers the one
  * error shape, a 400 names the field at fault in `details[].path`, and the

@@ -6,7 +6,8 @@ import { notFound } from './api-exception';
 export class IdParamPipe implements PipeTransform<string, string> {
   constructor(private readonly what = 'resource') {}
   transform(value: string): string {
-    if (!IdSchema.safeParse(value).success) throw notFound(this.what);
-    return value.toLowerCase();
+    const id = IdSchema.safeParse(value);
+    if (!id.success) throw notFound(this.what);
+    return id.data;
   }
 }

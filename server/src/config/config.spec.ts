@@ -32,6 +32,15 @@ describe('loadConfig', () => {
     expect(message).toMatch(new RegExp(`^  ${variable}: .+`, 'm'));
     return caught as ConfigError;
   }
+  test('benchmark instrumentation is off unless KAPITAN_BENCH=1, and its interval is bounded', () => {
+    expect(load({}).bench).toBeNull();
+    expect(load({ KAPITAN_BENCH: '0' }).bench).toBeNull();
+    expect(load({ KAPITAN_BENCH: '1' }).bench).toEqual({ intervalMs: 1000 });
+    expect(load({ KAPITAN_BENCH: '1', KAPITAN_BENCH_INTERVAL_MS: '250' }).bench).toEqual({ intervalMs: 250 });
+    expectConfigError({ KAPITAN_BENCH: 'yes' }, 'KAPITAN_BENCH');
+    expectConfigError({ KAPITAN_BENCH_INTERVAL_MS: '5' }, 'KAPITAN_BENCH_INTERVAL_MS');
+  });
+
 
   it.each([
     ['PORT', { PORT: 'abc' }],

@@ -52,6 +52,9 @@ export const EnvSchema = z
       .trim()
       .refine((k) => decodeSecretsKey(k) !== null, SECRETS_KEY_FORMAT)
       .optional(),
+    /** `1` only under `npm run bench`: the process writes its memory and event-loop stats (common/bench-stats.ts). */
+    KAPITAN_BENCH: z.enum(['0', '1']).default('0'),
+    KAPITAN_BENCH_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
     /**
      * Which peers may tell the client's address in X-Forwarded-For (Express
      * `trust proxy`): `loopback` (default: a reverse proxy on this host), a
@@ -119,6 +122,8 @@ export interface AppConfig {
   lostAfterSeconds: number;
   agentEventsPerSecond: number;
   nodeId: string;
+  /** Benchmark instrumentation, null unless KAPITAN_BENCH=1. */
+  bench: { intervalMs: number } | null;
   /** Express `trust proxy`: whose X-Forwarded-For names the client (see TRUST_PROXY). */
   trustProxy: boolean | number | string;
   /**
@@ -159,6 +164,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     lostAfterSeconds: e.KAPITAN_LOST_AFTER_SECONDS,
     agentEventsPerSecond: e.KAPITAN_AGENT_EVENTS_PER_SECOND,
     nodeId: e.KAPITAN_NODE_ID ?? randomBytes(6).toString('hex'),
+    bench: e.KAPITAN_BENCH === '1' ? { intervalMs: e.KAPITAN_BENCH_INTERVAL_MS } : null,
     trustProxy: trustProxyValue(e.TRUST_PROXY),
     secrets: secretsKey(e.KAPITAN_SECRETS_KEY ? decodeSecretsKey(e.KAPITAN_SECRETS_KEY)! : persistedSecretsKey(dataDir)),
   };

@@ -1,7 +1,7 @@
 /**
  * The agent channel's REST surface on both databases: enrolment tokens,
  * machines and executions. Bad input names the field and creates nothing;
- * another project's resources are 404; a viewer cannot act (ADVERSARIAL 8, 12).
+ * another project's resources are 404; a viewer cannot act (threat model T8, T12).
  */
 import { LIMITS, type MachineFacts } from '@kapitan/shared';
 import { randomUUID } from 'node:crypto';
@@ -59,6 +59,13 @@ describeBothDatabases('agent channel REST', (database) => {
     const m = await t.http.get(`/api/projects/${projectId}/machines/${machineId}`).set(bearer(viewer)).expect(200);
     expect(m.body).toMatchObject({ id: machineId, hostname: 'spec-host', status: 'offline', labels: { env: 'prod', role: 'web' } });
     expect(m.body).not.toHaveProperty('credentialHash');
+  });
+
+  test("an enrolling agent's labels cannot contradict its token's: the token's win", async () => {
+    const token = (await t.http.post(`/api/projects/${projectId}/enrolment-tokens`).set(bearer(owner)).send({ labels: { env: 'prod' } }).expect(201)).body;
+    const enrolled = await t.http.post('/api/agent/enrol').send({ token: token.token, facts: FACTS, labels: { env: 'dev', role: 'db' } }).expect(201);
+    const m = await t.http.get(`/api/projects/${projectId}/machines/${enrolled.body.machineId}`).set(bearer(owner)).expect(200);
+    expect(m.body.labels).toEqual({ env: 'prod', role: 'db' });
   });
 
   test('bad enrolment-token bodies → 400 naming the field, nothing created', async () => {

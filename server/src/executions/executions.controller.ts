@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { AuthUser, CurrentUser } from '../auth/auth-user';
 import { IdParamPipe } from '../common/uuid.pipe';
 import { ZodPipe } from '../common/zod-query.pipe';
+import { ExecutionLogService } from './execution-log.service';
 import { ExecutionsService } from './executions.service';
 
 class CreateExecutionDto extends createZodDto(CreateExecutionRequestSchema) {}
@@ -24,7 +25,10 @@ const LogQuerySchema = ExecutionLogQuerySchema.extend({ format: z.enum(['json', 
 @ApiBearerAuth()
 @Controller()
 export class ExecutionsController {
-  constructor(private readonly executions: ExecutionsService) {}
+  constructor(
+    private readonly executions: ExecutionsService,
+    private readonly logs: ExecutionLogService,
+  ) {}
 
   @Post('projects/:projectId/executions')
   create(
@@ -66,10 +70,10 @@ export class ExecutionsController {
   ): Promise<void> {
     const wantsText = q.format === 'text' || (q.format === undefined && !!accept && /text\/plain/.test(accept) && !/application\/json/.test(accept));
     if (!wantsText) {
-      res.json(await this.executions.log(u.userId, id, q.fromSeq, q.limit));
+      res.json(await this.logs.log(u.userId, id, q.fromSeq, q.limit));
       return;
     }
-    const text = this.executions.logText(u.userId, id);
+    const text = this.logs.logText(u.userId, id);
     const first = await text.next(); // errors (404) surface before the headers go out
     res.setHeader('Content-Type', 'text/plain; charset=utf-8');
     res.setHeader('Content-Disposition', `attachment; filename="execution-${id}.log"`);

@@ -2,6 +2,10 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { MachinesModule } from '../machines/machines.module';
 import { ProjectsModule } from '../projects/projects.module';
+import { ExecutionAgentHandlers } from './execution-agent.handlers';
+import { ExecutionLifecycleService } from './execution-lifecycle.service';
+import { ExecutionLiveHandlers } from './execution-live.handlers';
+import { ExecutionLogService } from './execution-log.service';
 import { ExecutionChunkEntity, ExecutionEntity } from './execution.entity';
 import { ExecutionsController } from './executions.controller';
 import { ExecutionsService } from './executions.service';
@@ -10,7 +14,7 @@ import { OutputWriter } from './output-writer.service';
 @Module({
   imports: [TypeOrmModule.forFeature([ExecutionEntity, ExecutionChunkEntity]), MachinesModule, ProjectsModule],
   controllers: [ExecutionsController],
-  providers: [ExecutionsService, OutputWriter],
+  providers: [ExecutionsService, ExecutionLogService, ExecutionLifecycleService, OutputWriter, ExecutionAgentHandlers, ExecutionLiveHandlers],
   exports: [ExecutionsService],
 })
 export class ExecutionsModule {}

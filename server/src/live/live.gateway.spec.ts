@@ -1,6 +1,6 @@
 /**
  * /live against the real app: a deleted user's open dashboard socket is
- * dropped at once and the same token cannot connect again (ADVERSARIAL 2).
+ * dropped at once and the same token cannot connect again (threat model T2).
  */
 import { LIVE_NAMESPACE } from '@kapitan/shared';
 import { io, type Socket } from 'socket.io-client';

@@ -1,58 +1,46 @@
-import { Inject, Logger } from '@nestjs/common';
-import { OnEvent } from '@nestjs/event-emitter';
-import { ConnectedSocket, MessageBody, OnGatewayConnection, OnGatewayInit, SubscribeMessage, WebSocketGateway, WebSocketServer } from '@nestjs/websockets';
-import {
-  Ack,
-  ErrorAckBody,
-  ErrorCode,
-  ExecutionChunksAck,
-  LIMITS,
-  LIVE_NAMESPACE,
-  LiveClientEvents,
-  liveClientToServerSchemas,
-  LiveClientToServerEventMap,
-  LiveHandshakeAuthSchema,
-  LiveServerEvents,
-  LiveServerToClientEventMap,
-  parsePayload,
-  Rooms,
-} from '@kapitan/shared';
-import type { Namespace, Socket } from 'socket.io';
-import { AuthUser } from '../auth/auth-user';
+import { Logger, OnModuleInit } from '@nestjs/common';
+import { OnGatewayConnection, OnGatewayInit, WebSocketGateway, WebSocketServer } from '@nestjs/websockets';
+import { ErrorAckBody, ErrorCode, LIVE_NAMESPACE, liveClientToServerSchemas, LiveHandshakeAuthSchema, parsePayload, Rooms } from '@kapitan/shared';
 import { AuthService } from '../auth/auth.service';
-import { ApiException } from '../common/api-exception';
+import { DomainEventsService } from '../common/events.service';
 import { handshakeError } from '../common/handshake-error';
-import { APP_CONFIG, AppConfig } from '../config/config';
-import type { DomainEvents } from '../common/domain-events';
-import { ExecutionsService, toSummary } from '../executions/executions.service';
 import { ProjectsService } from '../projects/projects.service';
-
-interface LiveSocketData {
-  user: AuthUser;
-}
-type LiveSocket = Socket<LiveClientToServerEventMap, LiveServerToClientEventMap, Record<string, never>, LiveSocketData>;
-type LiveNamespace = Namespace<LiveClientToServerEventMap, LiveServerToClientEventMap, Record<string, never>, LiveSocketData>;
+import { LiveChannel, type LiveContext, type LiveNamespace, type LiveSocket } from './live-channel';
 
 const fail = (code: ErrorAckBody['code'], message: string): { ok: false; error: ErrorAckBody } => ({ ok: false, error: { code, message } });
 
 /**
  * `/live`: the dashboard's socket. The JWT travels in the handshake, never
- * in an ambient cookie (a foreign page cannot ride it, ADVERSARIAL 33).
- * Membership is checked at every subscribe; logging out drops the socket.
+ * in an ambient cookie (a foreign page cannot ride it: threat model T33).
+ * Every event goes to the handler its feature registered with `LiveChannel`,
+ * after its schema. Membership is checked at every join; a user who may no
+ * longer watch a project leaves every room of it at once (T35), a logged-out
+ * session or a deleted user is dropped (T2).
  */
 @WebSocketGateway({ namespace: LIVE_NAMESPACE })
-export class LiveGateway implements OnGatewayInit, OnGatewayConnection {
+export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnection {
   private readonly logger = new Logger(LiveGateway.name);
   @WebSocketServer() private readonly ns: LiveNamespace;
 
   constructor(
+    private readonly channel: LiveChannel,
     private readonly auth: AuthService,
     private readonly projects: ProjectsService,
-    private readonly executions: ExecutionsService,
-    @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly events: DomainEventsService,
   ) {}
 
+  onModuleInit(): void {
+    this.events.on('session.revoked', (e) => this.ns.in(Rooms.session(e.sessionId)).disconnectSockets(true));
+    this.events.on('user.deleted', (e) => this.ns.in(Rooms.user(e.userId)).disconnectSockets(true));
+    // Every role may watch, so only a removal ends it; the role is read again rather than trusted from the event.
+    this.events.on('membership.changed', async (e) => {
+      if (!(await this.projects.roleOf(e.userId, e.projectId))) await this.evict(e.projectId, e.userId);
+    });
+    this.events.on('project.deleted', (e) => this.evict(e.projectId));
+  }
+
   afterInit(ns: LiveNamespace): void {
+    this.channel.attach(ns);
     ns.use((socket, next) => {
       const parsed = LiveHandshakeAuthSchema.safeParse(socket.handshake.auth);
       const refuse = () => next(handshakeError(ErrorCode.unauthenticated, 'log in again'));
@@ -61,7 +49,8 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection {
         .verifyAccessToken(parsed.data.token)
         .then((user) => {
           if (!user) return refuse();
-          socket.data = { user };
+          socket.data = { user, watch: {} };
+          socket.onAny((event: string, ...args: unknown[]) => this.dispatch(socket, event, args));
           next();
         })
         .catch(() => refuse());
@@ -74,112 +63,59 @@ export class LiveGateway implements OnGatewayInit, OnGatewayConnection {
     await socket.join([Rooms.session(user.sessionId), Rooms.user(user.userId)]);
   }
 
-  @SubscribeMessage(LiveClientEvents.subscribeProject)
-  async subscribeProject(@ConnectedSocket() socket: LiveSocket, @MessageBody() body: unknown): Promise<Ack> {
-    const p = parsePayload(liveClientToServerSchemas['subscribe:project'], body);
-    if (!p.ok) return p;
-    const role = await this.projects.roleOf(socket.data.user.userId, p.value.projectId);
-    if (!role) {
-      this.logger.warn({ userId: socket.data.user.userId, projectId: p.value.projectId }, 'live subscription refused: not a member');
-      return fail(ErrorCode.notFound, 'project not found');
-    }
-    await socket.join(Rooms.project(p.value.projectId));
-    return { ok: true };
+  private dispatch(socket: LiveSocket, event: string, args: unknown[]): void {
+    const ack = args[args.length - 1];
+    if (typeof ack !== 'function') return; // every dashboard event takes an ack; one without is ignored
+    const handler = this.channel.handlerFor(event);
+    const reply = ack as (a: unknown) => void;
+    if (!handler) return reply(fail(ErrorCode.notFound, 'unknown event'));
+    const p = parsePayload(liveClientToServerSchemas[event as keyof typeof liveClientToServerSchemas], args.length > 1 ? args[0] : undefined);
+    if (!p.ok) return reply(p);
+    handler(this.context(socket), p.value as never).then(reply, (err: unknown) => {
+      this.logger.error({ err: String(err), event, userId: socket.data.user.userId }, 'live event handler failed');
+      reply(fail(ErrorCode.internal, 'internal error'));
+    });
   }
 
-  @SubscribeMessage(LiveClientEvents.unsubscribeProject)
-  async unsubscribeProject(@ConnectedSocket() socket: LiveSocket, @MessageBody() body: unknown): Promise<Ack> {
-    const p = parsePayload(liveClientToServerSchemas['unsubscribe:project'], body);
-    if (!p.ok) return p;
-    await socket.leave(Rooms.project(p.value.projectId));
-    return { ok: true };
+  private context(socket: LiveSocket): LiveContext {
+    const { userId } = socket.data.user;
+    return {
+      userId,
+      join: async (room, projectId) => {
+        await socket.join(room);
+        socket.data.watch[room] = projectId;
+        // The caller checked the membership before the join; a removal committed meanwhile found this socket
+        // not yet in the room, so it is checked once more now that it is.
+        if (await this.projects.roleOf(userId, projectId)) return true;
+        delete socket.data.watch[room];
+        await socket.leave(room);
+        return false;
+      },
+      leave: async (room) => {
+        delete socket.data.watch[room];
+        await socket.leave(room);
+      },
+    };
   }
-
-  /** Join first, then read history: a chunk stored meanwhile arrives both ways and the client drops the repeat by seq. */
-  @SubscribeMessage(LiveClientEvents.subscribeExecution)
-  async subscribeExecution(@ConnectedSocket() socket: LiveSocket, @MessageBody() body: unknown): Promise<ExecutionChunksAck> {
-    const p = parsePayload(liveClientToServerSchemas['subscribe:execution'], body);
-    if (!p.ok) return p;
-    return this.history(socket, p.value.executionId, p.value.fromSeq, LIMITS.logPageMax, true);
-  }
-
-  @SubscribeMessage(LiveClientEvents.unsubscribeExecution)
-  async unsubscribeExecution(@ConnectedSocket() socket: LiveSocket, @MessageBody() body: unknown): Promise<Ack> {
-    const p = parsePayload(liveClientToServerSchemas['unsubscribe:execution'], body);
-    if (!p.ok) return p;
-    await socket.leave(Rooms.execution(p.value.executionId.toLowerCase()));
-    return { ok: true };
-  }
-
-  @SubscribeMessage(LiveClientEvents.executionHistory)
-  async executionHistory(@ConnectedSocket() socket: LiveSocket, @MessageBody() body: unknown): Promise<ExecutionChunksAck> {
-    const p = parsePayload(liveClientToServerSchemas['execution:history'], body);
-    if (!p.ok) return p;
-    return this.history(socket, p.value.executionId, p.value.fromSeq, p.value.limit ?? LIMITS.logPageMax, false);
-  }
-
-  private async history(socket: LiveSocket, executionId: string, fromSeq: number, limit: number, join: boolean): Promise<ExecutionChunksAck> {
-    const id = executionId.toLowerCase();
-    let e;
-    try {
-      e = await this.executions.findVisible(socket.data.user.userId, id, 'viewer');
-    } catch (err) {
-      if (err instanceof ApiException) {
-        this.logger.warn({ userId: socket.data.user.userId, executionId: id }, 'live execution subscription refused');
-        return fail(ErrorCode.notFound, 'execution not found');
-      }
-      throw err;
-    }
-    if (join) await socket.join(Rooms.execution(id));
-    const page = join ? await this.executions.historyForJoin(e, fromSeq, limit) : await this.executions.logPage(e, fromSeq, limit);
-    return { ok: true, execution: toSummary(e), chunks: page.chunks, nextSeq: page.nextSeq };
-  }
-
-  // ---------------------------------------------------------------- domain events → dashboards
 
   /**
-   * Might anyone listen in one of these rooms? socket.io encodes a broadcast
-   * before it looks for receivers, so an unwatched run's output would be
-   * serialised for nobody. One node (no Redis) knows all its rooms; with
-   * Redis another node may hold the listeners, so it always sends.
+   * Every socket of the user (or, with no user, every socket) leaves every
+   * room of the project, on whichever node it is: the project room and each
+   * execution room it joined.
    */
-  private audience(...rooms: string[]): boolean {
-    if (this.config.redisUrl) return true;
-    const local = this.ns.adapter.rooms;
-    return rooms.some((r) => (local.get(r)?.size ?? 0) > 0);
-  }
-
-  @OnEvent('execution.output')
-  onOutput(e: DomainEvents['execution.output']): void {
-    const room = Rooms.execution(e.executionId);
-    if (this.audience(room)) this.ns.to(room).emit(LiveServerEvents.output, e);
-  }
-
-  @OnEvent('execution.updated')
-  onExecution(e: DomainEvents['execution.updated']): void {
-    const rooms = [Rooms.project(e.projectId), Rooms.execution(e.execution.id)];
-    if (this.audience(...rooms)) this.ns.to(rooms).emit(LiveServerEvents.execution, e);
-  }
-
-  @OnEvent('machine.updated')
-  onMachine(e: DomainEvents['machine.updated']): void {
-    const room = Rooms.project(e.projectId);
-    if (this.audience(room)) this.ns.to(room).emit(LiveServerEvents.machine, e);
-  }
-
-  @OnEvent('session.revoked')
-  onSessionRevoked(e: DomainEvents['session.revoked']): void {
-    this.ns.in(Rooms.session(e.sessionId)).disconnectSockets(true);
-  }
-
-  @OnEvent('user.deleted')
-  onUserDeleted(e: DomainEvents['user.deleted']): void {
-    this.ns.in(Rooms.user(e.userId)).disconnectSockets(true);
-  }
-
-  @OnEvent('membership.changed')
-  async onMembershipChanged(e: DomainEvents['membership.changed']): Promise<void> {
-    // A removed member stops hearing the project at once; a changed role keeps its view.
-    if (!(await this.projects.roleOf(e.userId, e.projectId))) this.ns.in(Rooms.user(e.userId)).socketsLeave(Rooms.project(e.projectId));
+  private async evict(projectId: string, userId?: string): Promise<void> {
+    const sockets = await (userId ? this.ns.in(Rooms.user(userId)) : this.ns).fetchSockets();
+    let left = 0;
+    for (const s of sockets) {
+      const rooms = Object.entries(s.data.watch ?? {})
+        .filter(([, p]) => p === projectId)
+        .map(([room]) => room);
+      rooms.push(Rooms.project(projectId));
+      for (const room of rooms) s.leave(room);
+      const local = this.ns.sockets.get(s.id);
+      if (local) for (const room of rooms) delete local.data.watch[room];
+      left += rooms.length - 1;
+    }
+    if (sockets.length) this.logger.log({ projectId, userId, sockets: sockets.length, executionRooms: left }, 'live sockets left the rooms of a project they may no longer watch');
   }
 }

@@ -1,8 +1,18 @@
-import { Module } from '@nestjs/common';
+import { Global, Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module';
-import { ExecutionsModule } from '../executions/executions.module';
 import { ProjectsModule } from '../projects/projects.module';
+import { LiveChannel } from './live-channel';
 import { LiveGateway } from './live.gateway';
 
-@Module({ imports: [AuthModule, ProjectsModule, ExecutionsModule], providers: [LiveGateway] })
+/**
+ * The registry of `/live` handlers and forwards. Global and free of imports,
+ * so any feature (projects too, which the gateway needs) registers with it
+ * without a module cycle.
+ */
+@Global()
+@Module({ providers: [LiveChannel], exports: [LiveChannel] })
+export class LiveChannelModule {}
+
+/** The `/live` gateway: the dashboard's connection, membership checks and evictions. */
+@Module({ imports: [AuthModule, ProjectsModule], providers: [LiveGateway] })
 export class LiveModule {}

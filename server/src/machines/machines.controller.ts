@@ -11,6 +11,8 @@ import {
 import { createZodDto } from 'nestjs-zod';
 import { AuthUser, CurrentUser, Public } from '../auth/auth-user';
 import { IdParamPipe } from '../common/uuid.pipe';
+import { EnrolmentTokensService } from './enrolment-tokens.service';
+import { EnrolmentService } from './enrolment.service';
 import { MachinesService } from './machines.service';
 
 class CreateEnrolmentTokenDto extends createZodDto(CreateEnrolmentTokenRequestSchema) {}
@@ -23,16 +25,19 @@ const ProjectId = () => Param('projectId', new IdParamPipe('project'));
 @ApiBearerAuth()
 @Controller('projects/:projectId')
 export class MachinesController {
-  constructor(private readonly machines: MachinesService) {}
+  constructor(
+    private readonly tokens: EnrolmentTokensService,
+    private readonly machines: MachinesService,
+  ) {}
 
   @Get('enrolment-tokens')
   listTokens(@CurrentUser() u: AuthUser, @ProjectId() projectId: string): Promise<EnrolmentToken[]> {
-    return this.machines.listTokens(u.userId, projectId);
+    return this.tokens.listTokens(u.userId, projectId);
   }
 
   @Post('enrolment-tokens')
   createToken(@CurrentUser() u: AuthUser, @ProjectId() projectId: string, @Body() body: CreateEnrolmentTokenDto): Promise<EnrolmentToken> {
-    return this.machines.createToken(u.userId, projectId, body);
+    return this.tokens.createToken(u.userId, projectId, body);
   }
 
   @Delete('enrolment-tokens/:tokenId')
@@ -42,7 +47,7 @@ export class MachinesController {
     @ProjectId() projectId: string,
     @Param('tokenId', new IdParamPipe('enrolment token')) tokenId: string,
   ): Promise<void> {
-    return this.machines.revokeToken(u.userId, projectId, tokenId);
+    return this.tokens.revokeToken(u.userId, projectId, tokenId);
   }
 
   @Get('machines')
@@ -75,12 +80,12 @@ export class MachinesController {
 @ApiTags('agent')
 @Controller('agent')
 export class AgentEnrolController {
-  constructor(private readonly machines: MachinesService) {}
+  constructor(private readonly enrolment: EnrolmentService) {}
 
   /** The agent's one unauthenticated call: the enrolment token in the body is the credential. */
   @Public()
   @Post('enrol')
   enrol(@Body() body: EnrolDto): Promise<EnrolResponse> {
-    return this.machines.enrol(body);
+    return this.enrolment.enrol(body);
   }
 }

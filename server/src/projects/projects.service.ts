@@ -109,6 +109,7 @@ export class ProjectsService {
   async delete(userId: string, projectId: string): Promise<void> {
     await this.requireRole(userId, projectId, 'owner');
     await this.projects.delete({ id: projectId });
+    this.events.publish('project.deleted', { projectId });
   }
 
   async listMembers(userId: string, projectId: string): Promise<Member[]> {

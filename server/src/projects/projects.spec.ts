@@ -15,7 +15,7 @@ type Person = Awaited<ReturnType<typeof signupUser>>;
  * Projects and their members against the real app and database: roles
  * (owner > operator > viewer), a project always keeps an owner, and a
  * project the caller is not a member of answers 404 on every route, the
- * same as one that does not exist (ADVERSARIAL 8), with nothing changed.
+ * same as one that does not exist (threat model T8), with nothing changed.
  */
 describeBothDatabases('projects', (database) => {
   let t: TestApp;

@@ -30,7 +30,7 @@
  * MySQL availability: `describeBothDatabases` probes the server once per test
  * file. Unreachable under CI=true → the MySQL half FAILS naming what is
  * missing; locally → it is skipped with a console.warn giving the reason.
- * Never a silent skip (DESIGN "Tests").
+ * Never a silent skip (docs/design.md "Tests").
  *
  * What is here:
  * - `createTestApp({ database, env })` → `{ app, url, config, http, db, close }`

@@ -38,7 +38,7 @@ const ACK_TIMEOUT_MS = 15_000;
 
 /**
  * The dashboard's one `/live` socket. It authenticates with the JWT in the
- * handshake (never an ambient cookie, ADVERSARIAL 33), reconnects by itself with
+ * handshake (never an ambient cookie, threat model T33), reconnects by itself with
  * back-off and jitter, and re-joins every room after a reconnect. Components get
  * rooms as Observables and never see the socket.
  */

@@ -196,7 +196,7 @@ export class LogViewer {
     if (this.textTimer) return;
     this.textTimer = setTimeout(() => {
       this.textTimer = null;
-      // textContent: output is text, never markup (ADVERSARIAL 34).
+      // textContent: output is text, never markup (threat model T34).
       this.textEl().nativeElement.textContent = this.tail.toString();
       this.lineCount.set(this.tail.lineCount);
     }, TEXT_FLUSH_MS);

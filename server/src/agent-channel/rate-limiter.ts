@@ -1,6 +1,6 @@
 /**
  * Token bucket per socket: `rate` events a second, bursts up to `burst`.
- * A socket that keeps pushing past it is cut off (ADVERSARIAL 15).
+ * A socket that keeps pushing past it is cut off (threat model T15).
  */
 export class TokenBucket {
   private tokens: number;

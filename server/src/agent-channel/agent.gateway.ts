@@ -1,0 +1,213 @@
+import { Inject, Logger, OnModuleInit } from '@nestjs/common';
+import { OnGatewayConnection, OnGatewayDisconnect, OnGatewayInit, WebSocketGateway, WebSocketServer } from '@nestjs/websockets';
+import {
+  AGENT_NAMESPACE,
+  AgentEvents,
+  AgentHandshakeAuthSchema,
+  AgentHelloAck,
+  agentToServerSchemas,
+  ErrorAckBody,
+  ErrorCode,
+  HelloRefusal,
+  parsePayload,
+  Rooms,
+} from '@kapitan/shared';
+import { handshakeError } from '../common/handshake-error';
+import { DomainEventsService } from '../common/events.service';
+import { APP_CONFIG, AppConfig } from '../config/config';
+import { EnrolmentService } from '../machines/enrolment.service';
+import { PresenceService } from '../machines/presence.service';
+import { AgentChannel, type AgentContext, type AgentNamespace, type AgentSocket } from './agent-channel';
+import { TokenBucket } from './rate-limiter';
+
+/** Refused events in a row after which the socket is dropped. */
+const MAX_STRIKES = 200;
+const fail = (code: ErrorAckBody['code'], message: string): { ok: false; error: ErrorAckBody } => ({ ok: false, error: { code, message } });
+
+/**
+ * `/agent`: one socket per machine, authenticated by its credential in the
+ * handshake and joined to the machine's room. This gateway owns only the
+ * connection and the machine's presence (hello, heartbeat); every other
+ * event goes to the handler its feature registered with `AgentChannel`,
+ * after the rate limit, the schema and the ownership check (design
+ * invariant 4: the machine id always comes from the socket, never from a
+ * payload).
+ */
+@WebSocketGateway({ namespace: AGENT_NAMESPACE })
+export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect {
+  private readonly logger = new Logger(AgentGateway.name);
+  @WebSocketServer() private readonly ns: AgentNamespace;
+  private readonly contexts = new WeakMap<AgentSocket, AgentContext>();
+
+  constructor(
+    private readonly channel: AgentChannel,
+    private readonly enrolment: EnrolmentService,
+    private readonly presence: PresenceService,
+    private readonly events: DomainEventsService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  onModuleInit(): void {
+    this.events.on('machine.revoked', (e) => {
+      this.ns.in(Rooms.machine(e.machineId)).disconnectSockets(true);
+      this.logger.log({ machineId: e.machineId }, 'machine revoked: its sockets are dropped');
+    });
+  }
+
+  afterInit(ns: AgentNamespace): void {
+    this.channel.attach(ns);
+    ns.use((socket, next) => {
+      const auth = AgentHandshakeAuthSchema.safeParse(socket.handshake.auth);
+      if (!auth.success) return next(handshakeError(ErrorCode.unauthenticated, 'a machine credential is required'));
+      this.enrolment
+        .authenticate(auth.data.credential)
+        .then((identity) => {
+          if (!identity) {
+            this.logger.warn({ address: socket.handshake.address }, 'agent handshake refused: unknown or revoked credential');
+            return next(handshakeError(ErrorCode.unauthenticated, 'machine credential refused (unknown or revoked)'));
+          }
+          const rate = this.config.agentEventsPerSecond;
+          socket.data = { ...identity, online: false, bucket: new TokenBucket(rate, rate * 10), owned: new Map(), foreign: new Map() };
+          // One plain listener per socket for every event, bound before the socket can send any.
+          socket.onAny((event: string, ...args: unknown[]) => this.dispatch(socket, event, args));
+          next();
+        })
+        .catch((err: unknown) => {
+          this.logger.error({ err: String(err) }, 'agent handshake failed');
+          next(handshakeError(ErrorCode.unavailable, 'try again later'));
+        });
+    });
+  }
+
+  async handleConnection(socket: AgentSocket): Promise<void> {
+    const { machineId } = socket.data;
+    if (!machineId) return; // refused in the middleware
+    const room = Rooms.machine(machineId);
+    // The newest socket holds the machine; an older one (a half-dead connection, possibly on another node) is dropped.
+    const others = (await this.ns.in(room).fetchSockets()).filter((s) => s.id !== socket.id);
+    for (const s of others) s.disconnect(true);
+    await socket.join(room);
+    // Online once it said hello (one presence write per connection, with its facts).
+    this.logger.log({ machineId, socketId: socket.id, replaced: others.length }, 'agent connected');
+  }
+
+  async handleDisconnect(socket: AgentSocket): Promise<void> {
+    const { machineId, online } = socket.data;
+    if (!machineId) return;
+    if (online) await this.presence.markOffline(machineId, socket.id).catch((err: unknown) => this.logger.warn({ err: String(err) }, 'presence update failed'));
+    this.logger.log({ machineId, socketId: socket.id }, 'agent disconnected');
+  }
+
+  // ---------------------------------------------------------------- every event: bucket → schema → ownership → handler
+
+  private dispatch(socket: AgentSocket, event: string, args: unknown[]): void {
+    const ack = args[args.length - 1];
+    if (typeof ack !== 'function') {
+      // Every agent event takes an ack (the protocol in @kapitan/shared); one without is refused unhandled.
+      this.logger.warn({ machineId: socket.data.machineId, event }, 'agent event without an ack refused');
+      return;
+    }
+    const body = args.length > 1 ? args[0] : undefined;
+    this.answer(socket, event, body).then(
+      (response) => (ack as (a: unknown) => void)(response),
+      (err: unknown) => {
+        this.logger.error({ err: String(err), event, machineId: socket.data.machineId }, 'agent event handler failed');
+        (ack as (a: unknown) => void)(fail(ErrorCode.internal, 'internal error'));
+      },
+    );
+  }
+
+  private async answer(socket: AgentSocket, event: string, body: unknown): Promise<unknown> {
+    const { bucket, machineId } = socket.data;
+    if (!bucket.take()) return this.throttled(socket, event);
+    if (event === AgentEvents.hello) return this.hello(socket, body);
+    if (event === AgentEvents.heartbeat) return this.heartbeat(socket, body);
+    const handler = this.channel.handlerFor(event);
+    if (!handler) {
+      this.logger.warn({ machineId, event: event.slice(0, 64) }, 'unknown agent event refused');
+      return fail(ErrorCode.notFound, 'unknown event');
+    }
+    const p = parsePayload(agentToServerSchemas[event as keyof typeof agentToServerSchemas], body);
+    if (!p.ok) {
+      this.logger.warn({ machineId, event, error: p.error.message }, 'invalid agent payload refused');
+      return p;
+    }
+    const value = p.value as never;
+    if (handler.owns) {
+      const id = handler.owns.id(value);
+      if (!(await this.channel.owns(socket.data, handler.owns.kind, id))) {
+        this.logger.warn({ machineId, [`${handler.owns.kind}Id`]: id, event }, `agent reported on an ${handler.owns.kind} that is not its own: refused`);
+        return fail(ErrorCode.notFound, `no such ${handler.owns.kind} on this machine`);
+      }
+    }
+    return handler.handle(this.context(socket), value);
+  }
+
+  private throttled(socket: AgentSocket, event: string): { ok: false; error: ErrorAckBody } {
+    const { bucket, machineId } = socket.data;
+    if (bucket.strikes === 1 || bucket.strikes % 50 === 0) this.logger.warn({ machineId, event: event.slice(0, 64), strikes: bucket.strikes }, 'agent throttled');
+    if (bucket.strikes === MAX_STRIKES) {
+      this.logger.warn({ machineId }, 'agent kept flooding past its rate limit: disconnected');
+      // A moment later, so the acks already due tell the agent why.
+      setTimeout(() => socket.disconnect(true), 100).unref();
+    }
+    return fail(ErrorCode.tooManyRequests, `more than ${this.config.agentEventsPerSecond} events per second`);
+  }
+
+  private context(socket: AgentSocket, defer?: (send: () => void) => void): AgentContext {
+    const cached = defer ? undefined : this.contexts.get(socket);
+    if (cached) return cached;
+    const ctx: AgentContext = {
+      machineId: socket.data.machineId,
+      projectId: socket.data.projectId,
+      emit: (event, payload) => {
+        const send = (): void => void (socket.emit as (e: string, p: unknown) => boolean)(event, payload);
+        if (defer) defer(send);
+        else send();
+      },
+      release: (kind, id) => socket.data.owned.get(kind)?.delete(id),
+    };
+    if (!defer) this.contexts.set(socket, ctx);
+    return ctx;
+  }
+
+  // ---------------------------------------------------------------- presence
+
+  private async hello(socket: AgentSocket, body: unknown): Promise<AgentHelloAck> {
+    const p = parsePayload(agentToServerSchemas[AgentEvents.hello], body);
+    if (!p.ok) {
+      this.logger.warn({ machineId: socket.data.machineId, event: AgentEvents.hello, error: p.error.message }, 'invalid agent payload refused');
+      return p;
+    }
+    const { machineId, projectId, profile } = socket.data;
+    // Gone while the hello waited: its disconnect already passed, so it must not mark the machine online.
+    if (!socket.connected) return fail(ErrorCode.unavailable, 'disconnected');
+    socket.data.profile = null;
+    socket.data.online = true;
+    await this.presence.markOnline({ machineId, projectId }, profile, socket.id, p.value.facts);
+    // What the agent claims to hold is checked against the stored rows: a claim never grants ownership (threat model T43).
+    const claimed = p.value.activeExecutionIds;
+    const mine = await this.channel.ownedAmong(socket.data, 'execution', claimed);
+    const refused: HelloRefusal[] = claimed.filter((id) => !mine.has(id)).map((executionId) => ({ executionId, code: ErrorCode.notFound }));
+    if (refused.length) {
+      this.logger.warn({ machineId, refused: refused.slice(0, 20).map((r) => r.executionId), count: refused.length }, 'agent hello named executions that are not its own: refused');
+    }
+    // What the features send in answer to the hello goes out after its ack, so the agent has its answer before its work.
+    const after: (() => void)[] = [];
+    const ctx = this.context(socket, (send) => after.push(send));
+    const hello = { ...p.value, activeExecutionIds: claimed.filter((id) => mine.has(id)) };
+    for (const participant of this.channel.helloParticipants()) await participant(ctx, hello);
+    if (after.length) setImmediate(() => after.forEach((send) => send()));
+    return { ok: true, machineId, serverTime: new Date().toISOString(), ...(refused.length ? { refused } : {}) };
+  }
+
+  private heartbeat(socket: AgentSocket, body: unknown): { ok: true } | { ok: false; error: ErrorAckBody } {
+    const p = parsePayload(agentToServerSchemas[AgentEvents.heartbeat], body);
+    if (!p.ok) {
+      this.logger.warn({ machineId: socket.data.machineId, event: AgentEvents.heartbeat, error: p.error.message }, 'invalid agent payload refused');
+      return p;
+    }
+    this.presence.heartbeat(socket.data.machineId);
+    return { ok: true };
+  }
+}

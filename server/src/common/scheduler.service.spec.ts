@@ -1,0 +1,76 @@
+import { Logger } from '@nestjs/common';
+import { SchedulerService, type SchedulerTimers } from './scheduler.service';
+
+/** Hand-driven timers: a test fires the interval when it wants, no clock involved. */
+function manualTimers() {
+  const fns = new Map<number, () => void>();
+  let next = 1;
+  const timers: SchedulerTimers = {
+    setInterval: (fn) => {
+      const id = next++;
+      fns.set(id, fn);
+      return { id, unref: () => undefined } as never;
+    },
+    clearInterval: (h) => fns.delete((h as { id: number }).id),
+  };
+  return { timers, fire: () => [...fns.values()].forEach((f) => f()), count: () => fns.size };
+}
+
+describe('SchedulerService', () => {
+  beforeAll(() => Logger.overrideLogger(false)); // the failed-run warnings are expected here
+  afterAll(() => Logger.overrideLogger(['log', 'error', 'warn', 'debug', 'verbose']));
+  it('runs a job at every tick, never two runs of it at once', async () => {
+    const t = manualTimers();
+    const s = new SchedulerService(t.timers);
+    let runs = 0;
+    let release: () => void = () => undefined;
+    s.every('job', 1000, () => {
+      runs++;
+      return new Promise<void>((r) => (release = r));
+    });
+    t.fire();
+    t.fire(); // still running: skipped
+    const same = s.runNow('job'); // joins the run in progress
+    expect(runs).toBe(1);
+    release();
+    await same;
+    t.fire(); // the previous run ended: a new one starts
+    expect(runs).toBe(2);
+    release();
+  });
+
+  it('logs a failed run and keeps the job', async () => {
+    const t = manualTimers();
+    const s = new SchedulerService(t.timers);
+    let runs = 0;
+    s.every('flaky', 1000, async () => {
+      runs++;
+      throw new Error('database away');
+    });
+    await s.runNow('flaky');
+    await s.runNow('flaky');
+    expect(runs).toBe(2);
+  });
+
+  it('refuses a second job of the same name', () => {
+    const s = new SchedulerService(manualTimers().timers);
+    s.every('a', 1000, async () => undefined);
+    expect(() => s.every('a', 1000, async () => undefined)).toThrow(/already registered/);
+  });
+
+  it('stops every timer at shutdown and waits for the run in progress', async () => {
+    const t = manualTimers();
+    const s = new SchedulerService(t.timers);
+    let finished = false;
+    s.every('slow', 1000, async () => {
+      await new Promise((r) => setImmediate(r));
+      finished = true;
+    });
+    t.fire();
+    await s.onModuleDestroy();
+    expect(finished).toBe(true);
+    expect(t.count()).toBe(0);
+    s.every('late', 1000, async () => undefined); // after shutdown: never started
+    expect(t.count()).toBe(0);
+  });
+});

@@ -1,0 +1,167 @@
+import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { ExecutionDispatch, ExecutionFinished, ExecutionStarted, ExecutionStatus, isFinalStatus, OutputChunk } from '@kapitan/shared';
+import { In, LessThan, Repository } from 'typeorm';
+import { DomainEventsService } from '../common/events.service';
+import { SchedulerService } from '../common/scheduler.service';
+import { APP_CONFIG, AppConfig } from '../config/config';
+import { PresenceService } from '../machines/presence.service';
+import { ExecutionEntity } from './execution.entity';
+import { toDispatch, toSummary } from './execution.mapper';
+import { OutputWriter } from './output-writer.service';
+
+export const EXECUTION_SWEEP_EVERY_MS = 5_000;
+const ACTIVE: ExecutionStatus[] = ['queued', 'dispatched', 'running'];
+
+/** What a machine that just said hello should be sent. */
+export interface HelloPlan {
+  dispatch: ExecutionDispatch[];
+  cancel: string[];
+}
+
+/**
+ * The state machine of an execution: queued → dispatched → running → a
+ * final status, each step a conditional UPDATE so two nodes or two reports
+ * cannot both apply it. One start and one finish per execution whatever the
+ * agent repeats; output forwarded live, then stored once per (execution,
+ * seq) (design invariants 2 and 3); the sweep expires and loses work nobody
+ * will report on.
+ */
+@Injectable()
+export class ExecutionLifecycleService implements OnModuleInit {
+  constructor(
+    @InjectRepository(ExecutionEntity) private readonly executions: Repository<ExecutionEntity>,
+    private readonly writer: OutputWriter,
+    private readonly presence: PresenceService,
+    private readonly events: DomainEventsService,
+    private readonly scheduler: SchedulerService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  onModuleInit(): void {
+    this.scheduler.every('executions.sweep', EXECUTION_SWEEP_EVERY_MS, () => this.sweep());
+  }
+
+  /** Which of `executionIds` are this machine's, as stored: the agent's own list is only a claim. */
+  async ownedBy(machineId: string, executionIds: readonly string[]): Promise<Set<string>> {
+    const mine = new Set<string>();
+    for (let i = 0; i < executionIds.length; i += 500) {
+      const rows = await this.executions.find({ where: { machineId, id: In(executionIds.slice(i, i + 500)) }, select: ['id'] });
+      for (const r of rows) mine.add(r.id);
+    }
+    return mine;
+  }
+
+  /**
+   * A machine said hello: what it should (re)run and cancel. Work it still
+   * holds is left alone; work the server thinks runs but the agent no longer
+   * knows is lost; cancel-requested work that never started is cancelled.
+   */
+  async planForHello(machineId: string, activeIds: readonly string[]): Promise<HelloPlan> {
+    const active = new Set(activeIds);
+    const now = new Date();
+    const open = await this.executions.find({ where: { machineId, status: In(ACTIVE) }, order: { createdAt: 'ASC' } });
+    const plan: HelloPlan = { dispatch: [], cancel: [] };
+    for (const e of open) {
+      if (e.status === 'running' && !active.has(e.id)) {
+        await this.finishIf(e.id, ['running'], { status: 'lost', finishedAt: now, reason: 'the agent came back without this execution (its state was lost)' }, e);
+      } else if (e.status !== 'running' && e.expiresAt <= now) {
+        await this.finishIf(e.id, [e.status], { status: 'expired', finishedAt: now, reason: 'the machine stayed offline until the work expired' }, e);
+      } else if (e.status !== 'running' && e.cancelRequestedAt) {
+        await this.finishIf(e.id, [e.status], { status: 'cancelled', finishedAt: now, reason: 'cancelled before it started' }, e);
+      } else if (e.status === 'running' && e.cancelRequestedAt) {
+        plan.cancel.push(e.id);
+      } else if (e.status !== 'running') {
+        plan.dispatch.push(toDispatch(e));
+      }
+    }
+    const queued = plan.dispatch.map((d) => d.executionId);
+    if (queued.length) {
+      await this.executions.update({ id: In(queued), status: 'queued' }, { status: 'dispatched', dispatchedAt: now });
+      for (const e of open.filter((x) => queued.includes(x.id) && x.status === 'queued')) {
+        e.status = 'dispatched';
+        e.dispatchedAt = now;
+        this.events.publish('execution.updated', { projectId: e.projectId, execution: toSummary(e) });
+      }
+    }
+    return plan;
+  }
+
+  async dispatchPayloads(executionIds: string[]): Promise<ExecutionDispatch[]> {
+    const rows = await this.executions.find({ where: { id: In(executionIds), status: 'dispatched' } });
+    return rows.map(toDispatch);
+  }
+
+  /** The one start of an execution. Returns false when it must not run (cancelled or finished meanwhile). */
+  async started(machineId: string, p: ExecutionStarted): Promise<boolean> {
+    const e = await this.executions.findOne({ where: { id: p.executionId, machineId } });
+    if (!e) return false;
+    if (e.status === 'running') return true; // a repeated start: accepted once, acknowledged always
+    if (isFinalStatus(e.status)) return false;
+    const startedAt = new Date(p.startedAt);
+    const r = await this.executions.update({ id: e.id, status: In(['queued', 'dispatched']) }, { status: 'running', startedAt, dispatchedAt: e.dispatchedAt ?? startedAt });
+    if (r.affected) {
+      Object.assign(e, { status: 'running', startedAt, dispatchedAt: e.dispatchedAt ?? startedAt });
+      this.events.publish('execution.updated', { projectId: e.projectId, execution: toSummary(e) });
+    }
+    return true;
+  }
+
+  /** Forward at once (design invariant 3), then store; resolves when stored. */
+  async output(executionId: string, chunks: OutputChunk[]): Promise<void> {
+    this.events.publish('execution.output', { executionId, chunks });
+    await this.writer.write(executionId, chunks);
+  }
+
+  /** The one finish of an execution; later reports of it change nothing. */
+  async finished(machineId: string, p: ExecutionFinished): Promise<void> {
+    // Chunks sent before the finish may still sit in the batch: commit them first, so a final log is whole.
+    await this.writer.flush();
+    const e = await this.executions.findOne({ where: { id: p.executionId, machineId } });
+    if (!e || isFinalStatus(e.status)) return;
+    const finishedAt = new Date(p.finishedAt);
+    await this.finishIf(
+      e.id,
+      ACTIVE,
+      {
+        status: p.status,
+        exitCode: p.exitCode,
+        signal: p.signal,
+        finishedAt,
+        lastSeq: p.lastSeq,
+        reason: p.reason ?? null,
+        startedAt: e.startedAt ?? (p.status === 'lost' ? null : finishedAt),
+      },
+      e,
+    );
+  }
+
+
+  /** Expire queued work past its time; lose running work of machines gone for too long. Idempotent on every node. */
+  async sweep(): Promise<void> {
+    const now = new Date();
+    const expired = await this.executions.find({ where: { status: In(['queued', 'dispatched']), expiresAt: LessThan(now) }, take: 1000 });
+    for (const e of expired) {
+      await this.finishIf(e.id, ['queued', 'dispatched'], { status: 'expired', finishedAt: now, reason: 'the machine stayed offline until the work expired' });
+    }
+    const running = await this.executions.find({ where: { status: 'running' }, select: ['id', 'machineId'], take: 5000 });
+    const gone = await this.presence.offlineSince([...new Set(running.map((e) => e.machineId))], this.config.lostAfterSeconds);
+    for (const e of running.filter((x) => gone.has(x.machineId))) {
+      await this.finishIf(e.id, ['running'], {
+        status: 'lost',
+        finishedAt: now,
+        reason: `the agent has been offline for more than ${this.config.lostAfterSeconds} s`,
+      });
+    }
+  }
+
+  /** Conditional transition: applies only from `from`, so two nodes or two reports cannot both apply it. */
+  async finishIf(id: string, from: ExecutionStatus[], patch: Partial<ExecutionEntity>, known?: ExecutionEntity): Promise<ExecutionEntity | null> {
+    const r = await this.executions.update({ id, status: In(from) }, patch);
+    if (!r.affected) return null;
+    // The row as it was read just before, with the patch that was applied: what the summary shows cannot have changed otherwise.
+    const e = known ? Object.assign(known, patch) : await this.executions.findOneByOrFail({ id });
+    this.events.publish('execution.updated', { projectId: e.projectId, execution: toSummary(e) });
+    return e;
+  }
+}

@@ -1,0 +1,147 @@
+import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { InjectRepository } from '@nestjs/typeorm';
+import { Machine, MachineFacts, PRESENCE } from '@kapitan/shared';
+import { In, IsNull, LessThan, Repository } from 'typeorm';
+import { DomainEventsService } from '../common/events.service';
+import { SchedulerService } from '../common/scheduler.service';
+import { APP_CONFIG, AppConfig } from '../config/config';
+import { MachineEntity } from './machine.entity';
+import { toMachineDto, type MachineIdentity, type MachineProfile } from './machine.mapper';
+
+/** Heartbeats reach the database within this long, well inside the offline threshold (PRESENCE.offlineAfterMs). */
+export const PRESENCE_UPKEEP_EVERY_MS = 5_000;
+
+/**
+ * Whether a machine is online, from its live connection plus heartbeats with
+ * one threshold (PRESENCE.offlineAfterMs). The newest socket holds the
+ * machine; heartbeats are gathered and written in bulk; a node that died is
+ * found out by the sweep on every other node.
+ */
+@Injectable()
+export class PresenceService implements OnModuleInit, BeforeApplicationShutdown {
+  private readonly logger = new Logger(PresenceService.name);
+  /** Heartbeats since the last flush: one UPDATE for all of them, not one per beat. */
+  private readonly seen = new Set<string>();
+  /** Set when the node stops: presence is then written in bulk (beforeApplicationShutdown). */
+  private closing = false;
+
+  constructor(
+    @InjectRepository(MachineEntity) private readonly machines: Repository<MachineEntity>,
+    private readonly events: DomainEventsService,
+    private readonly scheduler: SchedulerService,
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {}
+
+  onModuleInit(): void {
+    this.scheduler.every('presence', PRESENCE_UPKEEP_EVERY_MS, async () => {
+      await this.flushHeartbeats();
+      await this.sweepStale();
+    });
+  }
+
+  /**
+   * This node is stopping: every machine it holds goes offline in one
+   * statement, before its sockets close, instead of one write per socket as
+   * they close (5,000 of them took seconds and delayed the restart).
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.closing = true;
+    this.seen.clear();
+    try {
+      const held = await this.machines.find({ where: { nodeId: this.config.nodeId, status: 'online' } });
+      if (!held.length) return;
+      const now = new Date();
+      await this.machines.update({ nodeId: this.config.nodeId, status: 'online' }, { status: 'offline', connectionId: null, nodeId: null, lastSeenAt: now });
+      for (const m of held) {
+        Object.assign(m, { status: 'offline', connectionId: null, nodeId: null, lastSeenAt: now });
+        this.events.publish('machine.updated', { projectId: m.projectId, machine: toMachineDto(m) });
+      }
+      this.logger.log({ machines: held.length }, 'node stopping: its machines are offline');
+    } catch (err) {
+      this.logger.warn({ err: String(err) }, 'could not mark this node\'s machines offline at shutdown');
+    }
+  }
+
+  /**
+   * A socket said hello: it now holds the machine (the newest socket wins).
+   * One UPDATE, no read back: the announcement is built from what the
+   * handshake read (`profile`; read again if there is none) and what the
+   * hello told.
+   */
+  async markOnline(identity: MachineIdentity, profile: MachineProfile | null, connectionId: string, facts: MachineFacts): Promise<Machine | null> {
+    const now = new Date();
+    const patch: Partial<MachineEntity> = {
+      status: 'online',
+      connectionId,
+      nodeId: this.config.nodeId,
+      connectedAt: now,
+      lastSeenAt: now,
+      facts,
+      hostname: facts.hostname,
+    };
+    const r = await this.machines.update({ id: identity.machineId, revokedAt: IsNull() }, patch);
+    if (!r.affected) return null;
+    const dto = toMachineDto(
+      profile
+        ? Object.assign(new MachineEntity(), patch, { id: identity.machineId, projectId: identity.projectId, labels: profile.labels, createdAt: profile.createdAt })
+        : await this.machines.findOneByOrFail({ id: identity.machineId }),
+    );
+    this.events.publish('machine.updated', { projectId: identity.projectId, machine: dto });
+    return dto;
+  }
+
+  /** Only the socket that holds the machine may mark it offline; an older one's late disconnect changes nothing. */
+  async markOffline(machineId: string, connectionId: string): Promise<void> {
+    this.seen.delete(machineId);
+    if (this.closing) return; // beforeApplicationShutdown marked them all at once
+    const r = await this.machines.update({ id: machineId, connectionId }, { status: 'offline', connectionId: null, nodeId: null, lastSeenAt: new Date() });
+    if (!r.affected) return;
+    const m = await this.machines.findOneBy({ id: machineId });
+    if (m) this.events.publish('machine.updated', { projectId: m.projectId, machine: toMachineDto(m) });
+  }
+
+  heartbeat(machineId: string): void {
+    this.seen.add(machineId);
+  }
+
+  /** Writes the heartbeats gathered since the last call as one statement per 500 machines. */
+  async flushHeartbeats(): Promise<void> {
+    if (!this.seen.size) return;
+    const ids = [...this.seen];
+    this.seen.clear();
+    const now = new Date();
+    for (let i = 0; i < ids.length; i += 500) {
+      await this.machines.update({ id: In(ids.slice(i, i + 500)), status: 'online' }, { lastSeenAt: now });
+    }
+  }
+
+  /**
+   * Machines whose holder went silent past the threshold (its node died, or
+   * the network was cut) are offline. Every node runs this; the conditional
+   * UPDATE makes it idempotent.
+   */
+  async sweepStale(): Promise<void> {
+    const cutoff = new Date(Date.now() - PRESENCE.offlineAfterMs);
+    const stale = await this.machines.find({ where: { status: 'online', lastSeenAt: LessThan(cutoff) }, take: 1000 });
+    for (const m of stale) {
+      const r = await this.machines.update(
+        { id: m.id, status: 'online', lastSeenAt: LessThan(cutoff) },
+        { status: 'offline', connectionId: null, nodeId: null },
+      );
+      if (r.affected) {
+        m.status = 'offline';
+        this.events.publish('machine.updated', { projectId: m.projectId, machine: toMachineDto(m) });
+      }
+    }
+  }
+
+  /** Machines offline for longer than `seconds` (their running work is lost). */
+  async offlineSince(machineIds: string[], seconds: number): Promise<Set<string>> {
+    if (!machineIds.length) return new Set();
+    const cutoff = new Date(Date.now() - seconds * 1000);
+    const rows = await this.machines.find({ where: { id: In(machineIds) }, select: ['id', 'status', 'lastSeenAt', 'revokedAt'] });
+    return new Set(
+      rows.filter((m) => m.revokedAt || (m.status === 'offline' && (!m.lastSeenAt || m.lastSeenAt < cutoff))).map((m) => m.id),
+    );
+  }
+}

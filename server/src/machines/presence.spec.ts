@@ -1,0 +1,96 @@
+/**
+ * Presence on both databases: online from a hello, offline only from the
+ * socket that holds the machine, heartbeats written in bulk, and the sweep
+ * that finds machines whose holder went silent (threat model T26, T30).
+ */
+import { PRESENCE, type MachineFacts } from '@kapitan/shared';
+import { In, Repository } from 'typeorm';
+import type { DomainEvents } from '../common/domain-events';
+import { DomainEventsService } from '../common/events.service';
+import { createTestApp, describeBothDatabases, TestApp } from '../testing/test-app';
+import { enrolMachine, FACTS, setupProject, type SpecProject } from '../testing/sockets';
+import { MachineEntity } from './machine.entity';
+import { PresenceService } from './presence.service';
+
+describeBothDatabases('presence', (database) => {
+  let t: TestApp;
+  let p: SpecProject;
+  let presence: PresenceService;
+  let machines: Repository<MachineEntity>;
+  const updates: DomainEvents['machine.updated'][] = [];
+
+  beforeAll(async () => {
+    t = await createTestApp({ database });
+    p = await setupProject(t);
+    presence = t.app.get(PresenceService);
+    machines = t.db.getRepository(MachineEntity);
+    t.app.get(DomainEventsService).on('machine.updated', (e) => void updates.push(e));
+  });
+  afterAll(() => t?.close());
+
+  const facts: MachineFacts = { ...FACTS, hostname: 'renamed-host' };
+  const online = async () => {
+    const { machineId } = await enrolMachine(t, p);
+    await presence.markOnline({ machineId, projectId: p.projectId }, null, 'socket-1', facts);
+    return machineId;
+  };
+
+  test("a hello marks the machine online with its facts and announces it; a revoked machine's does nothing", async () => {
+    const id = await online();
+    expect(await machines.findOneByOrFail({ id })).toMatchObject({ status: 'online', connectionId: 'socket-1', hostname: 'renamed-host', nodeId: t.config.nodeId });
+    expect(updates.at(-1)).toMatchObject({ projectId: p.projectId, machine: { id, status: 'online' } });
+
+    const { machineId: revoked } = await enrolMachine(t, p);
+    await machines.update({ id: revoked }, { revokedAt: new Date() });
+    expect(await presence.markOnline({ machineId: revoked, projectId: p.projectId }, null, 'socket-9', facts)).toBeNull();
+    expect((await machines.findOneByOrFail({ id: revoked })).status).toBe('offline');
+  });
+
+  test("only the socket that holds the machine marks it offline: an older socket's late disconnect changes nothing", async () => {
+    const id = await online();
+    await presence.markOnline({ machineId: id, projectId: p.projectId }, null, 'socket-2', facts); // a newer socket took over
+    await presence.markOffline(id, 'socket-1');
+    expect((await machines.findOneByOrFail({ id })).status).toBe('online');
+    await presence.markOffline(id, 'socket-2');
+    expect(await machines.findOneByOrFail({ id })).toMatchObject({ status: 'offline', connectionId: null, nodeId: null });
+  });
+
+  test('heartbeats are gathered and written in one go; they never bring an offline machine back', async () => {
+    const a = await online();
+    const b = await online();
+    const off = await online();
+    const old = new Date(Date.now() - 60_000);
+    await machines.update({ id: In([a, b, off]) }, { lastSeenAt: old });
+    await presence.markOffline(off, 'socket-1');
+    for (const id of [a, b, a, off]) presence.heartbeat(id);
+    await presence.flushHeartbeats();
+    for (const id of [a, b]) expect((await machines.findOneByOrFail({ id })).lastSeenAt!.getTime()).toBeGreaterThan(old.getTime());
+    expect((await machines.findOneByOrFail({ id: off })).status).toBe('offline');
+  });
+
+  test('the sweep marks offline a machine whose holder went silent past the threshold, and only it', async () => {
+    const silent = await online();
+    const alive = await online();
+    await machines.update({ id: silent }, { lastSeenAt: new Date(Date.now() - PRESENCE.offlineAfterMs - 5_000) });
+    updates.length = 0;
+    await presence.sweepStale();
+    expect((await machines.findOneByOrFail({ id: silent })).status).toBe('offline');
+    expect((await machines.findOneByOrFail({ id: alive })).status).toBe('online');
+    expect(updates.map((u) => [u.machine.id, u.machine.status])).toEqual([[silent, 'offline']]);
+    await presence.sweepStale(); // idempotent: nothing more announced
+    expect(updates).toHaveLength(1);
+  });
+
+  test('running work is lost only for machines offline longer than asked, or revoked', async () => {
+    const recent = await online();
+    await presence.markOffline(recent, 'socket-1');
+    const longGone = await online();
+    await presence.markOffline(longGone, 'socket-1');
+    await machines.update({ id: longGone }, { lastSeenAt: new Date(Date.now() - 600_000) });
+    const stillOnline = await online();
+    const revoked = await online();
+    await machines.update({ id: revoked }, { revokedAt: new Date() });
+    const gone = await presence.offlineSince([recent, longGone, stillOnline, revoked], 300);
+    expect([...gone].sort()).toEqual([longGone, revoked].sort());
+  });
+});
