@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IdSchema, IsoDateSchema } from './common';
+import { IdSchema, IsoDateSchema, noNul } from './common';
 import { LIMITS } from './limits';
 
 /** owner manages members and deletes; operator runs things; viewer reads. */
@@ -8,8 +8,8 @@ export type ProjectRole = z.infer<typeof ProjectRoleSchema>;
 export const ROLE_RANK: Record<ProjectRole, number> = { viewer: 0, operator: 1, owner: 2 };
 
 export const CreateProjectRequestSchema = z.strictObject({
-  name: z.string().trim().min(1).max(LIMITS.nameMax),
-  description: z.string().max(LIMITS.descriptionMax).optional(),
+  name: noNul(z.string().trim().min(1).max(LIMITS.nameMax)),
+  description: noNul(z.string().max(LIMITS.descriptionMax)).optional(),
 });
 export type CreateProjectRequest = z.infer<typeof CreateProjectRequestSchema>;
 

@@ -16,6 +16,7 @@ import { SessionEntity } from './session.entity';
 export interface AccessTokenPayload {
   sub: string;
   sid: string;
+  exp?: number;
 }
 
 @Injectable()
@@ -60,6 +61,8 @@ export class AuthService {
   /** The session behind a verified token, or null when logged out, expired or the user is gone. */
   async resolveSession(payload: AccessTokenPayload): Promise<AuthUser | null> {
     if (typeof payload?.sub !== 'string' || typeof payload?.sid !== 'string') return null;
+    // The JWT library checks `exp` only when it is there; a token without one would never expire.
+    if (typeof payload.exp !== 'number') return null;
     const session = await this.sessions.findOne({ where: { id: payload.sid } });
     if (!session || session.userId !== payload.sub || session.expiresAt.getTime() <= Date.now()) return null;
     const user = await this.users.findById(session.userId);
