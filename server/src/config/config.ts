@@ -24,6 +24,8 @@ export const EnvSchema = z
     JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
     JWT_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(12 * 3600),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** `auto`: human-readable lines when stdout is a terminal, JSON lines otherwise (for log shippers). */
+    LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
     /** Where the built dashboard is; unset = web/dist/web/browser of this checkout. */
     KAPITAN_WEB_DIR: z.string().optional(),
     LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
@@ -87,6 +89,7 @@ export interface AppConfig {
   redisUrl: string | undefined;
   jwt: { secret: string; ttlSeconds: number };
   logLevel: Env['LOG_LEVEL'];
+  logFormat: 'json' | 'pretty';
   webDir: string;
   login: { maxFailures: number; windowSeconds: number };
   lostAfterSeconds: number;
@@ -117,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     redisUrl: e.REDIS_URL,
     jwt: { secret: e.JWT_SECRET ?? persistedSecret(dataDir), ttlSeconds: e.JWT_TTL_SECONDS },
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT === 'auto' ? (process.stdout.isTTY ? 'pretty' : 'json') : e.LOG_FORMAT,
     webDir: e.KAPITAN_WEB_DIR
       ? isAbsolute(e.KAPITAN_WEB_DIR)
         ? e.KAPITAN_WEB_DIR
