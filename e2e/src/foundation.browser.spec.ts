@@ -239,6 +239,11 @@ describe.each(cases)('foundation in the browser ($database)', ({ database, skip 
       });
 
       expect(browser.consoleLog.filter((line) => line.startsWith('[pageerror]'))).toEqual([]);
+      // The app works under the server's content security policy: nothing it needs was blocked, and the
+      // critical-CSS script (allowed by its hash) switched the stylesheet on.
+      expect((await page.request.get('/')).headers()['content-security-policy']).toContain("script-src 'self'");
+      expect(browser.consoleLog.filter((line) => /content security policy/i.test(line))).toEqual([]);
+      expect(await page.evaluate(() => [...document.querySelectorAll('link[rel=stylesheet]')].map((l) => (l as HTMLLinkElement).media))).not.toContain('print');
     });
   });
 });

@@ -35,6 +35,8 @@ export const EnvSchema = z
     /** Agent events a socket may send per second before it is throttled (burst = 10x). */
     KAPITAN_AGENT_EVENTS_PER_SECOND: z.coerce.number().int().min(1).default(500),
     KAPITAN_NODE_ID: z.string().min(1).max(64).optional(),
+    /** A client must send its whole request header within this long (slowloris). */
+    KAPITAN_HEADERS_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(10),
     /**
      * Which peers may tell the client's address in X-Forwarded-For (Express
      * `trust proxy`): `loopback` (default: a reverse proxy on this host), a
@@ -95,6 +97,7 @@ export interface AppConfig {
   lostAfterSeconds: number;
   agentEventsPerSecond: number;
   nodeId: string;
+  http: { headersTimeoutSeconds: number };
   /** Express `trust proxy`: whose X-Forwarded-For names the client (see TRUST_PROXY). */
   trustProxy: boolean | number | string;
 }
@@ -130,6 +133,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     lostAfterSeconds: e.KAPITAN_LOST_AFTER_SECONDS,
     agentEventsPerSecond: e.KAPITAN_AGENT_EVENTS_PER_SECOND,
     nodeId: e.KAPITAN_NODE_ID ?? randomBytes(6).toString('hex'),
+    http: { headersTimeoutSeconds: e.KAPITAN_HEADERS_TIMEOUT_SECONDS },
     trustProxy: trustProxyValue(e.TRUST_PROXY),
   };
 }
