@@ -8,6 +8,8 @@ export const SignupRequestSchema = z.strictObject({
   email: EmailSchema,
   password: z.string().min(LIMITS.passwordMin).max(LIMITS.passwordMax),
   name: noNul(z.string().trim().min(1).max(LIMITS.nameMax)).optional(),
+  /** The token of a sign-up invitation (the `invite` of its link); needed while sign-up is by invitation. */
+  invitation: z.string().min(1).max(200).optional(),
 });
 export type SignupRequest = z.infer<typeof SignupRequestSchema>;
 

@@ -45,5 +45,14 @@ export const AddMemberRequestSchema = z.strictObject({
 });
 export type AddMemberRequest = z.infer<typeof AddMemberRequestSchema>;
 
+/**
+ * POST /api/projects/:projectId/members answers the same whether or not the
+ * e-mail has an account (an account is added at once; otherwise a project
+ * invitation waits for that e-mail to sign up), so the answer tells nothing
+ * about who has an account.
+ */
+export const AddMemberResponseSchema = z.object({ email: z.string(), role: ProjectRoleSchema });
+export type AddMemberResponse = z.infer<typeof AddMemberResponseSchema>;
+
 export const UpdateMemberRequestSchema = z.strictObject({ role: ProjectRoleSchema });
 export type UpdateMemberRequest = z.infer<typeof UpdateMemberRequestSchema>;

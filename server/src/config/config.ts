@@ -30,11 +30,17 @@ export const EnvSchema = z
     KAPITAN_WEB_DIR: z.string().optional(),
     LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
     LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86400).default(60),
+    /** Refused sign-ups (address taken, closed, bad invitation) per client address in LOGIN_WINDOW_SECONDS, before 429. */
+    SIGNUP_MAX_FAILURES: z.coerce.number().int().min(1).max(100_000).default(5),
+    /** Failed log-ins for one account from addresses it never logged in from, before 429 (with backoff). */
+    LOGIN_ACCOUNT_MAX_FAILURES: z.coerce.number().int().min(1).max(100_000).default(50),
     /** Running work of a machine offline this long ends `lost`. */
     KAPITAN_LOST_AFTER_SECONDS: z.coerce.number().int().min(1).default(600),
     /** Agent events a socket may send per second before it is throttled (burst = 10x). */
     KAPITAN_AGENT_EVENTS_PER_SECOND: z.coerce.number().int().min(1).default(500),
     KAPITAN_NODE_ID: z.string().min(1).max(64).optional(),
+    /** Who may sign up: `open` or `invite`; unset = open until the first account exists, then invite (admins may change it). */
+    KAPITAN_SIGNUP: z.enum(['open', 'invite']).optional(),
     /** A client must send its whole request header within this long (slowloris). */
     KAPITAN_HEADERS_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(10),
     /**
@@ -93,11 +99,14 @@ export interface AppConfig {
   logLevel: Env['LOG_LEVEL'];
   logFormat: 'json' | 'pretty';
   webDir: string;
-  login: { maxFailures: number; windowSeconds: number };
+  login: { maxFailures: number; windowSeconds: number; accountMaxFailures: number };
   lostAfterSeconds: number;
   agentEventsPerSecond: number;
   nodeId: string;
   http: { headersTimeoutSeconds: number };
+  /** KAPITAN_SIGNUP: when set it wins over the admin's setting. */
+  signupMode: 'open' | 'invite' | undefined;
+  signupMaxFailures: number;
   /** Express `trust proxy`: whose X-Forwarded-For names the client (see TRUST_PROXY). */
   trustProxy: boolean | number | string;
 }
@@ -129,11 +138,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
         ? e.KAPITAN_WEB_DIR
         : resolve(e.KAPITAN_WEB_DIR)
       : resolve(__dirname, '../../../web/dist/web/browser'),
-    login: { maxFailures: e.LOGIN_MAX_FAILURES, windowSeconds: e.LOGIN_WINDOW_SECONDS },
+    login: { maxFailures: e.LOGIN_MAX_FAILURES, windowSeconds: e.LOGIN_WINDOW_SECONDS, accountMaxFailures: e.LOGIN_ACCOUNT_MAX_FAILURES },
     lostAfterSeconds: e.KAPITAN_LOST_AFTER_SECONDS,
     agentEventsPerSecond: e.KAPITAN_AGENT_EVENTS_PER_SECOND,
     nodeId: e.KAPITAN_NODE_ID ?? randomBytes(6).toString('hex'),
     http: { headersTimeoutSeconds: e.KAPITAN_HEADERS_TIMEOUT_SECONDS },
+    signupMode: e.KAPITAN_SIGNUP,
+    signupMaxFailures: e.SIGNUP_MAX_FAILURES,
     trustProxy: trustProxyValue(e.TRUST_PROXY),
   };
 }

@@ -1,5 +1,6 @@
 import { Foundation1764079200000 } from './1764079200000-Foundation';
 import { AgentChannel1764086400000 } from './1764086400000-AgentChannel';
+import { SignupControls1764590400000 } from './1764590400000-SignupControls';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
-export const MIGRATIONS = [Foundation1764079200000, AgentChannel1764086400000];
+export const MIGRATIONS = [Foundation1764079200000, AgentChannel1764086400000, SignupControls1764590400000];
