@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm start`: build what is missing or older than its sources (shared,
 // server, agent, web), then run the server in the foreground with this
-// environment (PORT, KAPITAN_DATA_DIR, DATABASE_URL …), passing signals on.
+// environment (PORT, KAPITAN_DATA_DIR, DATABASE_URL …); the server goes down
+// when we do, however we go (see below).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';

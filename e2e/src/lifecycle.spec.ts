@@ -147,6 +147,20 @@ describe('npm start', () => {
     await s.cleanup();
   });
 
+  it('SIGTERM to start.mjs alone (not its group) → the server stops, npm start exits', async () => {
+    const s = await npmStart();
+    const serverPid = descendant(s.npm.pid!, 'server/dist/main.js');
+    expect(serverPid).toBeDefined();
+    const exited = new Promise<number | null>((resolve) => s.npm.once('exit', (code) => resolve(code)));
+    process.kill(parentOf(serverPid!), 'SIGTERM');
+    await expectPortFreed(s.port, 'SIGTERM of start.mjs');
+    await waitFor(async () => (await Promise.race([exited.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 100))])), {
+      timeoutMs: 10_000,
+      message: 'npm start to exit',
+    });
+    await s.cleanup();
+  });
+
   it('SIGKILL of the server’s parent (start.mjs) alone → the server stops, the port is free', async () => {
     const s = await npmStart();
     const serverPid = descendant(s.npm.pid!, 'server/dist/main.js');
