@@ -243,7 +243,8 @@ describe.each(cases)('foundation in the browser ($database)', ({ database, skip 
       // critical-CSS script (allowed by its hash) switched the stylesheet on.
       expect((await page.request.get('/')).headers()['content-security-policy']).toContain("script-src 'self'");
       expect(browser.consoleLog.filter((line) => /content security policy/i.test(line))).toEqual([]);
-      expect(await page.evaluate(() => [...document.querySelectorAll('link[rel=stylesheet]')].map((l) => (l as HTMLLinkElement).media))).not.toContain('print');
+      const medias = await page.locator('link[rel=stylesheet]').evaluateAll((links) => links.map((l) => l.getAttribute('media')));
+      expect(medias).not.toContain('print');
     });
   });
 });
