@@ -8,6 +8,7 @@ import { InstanceSettingsService } from '../invitations/instance-settings.servic
 import { toUserDto, UsersService } from '../users/users.service';
 import { AuthUser, CurrentUser, Public } from './auth-user';
 import { AuthService } from './auth.service';
+import { SignupService } from './signup.service';
 
 class SignupDto extends createZodDto(SignupRequestSchema) {}
 class LoginDto extends createZodDto(LoginRequestSchema) {}
@@ -17,6 +18,7 @@ class LoginDto extends createZodDto(LoginRequestSchema) {}
 export class AuthController {
   constructor(
     private readonly auth: AuthService,
+    private readonly signups: SignupService,
     private readonly users: UsersService,
     private readonly instance: InstanceSettingsService,
   ) {}
@@ -24,7 +26,7 @@ export class AuthController {
   @Public()
   @Post('auth/signup')
   signup(@Body() body: SignupDto, @Req() req: Request): Promise<AuthResponse> {
-    return this.auth.signup(body, req.ip ?? 'unknown');
+    return this.signups.signup(body, req.ip ?? 'unknown');
   }
 
   /** For the sign-up page: whether it needs an invitation. */

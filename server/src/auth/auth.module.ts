@@ -8,6 +8,7 @@ import { ProjectsModule } from '../projects/projects.module';
 import { UsersModule } from '../users/users.module';
 import { AuthController } from './auth.controller';
 import { AuthService } from './auth.service';
+import { SignupService } from './signup.service';
 import { JwtAuthGuard } from './jwt-auth.guard';
 import { JwtStrategy } from './jwt.strategy';
 import { LoginThrottleService } from './login-throttle.service';
@@ -24,7 +25,7 @@ import { KnownLoginAddressEntity, LoginFailureEntity, SessionEntity } from './se
     TypeOrmModule.forFeature([SessionEntity, LoginFailureEntity, KnownLoginAddressEntity]),
   ],
   controllers: [AuthController],
-  providers: [AuthService, PasswordService, LoginThrottleService, JwtStrategy, { provide: APP_GUARD, useClass: JwtAuthGuard }],
+  providers: [AuthService, SignupService, PasswordService, LoginThrottleService, JwtStrategy, { provide: APP_GUARD, useClass: JwtAuthGuard }],
   exports: [AuthService],
 })
 export class AuthModule {}

@@ -1,15 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
-import { AuthResponse, LoginRequest, SignupRequest } from '@kapitan/shared';
+import { InjectRepository } from '@nestjs/typeorm';
+import { AuthResponse, LoginRequest } from '@kapitan/shared';
 import { randomUUID } from 'node:crypto';
-import { DataSource, LessThan, Repository } from 'typeorm';
-import { forbidden, unauthenticated } from '../common/api-exception';
+import { LessThan, Repository } from 'typeorm';
+import { unauthenticated } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { InstanceSettingsService } from '../invitations/instance-settings.service';
-import { InvitationsService } from '../invitations/invitations.service';
-import { ProjectInvitationsService } from '../projects/project-invitations.service';
 import { toUserDto, UsersService } from '../users/users.service';
 import { AuthUser } from './auth-user';
 import { LoginThrottleService } from './login-throttle.service';
@@ -30,47 +27,9 @@ export class AuthService {
     private readonly throttle: LoginThrottleService,
     private readonly jwt: JwtService,
     private readonly events: DomainEventsService,
-    private readonly instance: InstanceSettingsService,
-    private readonly invitations: InvitationsService,
-    private readonly projectInvitations: ProjectInvitationsService,
-    @InjectDataSource() private readonly dataSource: DataSource,
     @InjectRepository(SessionEntity) private readonly sessions: Repository<SessionEntity>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
-
-  /**
-   * In one transaction: the first account of the instance claims the admin
-   * row (exactly one wins, however many race); anyone else needs sign-up to
-   * be open or an invitation, which is used up here; then the account, and
-   * the project invitations waiting for its e-mail become memberships.
-   * A refused sign-up (closed, bad invitation, address taken) counts against
-   * the client's address like a failed log-in, so probing which addresses
-   * have an account is throttled the same way.
-   */
-  async signup(body: SignupRequest, ip: string): Promise<AuthResponse> {
-    const attempt = await this.throttle.begin([{ key: `signup-ip:${ip}`.slice(0, 300), maxFailures: this.config.signupMaxFailures, backoff: false }], 'refused sign-ups');
-    const passwordHash = await this.passwords.hash(body.password);
-    let user;
-    try {
-      user = await this.dataSource.transaction(async (tx) => {
-        const id = randomUUID();
-        const isAdmin = await this.instance.claimFirstAdmin(tx, id);
-        if (!isAdmin) {
-          if (body.invitation !== undefined) await this.invitations.redeem(tx, body.invitation, id);
-          else if ((await this.instance.signupMode(tx, true)) !== 'open') throw forbidden('sign-up is by invitation only; ask an admin for an invitation link');
-        }
-        const created = await this.users.createIn(tx, { id, email: body.email, name: body.name, passwordHash, isAdmin });
-        await this.projectInvitations.acceptFor(tx, id, body.email);
-        return created;
-      });
-    } catch (err) {
-      await this.throttle.failed();
-      throw err;
-    }
-    await this.throttle.succeeded(attempt);
-    await this.throttle.rememberAddress(user.email, ip);
-    return { user: toUserDto(user), accessToken: await this.startSession(user.id) };
-  }
 
   async login(body: LoginRequest, ip: string): Promise<AuthResponse> {
     const attempt = await this.throttle.begin(await this.throttle.loginRules(body.email, ip));
@@ -115,7 +74,8 @@ export class AuthService {
     }
   }
 
-  private async startSession(userId: string): Promise<string> {
+  /** A new session for `userId` and the access token naming it. */
+  async startSession(userId: string): Promise<string> {
     const now = new Date();
     const session = this.sessions.create({
       id: randomUUID(),
