@@ -1,5 +1,7 @@
 import { JwtService } from '@nestjs/jwt';
+import { LIVE_NAMESPACE } from '@kapitan/shared';
 import { createHmac } from 'node:crypto';
+import { io } from 'socket.io-client';
 import { bearer, createTestApp, describeBothDatabases, expectError, signupUser, TestApp } from '../testing/test-app';
 
 /**
@@ -98,6 +100,23 @@ describeBothDatabases('JWT attacks', (database) => {
     await expectRefused(`Bearer ${h}.${p}.${createHmac('sha256', t.config.jwt.secret).update(`${h}.${p}`).digest('base64url')}`);
     // The same claims with an `exp` work: only the missing expiry was refused.
     expect((await t.http.get('/api/me').set(bearer(sign({ sub: alice.id, sid: alice.sid, exp: nowSeconds() + 600 })))).status).toBe(200);
+  });
+
+  it('the /live handshake refuses a token without `exp` too, and accepts the same claims with one', async () => {
+    const connect = (token: string) =>
+      new Promise<boolean>((resolve) => {
+        const socket = io(`${t.url}${LIVE_NAMESPACE}`, { auth: { token }, transports: ['websocket'], reconnection: false, forceNew: true });
+        socket.once('connect', () => {
+          socket.close();
+          resolve(true);
+        });
+        socket.once('connect_error', () => {
+          socket.close();
+          resolve(false);
+        });
+      });
+    expect(await connect(sign({ sub: alice.id, sid: alice.sid }))).toBe(false);
+    expect(await connect(sign({ sub: alice.id, sid: alice.sid, exp: nowSeconds() + 600 }))).toBe(true);
   });
 
   it('refuses a token that is not valid yet (nbf in the future)', async () => {

@@ -64,6 +64,25 @@ describeBothDatabases('sign-up controls', (database) => {
     });
   });
 
+  it('an install upgraded with accounts already has its first admin: the next sign-up is no admin, and closed by default', async () => {
+    const t = await createTestApp({ database, env: { KAPITAN_SIGNUP: undefined } });
+    try {
+      // Back to the schema before sign-up controls, with one account made there (as an older release did).
+      const applied = async () => ((await t.db.query('SELECT name FROM migrations')) as { name: string }[]).map((r) => r.name);
+      while ((await applied()).includes('SignupControls1764590400000')) await t.db.undoLastMigration({ transaction: 'each' });
+      const now = new Date();
+      await t.db.createQueryBuilder().insert().into('users').values({ id: '11111111-1111-4111-8111-111111111111', email: 'old-admin@example.test', name: null, passwordHash: 'x', isAdmin: true, createdAt: now, updatedAt: now }).execute();
+      await t.db.runMigrations({ transaction: 'each' });
+      expectError(await signup(t, { email: uniqueEmail('after-upgrade'), password: TEST_PASSWORD }), 403, 'forbidden');
+      await t.db.createQueryBuilder().insert().into('instance_settings').values({ name: 'signup_mode', value: 'open', updatedAt: now }).execute();
+      const res = await signup(t, { email: uniqueEmail('after-upgrade'), password: TEST_PASSWORD });
+      expect(res.status).toBe(201);
+      expect(res.body.user.isAdmin).toBe(false);
+    } finally {
+      await t.close();
+    }
+  });
+
   describe('invitations and settings', () => {
     let t: TestApp;
     let admin: Awaited<ReturnType<typeof signupUser>>;
