@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm start`: build what is missing or older than its sources (shared,
 // server, agent, web), then run the server in the foreground with this
-// environment (PORT, KAPITAN_DATA_DIR, DATABASE_URL …), passing signals on.
+// environment (PORT, KAPITAN_DATA_DIR, DATABASE_URL …); the server goes down
+// when we do, however we go (see below).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -53,21 +54,33 @@ for (const ws of workspaces) {
   if (ws.name === 'shared') sharedBuilt = true;
 }
 
-// The server runs in its own process group so a Ctrl-C reaches it once, from
-// us, not twice (from the terminal and from us); a second signal a while
-// after the first one kills it.
-const server = spawn(node, [path.join(root, 'server/dist/main.js')], { cwd: root, env: process.env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+// The server stays in our process group, so a Ctrl-C on the terminal (or a
+// signal to the whole group from a supervisor, `timeout`, a test harness)
+// reaches it directly. It also holds an IPC channel to us: when we die,
+// however we die (SIGKILL included), the channel closes and the server stops
+// gracefully on its own. A signal sent to us alone closes the channel too.
+const server = spawn(node, [path.join(root, 'server/dist/main.js')], { cwd: root, env: process.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
 let firstSignalAt = 0;
+const stopServer = () => {
+  if (server.connected) server.disconnect();
+};
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
     if (firstSignalAt === 0) {
       firstSignalAt = Date.now();
-      server.kill(signal);
+      stopServer();
     } else if (Date.now() - firstSignalAt > 1_000) {
+      // A second signal a while after the first: the user wants it gone now.
       server.kill('SIGKILL');
     }
   });
 }
+// npm (or a shell) between us and whoever started it may be killed without
+// us being told; our parent changing means it is gone, so we go too.
+const parentAtStart = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parentAtStart) stopServer();
+}, 500).unref();
 process.on('exit', () => {
   if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
 });

@@ -239,6 +239,12 @@ describe.each(cases)('foundation in the browser ($database)', ({ database, skip 
       });
 
       expect(browser.consoleLog.filter((line) => line.startsWith('[pageerror]'))).toEqual([]);
+      // The app works under the server's content security policy: nothing it needs was blocked, and the
+      // critical-CSS script (allowed by its hash) switched the stylesheet on.
+      expect((await page.request.get('/')).headers()['content-security-policy']).toContain("script-src 'self'");
+      expect(browser.consoleLog.filter((line) => /content security policy/i.test(line))).toEqual([]);
+      const medias = await page.locator('link[rel=stylesheet]').evaluateAll((links) => links.map((l) => l.getAttribute('media')));
+      expect(medias).not.toContain('print');
     });
   });
 });

@@ -8,20 +8,22 @@ import { AppModule } from './app.module';
 import { ApiExceptionFilter, bodyParserErrorHandler } from './common/exception.filter';
 import { json } from 'express';
 import { KapitanIoAdapter } from './common/io-adapter';
+import { KapitanExpressAdapter } from './common/http-adapter';
+import { securityHeaders } from './common/security-headers';
 import { AppConfig } from './config/config';
 import { assignRequestId } from './common/request-id';
 import { ApiValidationPipe } from './common/validation.pipe';
 
 /** The whole app, configured; `main.ts` and the integration tests both start it here. */
 export async function createApp(config: AppConfig): Promise<INestApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config), new KapitanExpressAdapter({ headersTimeoutMs: config.http.headersTimeoutSeconds * 1000 }), {
     bufferLogs: true,
     bodyParser: false,
     // A failed start rejects (main.ts reports it and exits 1; a test sees the error) instead of process.abort().
     abortOnError: false,
   });
   app.useLogger(app.get(Logger));
-  app.use(assignRequestId, json({ limit: '1mb' }), bodyParserErrorHandler);
+  app.use(assignRequestId, ...securityHeaders(config.webDir), json({ limit: '1mb' }), bodyParserErrorHandler);
   app.set('trust proxy', config.trustProxy);
   app.disable('x-powered-by');
   app.setGlobalPrefix('api');

@@ -37,6 +37,8 @@ export class AppModule {
             redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
             autoLogging: { ignore: (req) => req.url === '/api/health' },
             base: { node: config.nodeId },
+            // On a terminal, lines a person can read; anywhere else one JSON object per line.
+            transport: config.logFormat === 'pretty' ? { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } : undefined,
           },
         }),
         EventEmitterModule.forRoot(),

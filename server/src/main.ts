@@ -13,6 +13,7 @@ async function main(): Promise<void> {
     }
     throw err;
   }
+  stopWhenParentGoes();
   const app = await createApp(config);
   await app.listen(config.port, config.host);
   const url = await app.getUrl();
@@ -20,6 +21,26 @@ async function main(): Promise<void> {
   process.stdout.write(
     `Kapitan is listening on ${shown} (database: ${config.database.type}, data: ${config.dataDir})\n`,
   );
+}
+
+/**
+ * Started by `npm start` with an IPC channel: the channel closing means the
+ * parent is gone (or asked us to stop), so stop as on SIGTERM — unless a
+ * signal already started the shutdown, where a second one would kill us
+ * mid-way (Nest removes its handlers once the first arrives).
+ */
+function stopWhenParentGoes(): void {
+  if (!process.send) return;
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  let stopping = false;
+  const noteStopping = () => (stopping = true);
+  for (const signal of signals) process.once(signal, noteStopping);
+  process.once('disconnect', () => {
+    if (stopping) return;
+    // Ours off first: before Nest listens (still starting), SIGTERM must still end the process.
+    for (const signal of signals) process.off(signal, noteStopping);
+    process.kill(process.pid, 'SIGTERM');
+  });
 }
 
 main().catch((err) => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IdSchema, IsoDateSchema } from './common';
+import { IdSchema, IsoDateSchema, noNul } from './common';
 import { LIMITS } from './limits';
 
 const EmailSchema = z.email().max(LIMITS.emailMax).transform((e) => e.toLowerCase());
@@ -7,7 +7,9 @@ const EmailSchema = z.email().max(LIMITS.emailMax).transform((e) => e.toLowerCas
 export const SignupRequestSchema = z.strictObject({
   email: EmailSchema,
   password: z.string().min(LIMITS.passwordMin).max(LIMITS.passwordMax),
-  name: z.string().trim().min(1).max(LIMITS.nameMax).optional(),
+  name: noNul(z.string().trim().min(1).max(LIMITS.nameMax)).optional(),
+  /** The token of a sign-up invitation (the `invite` of its link); needed while sign-up is by invitation. */
+  invitation: z.string().min(1).max(200).optional(),
 });
 export type SignupRequest = z.infer<typeof SignupRequestSchema>;
 

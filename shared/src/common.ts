@@ -7,6 +7,16 @@ import { LIMITS } from './limits';
  * and the same socket.io room as the stored one.
  */
 export const IdSchema = z.uuid().toLowerCase();
+
+/**
+ * Refuses a string holding a NUL byte. Arguments, environment, paths and
+ * names end up in execve and the file system, which stop at the first NUL;
+ * the agent refuses such work, so the server must refuse it at the door
+ * (400 naming the field) instead of accepting a run that can only fail.
+ */
+export function noNul<T extends z.ZodType<string>>(schema: T): T {
+  return schema.refine((v) => !v.includes('\0'), 'must not contain NUL bytes') as T;
+}
 export type Id = z.infer<typeof IdSchema>;
 
 /** ISO-8601 date-time as it travels in JSON. */
@@ -17,7 +27,7 @@ export const LabelKeySchema = z
   .min(1)
   .max(LIMITS.labelKeyMax)
   .regex(/^[A-Za-z0-9]([A-Za-z0-9._/-]*[A-Za-z0-9])?$/, 'label keys are letters, digits, ".", "_", "-" and "/"');
-export const LabelValueSchema = z.string().max(LIMITS.labelValueMax);
+export const LabelValueSchema = noNul(z.string().max(LIMITS.labelValueMax));
 export const LabelsSchema = z
   .record(LabelKeySchema, LabelValueSchema)
   .refine((l) => Object.keys(l).length <= LIMITS.labelsMax, `at most ${LIMITS.labelsMax} labels`);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IdSchema, IsoDateSchema, LabelsSchema } from './common';
+import { IdSchema, IsoDateSchema, LabelsSchema, noNul } from './common';
 import { LIMITS } from './limits';
 
 export const ExecutionStatusSchema = z.enum([
@@ -45,12 +45,12 @@ export const CreateExecutionRequestSchema = z.strictObject({
     .string()
     .min(1)
     .refine((s) => utf8Length(s) <= LIMITS.scriptMaxBytes, `at most ${LIMITS.scriptMaxBytes} bytes`),
-  args: z.array(z.string().max(LIMITS.argMax)).max(LIMITS.argsMax).optional(),
+  args: z.array(noNul(z.string().max(LIMITS.argMax))).max(LIMITS.argsMax).optional(),
   env: z
-    .record(EnvKeySchema, z.string().max(LIMITS.envValueMax))
+    .record(EnvKeySchema, noNul(z.string().max(LIMITS.envValueMax)))
     .refine((e) => Object.keys(e).length <= LIMITS.envMax, `at most ${LIMITS.envMax} variables`)
     .optional(),
-  cwd: z.string().startsWith('/', 'an absolute path').max(LIMITS.cwdMax).optional(),
+  cwd: noNul(z.string().startsWith('/', 'an absolute path').max(LIMITS.cwdMax)).optional(),
   timeoutSeconds: z.number().int().min(1).max(LIMITS.timeoutSecondsMax).optional(),
   /** How long queued work waits for an offline machine; default one day. */
   expiresInSeconds: z.number().int().min(1).max(LIMITS.timeoutSecondsMax).optional(),

@@ -1,6 +1,7 @@
 export * from './limits';
 export * from './common';
 export * from './auth';
+export * from './instance';
 export * from './projects';
 export * from './machines';
 export * from './executions';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IdSchema, IsoDateSchema, LabelsSchema } from './common';
+import { IdSchema, IsoDateSchema, LabelsSchema, noNul } from './common';
 import { LIMITS } from './limits';
 
 export const CreateEnrolmentTokenRequestSchema = z.strictObject({
@@ -27,14 +27,14 @@ export type EnrolmentToken = z.infer<typeof EnrolmentTokenSchema>;
 
 /** What the agent tells about its host, at enrolment and at every connect. */
 export const MachineFactsSchema = z.strictObject({
-  hostname: z.string().min(1).max(255),
-  os: z.string().max(255),
-  platform: z.string().max(64),
-  kernel: z.string().max(255),
-  arch: z.string().max(64),
+  hostname: noNul(z.string().min(1).max(255)),
+  os: noNul(z.string().max(255)),
+  platform: noNul(z.string().max(64)),
+  kernel: noNul(z.string().max(255)),
+  arch: noNul(z.string().max(64)),
   cpus: z.number().int().min(0).max(100_000),
   memoryBytes: z.number().int().min(0),
-  agentVersion: z.string().max(64),
+  agentVersion: noNul(z.string().max(64)),
   dockerAvailable: z.boolean(),
 });
 export type MachineFacts = z.infer<typeof MachineFactsSchema>;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { IdSchema, IsoDateSchema } from './common';
+import { IdSchema, IsoDateSchema, noNul } from './common';
 import { LIMITS } from './limits';
 
 /** owner manages members and deletes; operator runs things; viewer reads. */
@@ -8,8 +8,8 @@ export type ProjectRole = z.infer<typeof ProjectRoleSchema>;
 export const ROLE_RANK: Record<ProjectRole, number> = { viewer: 0, operator: 1, owner: 2 };
 
 export const CreateProjectRequestSchema = z.strictObject({
-  name: z.string().trim().min(1).max(LIMITS.nameMax),
-  description: z.string().max(LIMITS.descriptionMax).optional(),
+  name: noNul(z.string().trim().min(1).max(LIMITS.nameMax)),
+  description: noNul(z.string().max(LIMITS.descriptionMax)).optional(),
 });
 export type CreateProjectRequest = z.infer<typeof CreateProjectRequestSchema>;
 
@@ -44,6 +44,15 @@ export const AddMemberRequestSchema = z.strictObject({
   role: ProjectRoleSchema,
 });
 export type AddMemberRequest = z.infer<typeof AddMemberRequestSchema>;
+
+/**
+ * POST /api/projects/:projectId/members answers the same whether or not the
+ * e-mail has an account (an account is added at once; otherwise a project
+ * invitation waits for that e-mail to sign up), so the answer tells nothing
+ * about who has an account.
+ */
+export const AddMemberResponseSchema = z.object({ email: z.string(), role: ProjectRoleSchema });
+export type AddMemberResponse = z.infer<typeof AddMemberResponseSchema>;
 
 export const UpdateMemberRequestSchema = z.strictObject({ role: ProjectRoleSchema });
 export type UpdateMemberRequest = z.infer<typeof UpdateMemberRequestSchema>;

@@ -94,6 +94,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Tes
     // in its data dir (so it survives restart()). Several nodes on one
     // database must share one: pass env.JWT_SECRET (see jwtSecret()).
     LOG_LEVEL: process.env.KAPITAN_E2E_LOG_LEVEL ?? 'info',
+    // Suites sign up as many users as they need (default: by invitation once the first exists).
+    KAPITAN_SIGNUP: 'open',
     ...options.env,
   };
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;

@@ -1,12 +1,14 @@
 import { Body, Controller, Get, HttpCode, Post, Req } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { AuthResponse, LoginRequestSchema, SignupRequestSchema, User } from '@kapitan/shared';
+import { AuthResponse, LoginRequestSchema, SignupModeInfo, SignupRequestSchema, User } from '@kapitan/shared';
 import type { Request } from 'express';
 import { createZodDto } from 'nestjs-zod';
 import { notFound } from '../common/api-exception';
+import { InstanceSettingsService } from '../invitations/instance-settings.service';
 import { toUserDto, UsersService } from '../users/users.service';
 import { AuthUser, CurrentUser, Public } from './auth-user';
 import { AuthService } from './auth.service';
+import { SignupService } from './signup.service';
 
 class SignupDto extends createZodDto(SignupRequestSchema) {}
 class LoginDto extends createZodDto(LoginRequestSchema) {}
@@ -16,13 +18,22 @@ class LoginDto extends createZodDto(LoginRequestSchema) {}
 export class AuthController {
   constructor(
     private readonly auth: AuthService,
+    private readonly signups: SignupService,
     private readonly users: UsersService,
+    private readonly instance: InstanceSettingsService,
   ) {}
 
   @Public()
   @Post('auth/signup')
-  signup(@Body() body: SignupDto): Promise<AuthResponse> {
-    return this.auth.signup(body);
+  signup(@Body() body: SignupDto, @Req() req: Request): Promise<AuthResponse> {
+    return this.signups.signup(body, req.ip ?? 'unknown');
+  }
+
+  /** For the sign-up page: whether it needs an invitation. */
+  @Public()
+  @Get('auth/signup-mode')
+  async signupMode(): Promise<SignupModeInfo> {
+    return { mode: await this.instance.signupMode() };
   }
 
   @Public()

@@ -3,19 +3,29 @@ import { APP_GUARD } from '@nestjs/core';
 import { JwtModule } from '@nestjs/jwt';
 import { PassportModule } from '@nestjs/passport';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { InvitationsModule } from '../invitations/invitations.module';
+import { ProjectsModule } from '../projects/projects.module';
 import { UsersModule } from '../users/users.module';
 import { AuthController } from './auth.controller';
 import { AuthService } from './auth.service';
+import { SignupService } from './signup.service';
 import { JwtAuthGuard } from './jwt-auth.guard';
 import { JwtStrategy } from './jwt.strategy';
 import { LoginThrottleService } from './login-throttle.service';
 import { PasswordService } from './password.service';
-import { LoginFailureEntity, SessionEntity } from './session.entity';
+import { KnownLoginAddressEntity, LoginFailureEntity, SessionEntity } from './session.entity';
 
 @Module({
-  imports: [UsersModule, PassportModule, JwtModule.register({}), TypeOrmModule.forFeature([SessionEntity, LoginFailureEntity])],
+  imports: [
+    UsersModule,
+    InvitationsModule,
+    ProjectsModule,
+    PassportModule,
+    JwtModule.register({}),
+    TypeOrmModule.forFeature([SessionEntity, LoginFailureEntity, KnownLoginAddressEntity]),
+  ],
   controllers: [AuthController],
-  providers: [AuthService, PasswordService, LoginThrottleService, JwtStrategy, { provide: APP_GUARD, useClass: JwtAuthGuard }],
+  providers: [AuthService, SignupService, PasswordService, LoginThrottleService, JwtStrategy, { provide: APP_GUARD, useClass: JwtAuthGuard }],
   exports: [AuthService],
 })
 export class AuthModule {}

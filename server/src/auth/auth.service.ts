@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { JwtService } from '@nestjs/jwt';
 import { InjectRepository } from '@nestjs/typeorm';
-import { AuthResponse, LoginRequest, SignupRequest } from '@kapitan/shared';
+import { AuthResponse, LoginRequest } from '@kapitan/shared';
 import { randomUUID } from 'node:crypto';
 import { LessThan, Repository } from 'typeorm';
 import { unauthenticated } from '../common/api-exception';
@@ -16,6 +16,7 @@ import { SessionEntity } from './session.entity';
 export interface AccessTokenPayload {
   sub: string;
   sid: string;
+  exp?: number;
 }
 
 @Injectable()
@@ -30,17 +31,8 @@ export class AuthService {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  async signup(body: SignupRequest): Promise<AuthResponse> {
-    const user = await this.users.create({
-      email: body.email,
-      name: body.name,
-      passwordHash: await this.passwords.hash(body.password),
-    });
-    return { user: toUserDto(user), accessToken: await this.startSession(user.id) };
-  }
-
   async login(body: LoginRequest, ip: string): Promise<AuthResponse> {
-    const attempt = await this.throttle.begin(this.throttle.keys(body.email, ip));
+    const attempt = await this.throttle.begin(await this.throttle.loginRules(body.email, ip));
     const user = await this.users.findByEmail(body.email);
     const ok = await this.passwords.verify(user?.passwordHash ?? null, body.password);
     if (!user || !ok) {
@@ -48,7 +40,7 @@ export class AuthService {
       // One message for both cases: whether the account exists is not told.
       throw unauthenticated('invalid email or password');
     }
-    await this.throttle.succeeded(attempt);
+    await this.throttle.loggedIn(attempt, body.email, ip);
     return { user: toUserDto(user), accessToken: await this.startSession(user.id) };
   }
 
@@ -60,6 +52,8 @@ export class AuthService {
   /** The session behind a verified token, or null when logged out, expired or the user is gone. */
   async resolveSession(payload: AccessTokenPayload): Promise<AuthUser | null> {
     if (typeof payload?.sub !== 'string' || typeof payload?.sid !== 'string') return null;
+    // The JWT library checks `exp` only when it is there; a token without one would never expire.
+    if (typeof payload.exp !== 'number') return null;
     const session = await this.sessions.findOne({ where: { id: payload.sid } });
     if (!session || session.userId !== payload.sub || session.expiresAt.getTime() <= Date.now()) return null;
     const user = await this.users.findById(session.userId);
@@ -80,7 +74,8 @@ export class AuthService {
     }
   }
 
-  private async startSession(userId: string): Promise<string> {
+  /** A new session for `userId` and the access token naming it. */
+  async startSession(userId: string): Promise<string> {
     const now = new Date();
     const session = this.sessions.create({
       id: randomUUID(),

@@ -10,9 +10,11 @@ import {
 } from '../testing/test-app';
 
 /**
- * threat model T3 and T4: log-in brute force is throttled per account and per
- * client address (the 6th failure in the window → 429 with Retry-After, and
- * the right password works again once the window has passed), and "no such
+ * threat model T3, T4, T47: log-in brute force is throttled per (account, address) and per client
+ * address (the 6th failure in the window → 429 with Retry-After, and the
+ * right password works again once the window has passed), and per account
+ * from any address with a higher ceiling that does not hold off addresses
+ * the owner logged in from: a stranger cannot lock the owner out. "No such
  * user" takes as long as "wrong password".
  *
  * The window is 2 s here (LOGIN_WINDOW_SECONDS) so the suite can watch it
@@ -23,6 +25,8 @@ import {
  */
 const WINDOW_SECONDS = 2;
 const MAX_FAILURES = 5;
+/** The per-account ceiling for addresses the account never logged in from (default 50; small here to keep the suite quick). */
+const ACCOUNT_MAX_FAILURES = 12;
 
 let addressCounter = 0;
 /** A client address no other attempt in this file uses (198.18.0.0/15, the benchmarking range). */
@@ -34,8 +38,8 @@ const freshAddress = () => {
 describeBothDatabases('log-in brute force', (database) => {
   let t: TestApp;
   beforeAll(async () => {
-    t = await createTestApp({ database, env: { LOGIN_WINDOW_SECONDS: String(WINDOW_SECONDS) } });
-    expect(t.config.login).toEqual({ maxFailures: MAX_FAILURES, windowSeconds: WINDOW_SECONDS });
+    t = await createTestApp({ database, env: { LOGIN_WINDOW_SECONDS: String(WINDOW_SECONDS), LOGIN_ACCOUNT_MAX_FAILURES: String(ACCOUNT_MAX_FAILURES) } });
+    expect(t.config.login).toEqual({ maxFailures: MAX_FAILURES, windowSeconds: WINDOW_SECONDS, accountMaxFailures: ACCOUNT_MAX_FAILURES });
   });
   afterAll(() => t?.close());
 
@@ -65,18 +69,56 @@ describeBothDatabases('log-in brute force', (database) => {
       100,
     );
 
-  it('one account: 5 wrong passwords from 5 addresses, then the 6th attempt is 429 even with the right password', async () => {
+  it('one account from one address: 5 wrong passwords, then the 6th attempt is 429 even with the right password', async () => {
     const { email } = await signupUser(t.http);
-    for (let i = 0; i < MAX_FAILURES; i++) expectError(await login(email, `wrong ${i}`, freshAddress()), 401, 'unauthenticated');
-    // Rotating addresses does not help the attacker; and the owner is held off too until the window passes.
-    expectThrottled(await login(email, TEST_PASSWORD, freshAddress()));
-    expectThrottled(await login(email, 'wrong again', freshAddress()));
+    const address = freshAddress();
+    for (let i = 0; i < MAX_FAILURES; i++) expectError(await login(email, `wrong ${i}`, address), 401, 'unauthenticated');
+    expectThrottled(await login(email, TEST_PASSWORD, address));
+    expectThrottled(await login(email, 'wrong again', address));
     // Another account is not affected.
     const other = await signupUser(t.http);
     expect((await login(other.email, TEST_PASSWORD, freshAddress())).status).toBe(200);
     // The right password works once the window has passed.
-    const res = await waitUntilLetIn(email, freshAddress);
+    const res = await waitUntilLetIn(email, () => address);
     expect(res.body.user.email).toBe(email);
+  });
+
+  it('a stranger sending wrong passwords from many addresses cannot lock the owner out of their own address', async () => {
+    const owner = await signupUser(t.http);
+    const home = freshAddress();
+    expect((await login(owner.email, TEST_PASSWORD, home)).status).toBe(200);
+    // Spread so that no (account, address) and no address reaches its own limit; only the account's ceiling is hit.
+    const attackers = Array.from({ length: ACCOUNT_MAX_FAILURES + 4 }, () => freshAddress());
+    const statuses: number[] = [];
+    for (const address of attackers) statuses.push((await login(owner.email, 'Winter2025!', address)).status);
+    expect(statuses.slice(0, ACCOUNT_MAX_FAILURES)).toEqual(Array(ACCOUNT_MAX_FAILURES).fill(401));
+    expect(statuses.slice(ACCOUNT_MAX_FAILURES)).toEqual(Array(4).fill(429));
+    // A new address (the stranger's next one) is held off, with Retry-After …
+    expectThrottled(await login(owner.email, TEST_PASSWORD, freshAddress()));
+    // … but the owner, from the address they logged in from before, is let in at once, repeatably.
+    for (let i = 0; i < 3; i++) expect((await login(owner.email, TEST_PASSWORD, home)).status).toBe(200);
+  });
+
+  it('the per-account ceiling backs off exponentially: each further failure past it doubles the wait', async () => {
+    const { email } = await signupUser(t.http);
+    for (let i = 0; i < ACCOUNT_MAX_FAILURES; i++) expectError(await login(email, `spray ${i}`, freshAddress()), 401, 'unauthenticated');
+    const first = Number((await login(email, 'again', freshAddress())).headers['retry-after']);
+    expect(first).toBeLessThanOrEqual(WINDOW_SECONDS);
+    // Once let through again, one more failure: the wait doubles.
+    await waitFor(
+      'the first lock-out to end',
+      async () => {
+        const res = await login(email, 'one more', freshAddress());
+        if (res.status === 401) return res;
+        expectError(res, 429, 'too_many_requests');
+        return undefined;
+      },
+      (WINDOW_SECONDS + 5) * 1000,
+      100,
+    );
+    const second = Number((await login(email, 'again', freshAddress())).headers['retry-after']);
+    expect(second).toBeGreaterThan(WINDOW_SECONDS);
+    expect(second).toBeLessThanOrEqual(2 * WINDOW_SECONDS);
   });
 
   it('one address: 5 failures across 5 accounts, then the 6th attempt from it is 429 for any account', async () => {
@@ -95,15 +137,25 @@ describeBothDatabases('log-in brute force', (database) => {
     await waitUntilLetIn(victim.email, () => address);
   });
 
-  it('a burst of parallel guesses gets no more than 5 past the password check', async () => {
+  it('a burst of parallel guesses from one address gets no more than 5 past the password check', async () => {
     const { email } = await signupUser(t.http);
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => login(email, `guess ${i}`, freshAddress())));
+    const address = freshAddress();
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => login(email, `guess ${i}`, address)));
     const statuses = results.map((r) => r.status);
     // Checking first and recording after the slow hash would let all 20 through.
     expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(MAX_FAILURES);
     expect(statuses.filter((s) => s !== 401 && s !== 429)).toEqual([]);
     for (const r of results.filter((x) => x.status === 429)) expectThrottled(r);
-    await waitUntilLetIn(email, freshAddress);
+    await waitUntilLetIn(email, () => address);
+  });
+
+  it('a burst of parallel guesses from many addresses gets no more than the account ceiling past the password check', async () => {
+    const { email } = await signupUser(t.http);
+    const results = await Promise.all(Array.from({ length: ACCOUNT_MAX_FAILURES + 10 }, (_, i) => login(email, `guess ${i}`, freshAddress())));
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((s) => s === 401).length).toBeLessThanOrEqual(ACCOUNT_MAX_FAILURES);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(10);
+    expect(statuses.filter((s) => s !== 401 && s !== 429)).toEqual([]);
   });
 
   it('a successful log-in does not count as a failure', async () => {

@@ -1,4 +1,7 @@
 import { JwtService } from '@nestjs/jwt';
+import { LIVE_NAMESPACE } from '@kapitan/shared';
+import { createHmac } from 'node:crypto';
+import { io } from 'socket.io-client';
 import { bearer, createTestApp, describeBothDatabases, expectError, signupUser, TestApp } from '../testing/test-app';
 
 /**
@@ -86,6 +89,34 @@ describeBothDatabases('JWT attacks', (database) => {
 
   it('refuses an expired token', async () => {
     await expectRefused(`Bearer ${sign({ sub: alice.id, sid: alice.sid, iat: nowSeconds() - 7200, exp: nowSeconds() - 60 })}`);
+  });
+
+  it('refuses a validly signed token for a live session that carries no `exp`', async () => {
+    // The JWT library checks `exp` only when present: without this rule such a token would never expire.
+    await expectRefused(`Bearer ${sign({ sub: alice.id, sid: alice.sid })}`);
+    // A string `exp` the library would not sign: built by hand with the real secret.
+    const h = b64url({ alg: 'HS256', typ: 'JWT' });
+    const p = b64url({ sub: alice.id, sid: alice.sid, iat: nowSeconds(), exp: String(nowSeconds() + 600) });
+    await expectRefused(`Bearer ${h}.${p}.${createHmac('sha256', t.config.jwt.secret).update(`${h}.${p}`).digest('base64url')}`);
+    // The same claims with an `exp` work: only the missing expiry was refused.
+    expect((await t.http.get('/api/me').set(bearer(sign({ sub: alice.id, sid: alice.sid, exp: nowSeconds() + 600 })))).status).toBe(200);
+  });
+
+  it('the /live handshake refuses a token without `exp` too, and accepts the same claims with one', async () => {
+    const connect = (token: string) =>
+      new Promise<boolean>((resolve) => {
+        const socket = io(`${t.url}${LIVE_NAMESPACE}`, { auth: { token }, transports: ['websocket'], reconnection: false, forceNew: true });
+        socket.once('connect', () => {
+          socket.close();
+          resolve(true);
+        });
+        socket.once('connect_error', () => {
+          socket.close();
+          resolve(false);
+        });
+      });
+    expect(await connect(sign({ sub: alice.id, sid: alice.sid }))).toBe(false);
+    expect(await connect(sign({ sub: alice.id, sid: alice.sid, exp: nowSeconds() + 600 }))).toBe(true);
   });
 
   it('refuses a token that is not valid yet (nbf in the future)', async () => {

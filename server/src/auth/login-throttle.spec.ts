@@ -1,4 +1,4 @@
-import { throttleVerdict } from './login-throttle.service';
+import { backoffVerdict, throttleVerdict } from './login-throttle.service';
 
 /** Unit: the sliding-window rule and its Retry-After. No I/O. */
 describe('throttleVerdict', () => {
@@ -41,5 +41,40 @@ describe('throttleVerdict', () => {
 
   it('a limit of 1 refuses after a single failure', () => {
     expect(throttleVerdict([now - s(5)], now, 1, 60)).toEqual({ allowed: false, retryAfterSeconds: 55 });
+  });
+});
+
+/** Unit: the sliding window plus exponential backoff. No I/O. */
+describe('backoffVerdict', () => {
+  const now = 1_000_000_000;
+  const s = (seconds: number) => seconds * 1000;
+  const cap = 3600;
+
+  it('below the limit: allowed, whatever the lookback holds', () => {
+    expect(backoffVerdict([now - s(1), now - s(2)], now, 5, 60, cap)).toEqual({ allowed: true });
+  });
+
+  it('at the limit inside the window: refused until one window after the latest failure', () => {
+    const failures = [now - s(10), now - s(8), now - s(6), now - s(4), now - s(2)];
+    expect(backoffVerdict(failures, now, 5, 60, cap)).toEqual({ allowed: false, retryAfterSeconds: 58 });
+  });
+
+  it('each failure past the limit doubles the wait after the latest one', () => {
+    const old = [1, 2, 3, 4, 5].map((i) => now - s(3000 + i));
+    expect(backoffVerdict([...old, now - s(1)], now, 5, 60, cap)).toEqual({ allowed: false, retryAfterSeconds: 119 });
+    expect(backoffVerdict([...old, now - s(500), now - s(1)], now, 5, 60, cap)).toEqual({ allowed: false, retryAfterSeconds: 239 });
+    // And once that wait is over, the next attempt may go ahead.
+    expect(backoffVerdict([...old, now - s(121)], now, 5, 60, cap)).toEqual({ allowed: true });
+  });
+
+  it('the wait is capped', () => {
+    const many = Array.from({ length: 40 }, (_, i) => now - s(80_000 - i * 1000));
+    const v = backoffVerdict([...many, now - s(1)], now, 5, 60, cap);
+    expect(v).toEqual({ allowed: false, retryAfterSeconds: cap - 1 });
+  });
+
+  it('attempts still in flight inside one window do not steepen it', () => {
+    const burst = Array.from({ length: 19 }, () => now - 100);
+    expect(backoffVerdict(burst, now, 5, 60, cap)).toEqual({ allowed: false, retryAfterSeconds: 60 });
   });
 });

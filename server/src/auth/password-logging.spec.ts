@@ -38,6 +38,8 @@ describeBothDatabases('passwords in the logs', (database) => {
         PORT: '0',
         HOST: '127.0.0.1',
         LOG_LEVEL: 'trace',
+        // The duplicate and racing sign-ups below need sign-up open after the first account.
+        KAPITAN_SIGNUP: 'open',
         KAPITAN_DATA_DIR: dataDir,
         KAPITAN_WEB_DIR: join(dataDir, 'no-web'),
         ...(scratch?.databaseUrl ? { DATABASE_URL: scratch.databaseUrl } : {}),

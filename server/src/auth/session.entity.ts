@@ -27,3 +27,13 @@ export class LoginFailureEntity {
   @Column({ type: 'datetime', precision: 3 })
   at: Date;
 }
+
+/** An (account, address) pair that logged in successfully: exempt from the per-account ceiling. */
+@Entity('login_known_addresses')
+export class KnownLoginAddressEntity {
+  @PrimaryColumn({ type: 'varchar', length: 300 })
+  key: string;
+
+  @Column({ type: 'datetime', precision: 3 })
+  lastSeenAt: Date;
+}

@@ -7,6 +7,7 @@ import { createClient } from 'redis';
 import { isObservable, type Observable } from 'rxjs';
 import type { Server, ServerOptions, Socket } from 'socket.io';
 import type { AppConfig } from '../config/config';
+import { handshakeError } from './handshake-error';
 
 /**
  * One socket.io server for both namespaces. With REDIS_URL the rooms span
@@ -44,6 +45,8 @@ export class KapitanIoAdapter extends IoAdapter {
       cors: { origin: false },
     });
     if (this.adapterFactory) server.adapter(this.adapterFactory);
+    // Only /agent and /live serve anyone; the default namespace would accept any client and hold it.
+    server.of('/').use((_socket, next) => next(handshakeError('not_found', 'no such namespace; use /agent or /live')));
     return server;
   }
 

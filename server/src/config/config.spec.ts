@@ -92,7 +92,7 @@ describe('loadConfig', () => {
     expect(c.redisUrl).toBeUndefined();
     expect(c.jwt.ttlSeconds).toBe(12 * 3600);
     expect(c.logLevel).toBe('info');
-    expect(c.login).toEqual({ maxFailures: 5, windowSeconds: 60 });
+    expect(c.login).toEqual({ maxFailures: 5, windowSeconds: 60, accountMaxFailures: 50 });
     expect(c.lostAfterSeconds).toBe(600);
     expect(c.agentEventsPerSecond).toBe(500);
     expect(c.nodeId).toMatch(/^[0-9a-f]{12}$/);

@@ -37,10 +37,16 @@ export const EnvSchema = z
     JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
     JWT_TTL_SECONDS: z.coerce.number().int().min(60).max(30 * 24 * 3600).default(12 * 3600),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** `auto`: human-readable lines when stdout is a terminal, JSON lines otherwise (for log shippers). */
+    LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
     /** Where the built dashboard is; unset = web/dist/web/browser of this checkout. */
     KAPITAN_WEB_DIR: z.string().optional(),
     LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
     LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86400).default(60),
+    /** Refused sign-ups (address taken, closed, bad invitation) per client address in LOGIN_WINDOW_SECONDS, before 429. */
+    SIGNUP_MAX_FAILURES: z.coerce.number().int().min(1).max(100_000).default(5),
+    /** Failed log-ins for one account from addresses it never logged in from, before 429 (with backoff). */
+    LOGIN_ACCOUNT_MAX_FAILURES: z.coerce.number().int().min(1).max(100_000).default(50),
     /** Running work of a machine offline this long ends `lost`. */
     KAPITAN_LOST_AFTER_SECONDS: z.coerce.number().int().min(1).default(600),
     /** Agent events a socket may send per second before it is throttled (burst = 10x). */
@@ -55,6 +61,10 @@ export const EnvSchema = z
     /** `1` only under `npm run bench`: the process writes its memory and event-loop stats (common/bench-stats.ts). */
     KAPITAN_BENCH: z.enum(['0', '1']).default('0'),
     KAPITAN_BENCH_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(1000),
+    /** Who may sign up: `open` or `invite`; unset = open until the first account exists, then invite (admins may change it). */
+    KAPITAN_SIGNUP: z.enum(['open', 'invite']).optional(),
+    /** A client must send its whole request header within this long (slowloris). */
+    KAPITAN_HEADERS_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(10),
     /**
      * Which peers may tell the client's address in X-Forwarded-For (Express
      * `trust proxy`): `loopback` (default: a reverse proxy on this host), a
@@ -117,13 +127,18 @@ export interface AppConfig {
   redisUrl: string | undefined;
   jwt: { secret: string; ttlSeconds: number };
   logLevel: Env['LOG_LEVEL'];
+  logFormat: 'json' | 'pretty';
   webDir: string;
-  login: { maxFailures: number; windowSeconds: number };
+  login: { maxFailures: number; windowSeconds: number; accountMaxFailures: number };
   lostAfterSeconds: number;
   agentEventsPerSecond: number;
   nodeId: string;
   /** Benchmark instrumentation, null unless KAPITAN_BENCH=1. */
   bench: { intervalMs: number } | null;
+  http: { headersTimeoutSeconds: number };
+  /** KAPITAN_SIGNUP: when set it wins over the admin's setting. */
+  signupMode: 'open' | 'invite' | undefined;
+  signupMaxFailures: number;
   /** Express `trust proxy`: whose X-Forwarded-For names the client (see TRUST_PROXY). */
   trustProxy: boolean | number | string;
   /**
@@ -155,16 +170,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     redisUrl: e.REDIS_URL,
     jwt: { secret: e.JWT_SECRET ?? persistedSecret(dataDir), ttlSeconds: e.JWT_TTL_SECONDS },
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT === 'auto' ? (process.stdout.isTTY ? 'pretty' : 'json') : e.LOG_FORMAT,
     webDir: e.KAPITAN_WEB_DIR
       ? isAbsolute(e.KAPITAN_WEB_DIR)
         ? e.KAPITAN_WEB_DIR
         : resolve(e.KAPITAN_WEB_DIR)
       : resolve(__dirname, '../../../web/dist/web/browser'),
-    login: { maxFailures: e.LOGIN_MAX_FAILURES, windowSeconds: e.LOGIN_WINDOW_SECONDS },
+    login: { maxFailures: e.LOGIN_MAX_FAILURES, windowSeconds: e.LOGIN_WINDOW_SECONDS, accountMaxFailures: e.LOGIN_ACCOUNT_MAX_FAILURES },
     lostAfterSeconds: e.KAPITAN_LOST_AFTER_SECONDS,
     agentEventsPerSecond: e.KAPITAN_AGENT_EVENTS_PER_SECOND,
     nodeId: e.KAPITAN_NODE_ID ?? randomBytes(6).toString('hex'),
     bench: e.KAPITAN_BENCH === '1' ? { intervalMs: e.KAPITAN_BENCH_INTERVAL_MS } : null,
+    http: { headersTimeoutSeconds: e.KAPITAN_HEADERS_TIMEOUT_SECONDS },
+    signupMode: e.KAPITAN_SIGNUP,
+    signupMaxFailures: e.SIGNUP_MAX_FAILURES,
     trustProxy: trustProxyValue(e.TRUST_PROXY),
     secrets: secretsKey(e.KAPITAN_SECRETS_KEY ? decodeSecretsKey(e.KAPITAN_SECRETS_KEY)! : persistedSecretsKey(dataDir)),
   };

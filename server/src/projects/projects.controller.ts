@@ -2,6 +2,7 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@ne
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import {
   AddMemberRequestSchema,
+  AddMemberResponse,
   CreateProjectRequestSchema,
   Member,
   Project,
@@ -58,7 +59,7 @@ export class ProjectsController {
   }
 
   @Post(':projectId/members')
-  addMember(@CurrentUser() user: AuthUser, @ProjectId() projectId: string, @Body() body: AddMemberDto): Promise<Member> {
+  addMember(@CurrentUser() user: AuthUser, @ProjectId() projectId: string, @Body() body: AddMemberDto): Promise<AddMemberResponse> {
     return this.projects.addMember(user.userId, projectId, body);
   }
 

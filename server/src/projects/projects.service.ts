@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
 import {
   AddMemberRequest,
+  AddMemberResponse,
   CreateProjectRequest,
   Member,
   Project,
@@ -16,6 +17,7 @@ import { conflict, forbidden, notFound } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
 import { isUniqueViolation, UsersService } from '../users/users.service';
 import { ProjectEntity, ProjectMemberEntity } from './project.entity';
+import { ProjectInvitationsService } from './project-invitations.service';
 
 function toProjectDto(p: ProjectEntity, role: ProjectRole): Project {
   return {
@@ -36,6 +38,7 @@ export class ProjectsService {
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly users: UsersService,
     private readonly events: DomainEventsService,
+    private readonly projectInvitations: ProjectInvitationsService,
   ) {}
 
   /**
@@ -122,10 +125,18 @@ export class ProjectsService {
     });
   }
 
-  async addMember(userId: string, projectId: string, body: AddMemberRequest): Promise<Member> {
+  /**
+   * Adds the account with this e-mail, or, when there is none, leaves a
+   * project invitation that its sign-up accepts. Both answer alike, so the
+   * answer does not tell whether the e-mail has an account.
+   */
+  async addMember(userId: string, projectId: string, body: AddMemberRequest): Promise<AddMemberResponse> {
     await this.requireRole(userId, projectId, 'owner');
     const user = await this.users.findByEmail(body.email);
-    if (!user) throw notFound('user with this email');
+    if (!user) {
+      await this.projectInvitations.invite(projectId, body.email, body.role, userId);
+      return { email: body.email, role: body.role };
+    }
     if (await this.members.exists({ where: { projectId, userId: user.id } })) throw conflict('already a member');
     const row = this.members.create({ projectId, userId: user.id, role: body.role, createdAt: new Date() });
     try {
@@ -136,7 +147,7 @@ export class ProjectsService {
       throw err;
     }
     this.events.publish('membership.changed', { projectId, userId: user.id });
-    return { userId: user.id, email: user.email, name: user.name, role: row.role, createdAt: row.createdAt.toISOString() };
+    return { email: body.email, role: row.role };
   }
 
   async updateMember(userId: string, projectId: string, memberId: string, body: UpdateMemberRequest): Promise<Member> {

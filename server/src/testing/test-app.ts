@@ -34,6 +34,7 @@
  *
  * What is here:
  * - `createTestApp({ database, env })` → `{ app, url, config, http, db, close }`
+ *   (sign-up is open, KAPITAN_SIGNUP=open, unless `env` says otherwise)
  *   (`config.jwt.secret` signs hand-made tokens; `db` checks what was stored;
  *   `app.get(SomeService)` reaches a service).
  * - `describeBothDatabases(name, (database) => …)`: the suite on SQLite and MySQL.
@@ -256,6 +257,10 @@ export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
       KAPITAN_DATA_DIR: dataDir,
       // No dashboard unless a test asks for one: the result must not depend on whether web/ was built.
       KAPITAN_WEB_DIR: join(dataDir, 'no-web'),
+      // Specs sign up as many users as they need; sign-up control has its own spec (KAPITAN_SIGNUP: undefined for the default).
+      KAPITAN_SIGNUP: 'open',
+      // Specs provoke 409s from one address freely; the sign-up throttle spec sets its own limit.
+      SIGNUP_MAX_FAILURES: '100000',
       DATABASE_URL: scratch?.databaseUrl,
       ...options.env,
     });

@@ -1,8 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { InjectDataSource, InjectRepository } from '@nestjs/typeorm';
+import { InjectRepository } from '@nestjs/typeorm';
 import { User } from '@kapitan/shared';
-import { randomUUID } from 'node:crypto';
-import { DataSource, In, Repository } from 'typeorm';
+import { EntityManager, In, Repository } from 'typeorm';
 import { conflict } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
 import { UserEntity } from './user.entity';
@@ -15,34 +14,34 @@ export function toUserDto(u: UserEntity): User {
 export class UsersService {
   constructor(
     @InjectRepository(UserEntity) private readonly users: Repository<UserEntity>,
-    @InjectDataSource() private readonly dataSource: DataSource,
     private readonly events: DomainEventsService,
   ) {}
 
-  /** The first account of a fresh install becomes the instance admin. */
-  async create(input: { email: string; name?: string; passwordHash: string }): Promise<UserEntity> {
-    return this.dataSource.transaction(async (tx) => {
-      const repo = tx.getRepository(UserEntity);
-      if (await repo.exists({ where: { email: input.email } })) throw conflict('an account with this email exists');
-      const isFirst = (await repo.count()) === 0;
-      const now = new Date();
-      const user = repo.create({
-        id: randomUUID(),
-        email: input.email,
-        name: input.name ?? null,
-        passwordHash: input.passwordHash,
-        isAdmin: isFirst,
-        createdAt: now,
-        updatedAt: now,
-      });
-      try {
-        return await repo.save(user);
-      } catch (err) {
-        // Two sign-ups racing for one address: the unique index decides.
-        if (isUniqueViolation(err)) throw conflict('an account with this email exists');
-        throw err;
-      }
+  /**
+   * Creates the account inside the caller's transaction (the sign-up, which
+   * also claims the first-admin row and uses up an invitation there, so all
+   * of it happens or none). 409 when the address is taken.
+   */
+  async createIn(manager: EntityManager, input: { id: string; email: string; name?: string; passwordHash: string; isAdmin: boolean }): Promise<UserEntity> {
+    const repo = manager.getRepository(UserEntity);
+    if (await repo.exists({ where: { email: input.email } })) throw conflict('an account with this email exists');
+    const now = new Date();
+    const user = repo.create({
+      id: input.id,
+      email: input.email,
+      name: input.name ?? null,
+      passwordHash: input.passwordHash,
+      isAdmin: input.isAdmin,
+      createdAt: now,
+      updatedAt: now,
     });
+    try {
+      return await repo.save(user);
+    } catch (err) {
+      // Two sign-ups racing for one address: the unique index decides.
+      if (isUniqueViolation(err)) throw conflict('an account with this email exists');
+      throw err;
+    }
   }
 
   findByEmail(email: string): Promise<UserEntity | null> {

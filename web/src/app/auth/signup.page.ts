@@ -1,4 +1,5 @@
-import { ChangeDetectionStrategy, Component, inject, signal } from '@angular/core';
+import { ChangeDetectionStrategy, Component, computed, inject, input, signal } from '@angular/core';
+import { toSignal } from '@angular/core/rxjs-interop';
 import { NonNullableFormBuilder, ReactiveFormsModule, Validators } from '@angular/forms';
 import { MatButtonModule } from '@angular/material/button';
 import { MatFormFieldModule } from '@angular/material/form-field';
@@ -9,7 +10,9 @@ import { Router, RouterLink } from '@angular/router';
 import { LIMITS, SignupRequestSchema, type SignupRequest } from '@kapitan/shared';
 import { ApiError, applyFieldErrors } from '../core/api/api-error';
 import { schemaDetails } from '../core/api/schema-errors';
+import { AuthApi } from '../core/auth/auth-api';
 import { AuthService } from '../core/auth/auth.service';
+import { catchError, of } from 'rxjs';
 
 @Component({
   selector: 'app-signup-page',
@@ -29,6 +32,13 @@ import { AuthService } from '../core/auth/auth.service';
 export class SignupPage {
   private readonly auth = inject(AuthService);
   private readonly router = inject(Router);
+
+  /** `?invite=…` of an admin's invitation link. */
+  readonly invite = input<string | undefined>();
+  /** Whether a stranger may sign up here; null while unknown (the server decides anyway). */
+  protected readonly mode = toSignal(inject(AuthApi).signupMode().pipe(catchError(() => of(null))), { initialValue: null });
+  protected readonly invited = computed(() => !!this.invite());
+  protected readonly closed = computed(() => !this.invited() && this.mode()?.mode === 'invite');
 
   protected readonly limits = LIMITS;
   protected readonly busy = signal(false);
@@ -51,7 +61,8 @@ export class SignupPage {
       return;
     }
     const { name, email, password } = this.form.getRawValue();
-    const body: SignupRequest = { email, password, ...(name.trim() ? { name: name.trim() } : {}) };
+    const invitation = this.invite();
+    const body: SignupRequest = { email, password, ...(name.trim() ? { name: name.trim() } : {}), ...(invitation ? { invitation } : {}) };
     const parsed = SignupRequestSchema.safeParse(body);
     if (!parsed.success) {
       applyFieldErrors(

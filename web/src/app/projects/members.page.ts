@@ -134,9 +134,10 @@ export class MembersPage {
     this.api.addMember(this.ctx.projectId(), parsed.data).subscribe({
       next: (m) => {
         this.adding.set(false);
-        patchList(this.members, (list) => [...list.filter((x) => x.userId !== m.userId), m]);
+        // The answer does not say whether the e-mail has an account (no enumeration): reload the list.
+        this.members.reload();
         this.form.reset({ email: '', role: this.form.controls.role.value });
-        this.notify.success(`${m.email} added as ${m.role}`);
+        this.notify.success(`${m.email} added as ${m.role} (or invited, if they have no account yet)`);
       },
       error: (err: unknown) => {
         this.adding.set(false);

@@ -1,6 +1,7 @@
 import { HttpClient } from '@angular/common/http';
 import { Injectable, inject } from '@angular/core';
 import type {
+  AddMemberResponse,
   AddMemberRequest,
   CreateProjectRequest,
   Member,
@@ -38,8 +39,8 @@ export class ProjectsApi {
     return this.http.get<Member[]>(`/api/projects/${enc(projectId)}/members`);
   }
 
-  addMember(projectId: string, body: AddMemberRequest): Observable<Member> {
-    return this.http.post<Member>(`/api/projects/${enc(projectId)}/members`, body);
+  addMember(projectId: string, body: AddMemberRequest): Observable<AddMemberResponse> {
+    return this.http.post<AddMemberResponse>(`/api/projects/${enc(projectId)}/members`, body);
   }
 
   updateMember(projectId: string, userId: string, body: UpdateMemberRequest): Observable<Member> {

@@ -1,6 +1,6 @@
 import { HttpClient } from '@angular/common/http';
 import { Injectable, inject } from '@angular/core';
-import type { AuthResponse, LoginRequest, SignupRequest, User } from '@kapitan/shared';
+import type { AuthResponse, LoginRequest, SignupModeInfo, SignupRequest, User } from '@kapitan/shared';
 import type { Observable } from 'rxjs';
 
 @Injectable({ providedIn: 'root' })
@@ -9,6 +9,10 @@ export class AuthApi {
 
   signup(body: SignupRequest): Observable<AuthResponse> {
     return this.http.post<AuthResponse>('/api/auth/signup', body);
+  }
+
+  signupMode(): Observable<SignupModeInfo> {
+    return this.http.get<SignupModeInfo>('/api/auth/signup-mode');
   }
 
   login(body: LoginRequest): Observable<AuthResponse> {
