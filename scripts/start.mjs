@@ -75,12 +75,45 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
     }
   });
 }
-// npm (or a shell) between us and whoever started it may be killed without
-// us being told; our parent changing means it is gone, so we go too.
+// npm and the shell it runs us through may be killed without us being told
+// (SIGKILL of `npm` alone leaves `sh` and us behind, re-parented): we watch
+// that whole chain, and our parent changing, and go when any of it is gone.
 const parentAtStart = process.ppid;
+const launchers = launcherChain(process.ppid);
 setInterval(() => {
-  if (process.ppid !== parentAtStart) stopServer();
+  if (process.ppid !== parentAtStart || launchers.some((pid) => !alive(pid))) stopServer();
 }, 500).unref();
+
+/** Our parent, and its parents while they are npm or a shell (Linux /proc; elsewhere just the parent). */
+function launcherChain(pid) {
+  const chain = [];
+  for (let depth = 0; pid > 1 && depth < 8; depth++) {
+    let stat, cmdline;
+    try {
+      stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      break;
+    }
+    const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+    const isShell = ['sh', 'dash', 'bash'].includes(comm);
+    // npm retitles itself (`npm start`), which shows in both comm and cmdline.
+    const isNpm = /^npm( |$)/.test(comm) || cmdline.some((arg) => /(^|\/)npm(-cli\.js)?$|^npm /.test(arg));
+    if (depth > 0 && !isShell && !isNpm) break;
+    chain.push(pid);
+    pid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  }
+  return chain;
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
 process.on('exit', () => {
   if (server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
 });

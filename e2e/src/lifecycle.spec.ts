@@ -147,6 +147,19 @@ describe('npm start', () => {
     await s.cleanup();
   });
 
+  it('SIGKILL of npm alone (the shell and start.mjs left behind) → the server stops, the port is free', async () => {
+    const s = await npmStart();
+    const serverPid = descendant(s.npm.pid!, 'server/dist/main.js');
+    expect(serverPid).toBeDefined();
+    process.kill(s.npm.pid!, 'SIGKILL');
+    await expectPortFreed(s.port, 'SIGKILL of npm alone');
+    await waitFor(() => !fs.existsSync(`/proc/${serverPid}`) || fs.readFileSync(`/proc/${serverPid}/stat`, 'utf8').includes(') Z '), {
+      timeoutMs: 10_000,
+      message: 'the server process to exit',
+    });
+    await s.cleanup();
+  });
+
   it('SIGTERM to start.mjs alone (not its group) → the server stops, npm start exits', async () => {
     const s = await npmStart();
     const serverPid = descendant(s.npm.pid!, 'server/dist/main.js');
