@@ -65,9 +65,9 @@ export const CreateExecutionRequestSchema = z.strictObject({
 }).superRefine((req, ctx) => {
   // One variable, two values: which one the script saw would depend on merge order.
   const env = req.env ?? {};
-  (req.secrets ?? []).forEach((name, i) => {
-    if (Object.hasOwn(env, name)) ctx.addIssue({ code: 'custom', path: ['secrets', i], message: `${name} is also set in env; a secret and an env variable cannot share a name` });
-  });
+  for (const name of req.secrets ?? []) {
+    if (Object.hasOwn(env, name)) ctx.addIssue({ code: 'custom', path: ['secrets'], message: `${name} is also set in env; a secret and an env variable cannot share a name` });
+  }
 });
 export type CreateExecutionRequest = z.infer<typeof CreateExecutionRequestSchema>;
 
