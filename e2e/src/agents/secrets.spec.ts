@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { LiveClientEvents, LiveServerEvents, type Execution } from '@kapitan/shared';
+import { LiveClientEvents, LiveServerEvents, type Execution, type ExecutionChunksAck, type LiveOutputEvent, type OutputChunk } from '@kapitan/shared';
 import { collectSocketEvents, connectLive, emitWithAck, expectError, startServer, waitFor, type TestAgent, type TestServer, type TestUser, signupUser } from '../harness';
 import { setupProject, startOnlineAgent, waitForFinal, type TestProject } from './fixtures';
 
@@ -84,7 +84,7 @@ describe('secrets in runs (SQLite, real agent)', () => {
     const id = await run(leakyScript(go));
     const live = await connectLive(server.url, viewer.accessToken);
     const forwarded = collectSocketEvents(live, LiveServerEvents.output);
-    const ack = await emitWithAck(live, LiveClientEvents.subscribeExecution, { executionId: id, fromSeq: 0 });
+    const ack = (await emitWithAck(live, LiveClientEvents.subscribeExecution, { executionId: id, fromSeq: 0 })) as ExecutionChunksAck;
     expect(ack.ok).toBe(true);
     fs.writeFileSync(go, '');
     const e = await waitForFinal(p, id);
@@ -92,7 +92,8 @@ describe('secrets in runs (SQLite, real agent)', () => {
 
     const text = await p.api.getExecutionLogText(id);
     expect(text.split('\n').sort()).toEqual([...EXPECTED_LOG].sort()); // stderr may interleave anywhere between lines
-    const liveText = () => forwarded.events.filter((ev) => ev.executionId === id).flatMap((ev) => ev.chunks.map((c) => c.data)).join('');
+    const liveText = () =>
+      (forwarded.events as LiveOutputEvent[]).filter((ev) => ev.executionId === id).flatMap((ev) => ev.chunks.map((c: OutputChunk) => c.data)).join('');
     await waitFor(() => liveText().includes('marker-all-written'), { timeoutMs: 10_000, intervalMs: 20, message: 'the live tail to reach the marker' });
     const everything = [text, liveText(), JSON.stringify(forwarded.events), ...filesUnder(agent.stateDir)];
     for (const leak of LEAKS) for (const s of everything) expect(s).not.toContain(leak);
