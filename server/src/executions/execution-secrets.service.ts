@@ -63,6 +63,7 @@ export class ExecutionSecretsService {
       return { dispatch: toDispatch(e, resolved) };
     } catch (err) {
       if (!(err instanceof ApiException)) throw err; // the database: the caller retries at the next hello
+      this.logger.warn({ executionId: e.id, projectId: e.projectId, reason: err.message }, 'a run references a secret that is gone or unreadable; failing it');
       return { refused: `not started: ${err.message} (the run references it; it was deleted or cannot be read)`.slice(0, 1000) };
     }
   }
