@@ -280,3 +280,45 @@ describe('ScriptExecution', () => {
     expectContiguous(r.chunks);
   });
 });
+
+describe('secrets', () => {
+  const SECRET = 'pa55-w0rd-9f3b1c7e';
+  const secretRun = (script: string, o: Partial<ExecutorOptions> = {}) =>
+    run(script, { secretEnv: { DB_PASSWORD: SECRET }, masks: [SECRET] }, o);
+
+  it('injects them as environment variables and masks them in every chunk, also cut across writes and in base64', async () => {
+    const script = [
+      '#!/bin/bash',
+      'echo "plain $DB_PASSWORD"',
+      'echo "err $DB_PASSWORD" >&2',
+      // the two halves come well past the chunker's partial-line hold: two pieces
+      'printf "split %s" "${DB_PASSWORD:0:7}"; sleep 0.3; printf "%s done\\n" "${DB_PASSWORD:7}"',
+      'printf "%s" "$DB_PASSWORD" | base64',
+      'printf "user:%s" "$DB_PASSWORD" | base64',
+      '[ "${#DB_PASSWORD}" = 18 ] && echo length-ok',
+    ].join('\n');
+    const r = await secretRun(script, { partialHoldMs: 20 });
+    expect(r.fin.status).toBe('succeeded');
+    expectContiguous(r.chunks);
+    const all = r.text();
+    for (const form of [SECRET, Buffer.from(SECRET).toString('base64').slice(0, 16), SECRET.slice(0, 7), SECRET.slice(7)]) expect(all).not.toContain(form);
+    expect(r.text('stdout')).toMatch(/^plain \*\*\*\nsplit \*\*\* done\n.*\*\*\*.*\n.*\*\*\*.*\nlength-ok\n$/);
+    expect(r.text('stderr')).toBe('err ***\n');
+    for (const c of r.chunks) expect(c.data.length).toBeLessThanOrEqual(LIMITS.chunkDataMax);
+  });
+
+  it('a masked line is sent while the script still runs (line ends are never held)', async () => {
+    const go = path.join(path.dirname(workDir), `go-${newId()}`);
+    const r = create(`echo "x $DB_PASSWORD"\nwhile [ ! -e '${go}' ]; do sleep 0.02; done`, { secretEnv: { DB_PASSWORD: SECRET }, masks: [SECRET] });
+    await r.ex.start();
+    await waitFor(() => r.chunks.map((c) => c.data).join('') === 'x ***\n', 'the masked line before the script ends', 10_000);
+    expect(r.ex.running).toBe(true);
+    fs.writeFileSync(go, '');
+    expect((await r.ex.done).status).toBe('succeeded');
+  });
+
+  it('a run without secrets is passed through untouched', async () => {
+    const r = await run(`printf '%s\\n' '${SECRET}'`);
+    expect(r.text()).toBe(`${SECRET}\n`);
+  });
+});

@@ -16,6 +16,9 @@
  *   ends and coalesced by a LineChunker (line-chunker.ts: whole lines per
  *   stream, a partial line sent after a short hold, first piece of a burst
  *   at once), and numbered from 0 with one counter for both streams.
+ * - A run with secrets gets them as environment variables over its `env`,
+ *   and its output passes an OutputMasker (output-masker.ts) between the
+ *   chunker and the numbering: a chunk is masked before anyone sees it.
  * - `pause()` stops reading both pipes (the script then blocks on write once
  *   the pipe buffer is full: back-pressure, nothing dropped); `resume()`
  *   reads again.
@@ -29,8 +32,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import type { Readable } from 'node:stream';
-import type { ExecutionDispatch, ExecutionFinished, ExecutionStarted, OutputChunk, OutputStream } from '@kapitan/shared';
-import { LineChunker, type LineChunkerOptions } from './line-chunker';
+import { LIMITS, type ExecutionDispatch, type ExecutionFinished, type ExecutionStarted, type OutputChunk, type OutputStream } from '@kapitan/shared';
+import { LineChunker, splitAtLines, type LineChunkerOptions } from './line-chunker';
+import { OutputMasker } from './output-masker';
 import { silentLogger, type Logger } from './logger';
 import { groupAlive, stopGroup, type GroupStop } from './process-group';
 
@@ -85,6 +89,9 @@ export class ScriptExecution {
   private dir: string | null = null;
   private seq = 0;
   private readonly chunker: LineChunker;
+  /** Null for runs without secrets: their output is not touched. */
+  private readonly masker: OutputMasker | null;
+  private readonly chunkMax: number;
   private readonly decoders: Record<OutputStream, StringDecoder> = {
     stdout: new StringDecoder('utf8'),
     stderr: new StringDecoder('utf8'),
@@ -115,7 +122,11 @@ export class ScriptExecution {
       baseEnv: options.baseEnv,
     };
     this.logger = (options.logger ?? silentLogger).child({ executionId: this.executionId });
-    this.chunker = new LineChunker((stream, data) => this.emitChunk(stream, data), options);
+    const masks = [...(dispatch.masks ?? []), ...Object.values(dispatch.secretEnv ?? {})];
+    this.masker = masks.length ? new OutputMasker(masks) : null;
+    // As the chunker bounds its pieces: what the masker releases may add a held partial line to one.
+    this.chunkMax = Math.max(2, Math.min(options.chunkMax ?? LIMITS.chunkDataMax, LIMITS.chunkDataMax));
+    this.chunker = new LineChunker((stream, data) => this.onPiece(stream, data), options);
     this.done = new Promise((resolve) => (this.resolveDone = resolve));
   }
 
@@ -156,7 +167,7 @@ export class ScriptExecution {
       fs.writeFileSync(file, d.script, { mode: 0o700 });
       fs.chmodSync(file, 0o700);
       const [command, ...interpArgs] = interpreterFor(d.script);
-      const env: NodeJS.ProcessEnv = { ...(this.opts.baseEnv ?? process.env), ...d.env, KAPITAN_EXECUTION_ID: this.executionId };
+      const env: NodeJS.ProcessEnv = { ...(this.opts.baseEnv ?? process.env), ...d.env, ...d.secretEnv, KAPITAN_EXECUTION_ID: this.executionId };
       let child: ChildProcess;
       try {
         child = spawn(command!, [...interpArgs, file, ...d.args], {
@@ -233,6 +244,16 @@ export class ScriptExecution {
     if (text.length > 0) this.chunker.write(stream, text);
   }
 
+  private onPiece(stream: OutputStream, data: string): void {
+    if (!this.masker) return this.emitChunk(stream, data);
+    this.emitMasked(stream, this.masker.push(stream, data));
+  }
+
+  private emitMasked(stream: OutputStream, masked: string): void {
+    if (!masked) return;
+    for (const piece of splitAtLines(masked, this.chunkMax)) this.emitChunk(stream, piece);
+  }
+
   private emitChunk(stream: OutputStream, data: string): void {
     const chunk: OutputChunk = { seq: this.seq++, stream, data };
     this.lastSeq = chunk.seq;
@@ -264,6 +285,7 @@ export class ScriptExecution {
   private maybeFinish(): void {
     if (this.finished || !this.exit || this.open.stdout || this.open.stderr) return;
     this.chunker.flush();
+    if (this.masker) for (const stream of ['stdout', 'stderr'] as const) this.emitMasked(stream, this.masker.end(stream));
     const { code, signal } = this.exit;
     let status: FinalStatus;
     let reason: string | null = null;

@@ -9,6 +9,7 @@ import { ErrorBodySchema, IdSchema, IsoDateSchema } from './common';
 import { ExecutionSummarySchema, OutputChunkSchema } from './executions';
 import { LIMITS } from './limits';
 import { MachineFactsSchema, MachineSchema } from './machines';
+import { SECRET_LIMITS, SecretNameSchema, SecretValueSchema } from './secrets';
 
 export const AGENT_NAMESPACE = '/agent';
 export const LIVE_NAMESPACE = '/live';
@@ -73,6 +74,14 @@ export const ExecutionDispatchSchema = z.strictObject({
   env: z.record(z.string(), z.string().max(LIMITS.envValueMax)),
   cwd: z.string().max(LIMITS.cwdMax).nullable(),
   timeoutSeconds: z.number().int().min(1),
+  /**
+   * The run's project secrets, name → value, injected over `env`. Resolved
+   * by the server at each dispatch and never stored with the execution;
+   * absent when the run references none.
+   */
+  secretEnv: z.record(SecretNameSchema, SecretValueSchema).optional(),
+  /** Values to hide from the output (see maskSecrets); the agent masks before anything is spooled or sent. */
+  masks: z.array(SecretValueSchema).max(SECRET_LIMITS.referencesMax).optional(),
 });
 export type ExecutionDispatch = z.infer<typeof ExecutionDispatchSchema>;
 

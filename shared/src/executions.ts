@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { IdSchema, IsoDateSchema, LabelsSchema, noNul } from './common';
 import { LIMITS } from './limits';
+import { SecretNameSchema, SecretReferencesSchema } from './secrets';
 
 export const ExecutionStatusSchema = z.enum([
   'queued', // a row, not yet handed to the agent
@@ -55,6 +56,18 @@ export const CreateExecutionRequestSchema = z.strictObject({
   /** How long queued work waits for an offline machine; default one day. */
   expiresInSeconds: z.number().int().min(1).max(LIMITS.timeoutSecondsMax).optional(),
   targets: TargetsSchema,
+  /**
+   * Project secrets by name: each is injected as the environment variable
+   * of that name and masked in the output. Only the names are stored with
+   * the execution; the values travel in each dispatch.
+   */
+  secrets: SecretReferencesSchema.optional(),
+}).superRefine((req, ctx) => {
+  // One variable, two values: which one the script saw would depend on merge order.
+  const env = req.env ?? {};
+  for (const name of req.secrets ?? []) {
+    if (Object.hasOwn(env, name)) ctx.addIssue({ code: 'custom', path: ['secrets'], message: `${name} is also set in env; a secret and an env variable cannot share a name` });
+  }
 });
 export type CreateExecutionRequest = z.infer<typeof CreateExecutionRequestSchema>;
 
@@ -80,6 +93,8 @@ export const ExecutionSchema = ExecutionSummarySchema.extend({
   script: z.string(),
   args: z.array(z.string()),
   env: z.record(z.string(), z.string()),
+  /** Names of the project secrets injected into the run; their values are never shown. */
+  secrets: z.array(SecretNameSchema),
   cwd: z.string().nullable(),
   timeoutSeconds: z.number().int(),
   expiresAt: IsoDateSchema,

@@ -48,6 +48,24 @@ describe('the contracts', () => {
     expect(CreateExecutionRequestSchema.safeParse({ ...base, script: fits + euro }).success).toBe(false);
   });
 
+  it('take secrets by name, each once, never one also set in env (named under secrets)', () => {
+    const base = { script: 'true', targets: { all: true } };
+    expect(CreateExecutionRequestSchema.safeParse({ ...base, secrets: ['DB_PASSWORD'], env: { OTHER: 'x' } }).success).toBe(true);
+    const clash = CreateExecutionRequestSchema.safeParse({ ...base, secrets: ['DB_PASSWORD'], env: { DB_PASSWORD: 'x' } });
+    expect(issueDetails(clash.error!).map((d) => d.path)).toEqual(['secrets']);
+    expect(CreateExecutionRequestSchema.safeParse({ ...base, secrets: ['A_B', 'A_B'] }).success).toBe(false);
+    expect(CreateExecutionRequestSchema.safeParse({ ...base, secrets: ['lower'] }).success).toBe(false);
+  });
+
+  it('carry secret values in a dispatch only as additive fields', () => {
+    const dispatch = serverToAgentSchemas['execution:dispatch'];
+    const d = { executionId: id, script: 'true', args: [], env: {}, cwd: null, timeoutSeconds: 5 };
+    expect(dispatch.safeParse(d).success).toBe(true);
+    expect(dispatch.safeParse({ ...d, secretEnv: { DB_PASSWORD: 'v4lue' }, masks: ['v4lue'] }).success).toBe(true);
+    expect(dispatch.safeParse({ ...d, secretEnv: { 'not a name': 'v' } }).success).toBe(false);
+    expect(dispatch.safeParse({ ...d, secretEnv: { DB_PASSWORD: 'nul\0' } }).success).toBe(false);
+  });
+
   it('need at least one target selector', () => {
     expect(TargetsSchema.safeParse({}).success).toBe(false);
     expect(TargetsSchema.safeParse({ all: false }).success).toBe(false);

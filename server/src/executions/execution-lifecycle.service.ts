@@ -7,7 +7,8 @@ import { SchedulerService } from '../common/scheduler.service';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { PresenceService } from '../machines/presence.service';
 import { ExecutionEntity } from './execution.entity';
-import { toDispatch, toSummary } from './execution.mapper';
+import { toSummary } from './execution.mapper';
+import { ExecutionSecretsService } from './execution-secrets.service';
 import { OutputWriter } from './output-writer.service';
 
 export const EXECUTION_SWEEP_EVERY_MS = 5_000;
@@ -36,6 +37,7 @@ export class ExecutionLifecycleService implements OnModuleInit {
     private readonly events: DomainEventsService,
     private readonly scheduler: SchedulerService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly secrets: ExecutionSecretsService,
   ) {}
 
   onModuleInit(): void {
@@ -72,7 +74,9 @@ export class ExecutionLifecycleService implements OnModuleInit {
       } else if (e.status === 'running' && e.cancelRequestedAt) {
         plan.cancel.push(e.id);
       } else if (e.status !== 'running') {
-        plan.dispatch.push(toDispatch(e));
+        const built = await this.secrets.build(e);
+        if ('dispatch' in built) plan.dispatch.push(built.dispatch);
+        else await this.finishIf(e.id, [e.status], { status: 'failed', finishedAt: now, reason: built.refused }, e);
       }
     }
     const queued = plan.dispatch.map((d) => d.executionId);
@@ -89,7 +93,13 @@ export class ExecutionLifecycleService implements OnModuleInit {
 
   async dispatchPayloads(executionIds: string[]): Promise<ExecutionDispatch[]> {
     const rows = await this.executions.find({ where: { id: In(executionIds), status: 'dispatched' } });
-    return rows.map(toDispatch);
+    const out: ExecutionDispatch[] = [];
+    for (const e of rows) {
+      const built = await this.secrets.build(e);
+      if ('dispatch' in built) out.push(built.dispatch);
+      else await this.finishIf(e.id, ['dispatched'], { status: 'failed', finishedAt: new Date(), reason: built.refused }, e);
+    }
+    return out;
   }
 
   /** The one start of an execution. Returns false when it must not run (cancelled or finished meanwhile). */
@@ -108,7 +118,8 @@ export class ExecutionLifecycleService implements OnModuleInit {
   }
 
   /** Forward at once (design invariant 3), then store; resolves when stored. */
-  async output(executionId: string, chunks: OutputChunk[]): Promise<void> {
+  async output(executionId: string, raw: OutputChunk[]): Promise<void> {
+    const chunks = await this.secrets.mask(executionId, raw);
     this.events.publish('execution.output', { executionId, chunks });
     await this.writer.write(executionId, chunks);
   }
@@ -117,6 +128,7 @@ export class ExecutionLifecycleService implements OnModuleInit {
   async finished(machineId: string, p: ExecutionFinished): Promise<void> {
     // Chunks sent before the finish may still sit in the batch: commit them first, so a final log is whole.
     await this.writer.flush();
+    this.secrets.forget(p.executionId);
     const e = await this.executions.findOne({ where: { id: p.executionId, machineId } });
     if (!e || isFinalStatus(e.status)) return;
     const finishedAt = new Date(p.finishedAt);

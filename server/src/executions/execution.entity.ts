@@ -33,6 +33,10 @@ export class ExecutionEntity {
   @Column({ type: 'simple-json' })
   env: Record<string, string>;
 
+  /** Names of the project secrets the run references; never their values. Null on rows older than secrets. */
+  @Column({ type: 'simple-json', nullable: true })
+  secrets: string[] | null;
+
   @Column({ type: 'varchar', length: 1024, nullable: true })
   cwd: string | null;
 

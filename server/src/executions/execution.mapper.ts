@@ -1,4 +1,5 @@
 import type { Execution, ExecutionDispatch, ExecutionSummary } from '@kapitan/shared';
+import type { ResolvedSecrets } from '../secrets/secrets.service';
 import { ExecutionEntity } from './execution.entity';
 
 export function toSummary(e: ExecutionEntity): ExecutionSummary {
@@ -25,6 +26,7 @@ export function toExecution(e: ExecutionEntity): Execution {
     script: e.script,
     args: e.args,
     env: e.env,
+    secrets: e.secrets ?? [],
     cwd: e.cwd,
     timeoutSeconds: e.timeoutSeconds,
     expiresAt: e.expiresAt.toISOString(),
@@ -33,6 +35,10 @@ export function toExecution(e: ExecutionEntity): Execution {
   };
 }
 
-export function toDispatch(e: ExecutionEntity): ExecutionDispatch {
-  return { executionId: e.id, script: e.script, args: e.args, env: e.env, cwd: e.cwd, timeoutSeconds: e.timeoutSeconds };
+/** The push to the agent; with `resolved` (values read at this dispatch) when the run references secrets. */
+export function toDispatch(e: ExecutionEntity, resolved?: ResolvedSecrets): ExecutionDispatch {
+  const d: ExecutionDispatch = { executionId: e.id, script: e.script, args: e.args, env: e.env, cwd: e.cwd, timeoutSeconds: e.timeoutSeconds };
+  // Absent, not empty, for runs without secrets: their dispatch is what it was before secrets existed.
+  if (resolved && Object.keys(resolved.env).length) Object.assign(d, { secretEnv: resolved.env, masks: resolved.masks });
+  return d;
 }

@@ -2,19 +2,21 @@ import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { MachinesModule } from '../machines/machines.module';
 import { ProjectsModule } from '../projects/projects.module';
+import { SecretsModule } from '../secrets/secrets.module';
 import { ExecutionAgentHandlers } from './execution-agent.handlers';
 import { ExecutionLifecycleService } from './execution-lifecycle.service';
 import { ExecutionLiveHandlers } from './execution-live.handlers';
 import { ExecutionLogService } from './execution-log.service';
+import { ExecutionSecretsService } from './execution-secrets.service';
 import { ExecutionChunkEntity, ExecutionEntity } from './execution.entity';
 import { ExecutionsController } from './executions.controller';
 import { ExecutionsService } from './executions.service';
 import { OutputWriter } from './output-writer.service';
 
 @Module({
-  imports: [TypeOrmModule.forFeature([ExecutionEntity, ExecutionChunkEntity]), MachinesModule, ProjectsModule],
+  imports: [TypeOrmModule.forFeature([ExecutionEntity, ExecutionChunkEntity]), MachinesModule, ProjectsModule, SecretsModule],
   controllers: [ExecutionsController],
-  providers: [ExecutionsService, ExecutionLogService, ExecutionLifecycleService, OutputWriter, ExecutionAgentHandlers, ExecutionLiveHandlers],
+  providers: [ExecutionsService, ExecutionLogService, ExecutionLifecycleService, OutputWriter, ExecutionSecretsService, ExecutionAgentHandlers, ExecutionLiveHandlers],
   exports: [ExecutionsService],
 })
 export class ExecutionsModule {}

@@ -19,7 +19,8 @@ import { MachinesService } from '../machines/machines.service';
 import { ProjectsService } from '../projects/projects.service';
 import { ExecutionEntity } from './execution.entity';
 import { ExecutionLifecycleService } from './execution-lifecycle.service';
-import { toDispatch, toExecution, toSummary } from './execution.mapper';
+import { ExecutionSecretsService } from './execution-secrets.service';
+import { toExecution, toSummary } from './execution.mapper';
 
 const DEFAULT_TIMEOUT_SECONDS = 3600;
 const DEFAULT_EXPIRES_IN_SECONDS = 24 * 3600;
@@ -38,6 +39,7 @@ export class ExecutionsService {
     private readonly machines: MachinesService,
     private readonly projects: ProjectsService,
     private readonly events: DomainEventsService,
+    private readonly secrets: ExecutionSecretsService,
   ) {}
 
   async create(userId: string, projectId: string, body: CreateExecutionRequest): Promise<CreateExecutionResponse> {
@@ -48,6 +50,8 @@ export class ExecutionsService {
         { path: 'targets', message: 'matches no machine' },
       ]);
     }
+    // Before any row: a name the project has no secret for (another project's included) is a 400 and nothing is created.
+    const resolved = await this.secrets.resolveForCreate(projectId, body.secrets);
     const runId = randomUUID();
     const now = new Date();
     const online = new Set(targets.filter((m) => m.status === 'online').map((m) => m.id));
@@ -62,6 +66,7 @@ export class ExecutionsService {
         script: body.script,
         args: body.args ?? [],
         env: body.env ?? {},
+        secrets: body.secrets ?? [],
         cwd: body.cwd ?? null,
         timeoutSeconds: body.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
         expiresAt: new Date(now.getTime() + (body.expiresInSeconds ?? DEFAULT_EXPIRES_IN_SECONDS) * 1000),
@@ -82,7 +87,7 @@ export class ExecutionsService {
     });
     for (const e of rows) {
       this.events.publish('execution.updated', { projectId, execution: toSummary(e) });
-      if (e.status === 'dispatched') this.events.publish('execution.dispatch', { machineId: e.machineId, executionIds: [e.id], payloads: [toDispatch(e)] });
+      if (e.status === 'dispatched') this.events.publish('execution.dispatch', { machineId: e.machineId, executionIds: [e.id], payloads: [this.secrets.withResolved(e, resolved)] });
     }
     return { runId, executions: rows.map((e) => ({ id: e.id, machineId: e.machineId, status: e.status })) };
   }

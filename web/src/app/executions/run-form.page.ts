@@ -9,6 +9,7 @@ import { MatIconModule } from '@angular/material/icon';
 import { MatInputModule } from '@angular/material/input';
 import { MatProgressBarModule } from '@angular/material/progress-bar';
 import { MatSelectModule } from '@angular/material/select';
+import { rxResource } from '@angular/core/rxjs-interop';
 import { Router, RouterLink } from '@angular/router';
 import { LIMITS } from '@kapitan/shared';
 import { ApiError, applyFieldErrors } from '../core/api/api-error';
@@ -16,6 +17,7 @@ import { Notify } from '../core/api/notify.service';
 import { EmptyState } from '../core/ui/empty-state.component';
 import { labelsMatch, parseKeyValueLines } from '../core/util/key-value';
 import { ProjectContext } from '../projects/project-context';
+import { SecretsApi } from '../secrets/secrets-api';
 import { ExecutionsApi } from './executions-api';
 import {
   EMPTY_RUN_FORM,
@@ -57,6 +59,7 @@ export class RunFormPage {
 
   protected readonly ctx = inject(ProjectContext);
   private readonly api = inject(ExecutionsApi);
+  private readonly secretsApi = inject(SecretsApi);
   private readonly notify = inject(Notify);
   private readonly router = inject(Router);
 
@@ -69,6 +72,7 @@ export class RunFormPage {
     script: ['', [Validators.required]],
     args: [''],
     env: [''],
+    secrets: [[] as string[]],
     cwd: [''],
     timeoutSeconds: [3600 as number | null, [Validators.min(1), Validators.max(LIMITS.timeoutSecondsMax)]],
     expiresInSeconds: [null as number | null, [Validators.min(1), Validators.max(LIMITS.timeoutSecondsMax)]],
@@ -76,6 +80,13 @@ export class RunFormPage {
     machineIds: [[] as string[]],
     labels: [''],
   });
+
+  /** The project's secrets, by name: what the picker offers (values never reach the page). */
+  protected readonly projectSecrets = rxResource({
+    params: () => this.ctx.projectId(),
+    stream: ({ params }) => this.secretsApi.list(params),
+  });
+  protected readonly secretNames = computed(() => (this.projectSecrets.hasValue() ? this.projectSecrets.value().map((s) => s.name) : []));
 
   private readonly value = toSignal(this.form.valueChanges, { initialValue: this.form.getRawValue() });
   protected readonly mode = computed(() => this.value().targetMode ?? 'machines');

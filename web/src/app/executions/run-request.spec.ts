@@ -1,5 +1,6 @@
 import { LIMITS } from '@kapitan/shared';
-import { EMPTY_RUN_FORM, fieldOf, toCreateExecutionRequest, type RunFormValue } from './run-request';
+import type { Execution } from '@kapitan/shared';
+import { EMPTY_RUN_FORM, fieldOf, formFromExecution, toCreateExecutionRequest, type RunFormValue } from './run-request';
 
 const M1 = '5f0c6d1e-2b7a-4c3d-9e8f-0a1b2c3d4e5f';
 const M2 = '6f0c6d1e-2b7a-4c3d-9e8f-0a1b2c3d4e5f';
@@ -85,5 +86,19 @@ describe('run form → CreateExecutionRequest', () => {
     expect(fieldOf(['targets', 'labels', 'k'], 'labels')).toBe('labels');
     expect(fieldOf(['targets'], 'all')).toBe('targetMode');
     expect(fieldOf(['env', 'X'], 'all')).toBe('env');
+    expect(fieldOf(['secrets', 0], 'all')).toBe('secrets');
+  });
+
+  it('sends the picked secrets by name, and refuses one that is also set in env on the secrets field', () => {
+    const ok = toCreateExecutionRequest(form({ targetMode: 'all', secrets: ['DB_PASSWORD', 'API_TOKEN'] }));
+    expect(ok).toEqual({ ok: true, request: { script: '#!/bin/sh\necho hi\n', secrets: ['DB_PASSWORD', 'API_TOKEN'], targets: { all: true } } });
+    const clash = toCreateExecutionRequest(form({ targetMode: 'all', env: 'DB_PASSWORD=x', secrets: ['DB_PASSWORD'] }));
+    expect(clash.ok).toBe(false);
+    if (!clash.ok) expect(clash.errors.secrets).toContain('DB_PASSWORD is also set in env');
+  });
+
+  it('"run again" keeps the secrets by name', () => {
+    const e = { script: 'x', args: [], env: {}, secrets: ['DB_PASSWORD'], cwd: null, timeoutSeconds: 5, machineId: M1 } as unknown as Execution;
+    expect(formFromExecution(e).secrets).toEqual(['DB_PASSWORD']);
   });
 });

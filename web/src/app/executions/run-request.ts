@@ -11,6 +11,8 @@ export interface RunFormValue {
   args: string;
   /** `KEY=value` lines. */
   env: string;
+  /** Names of project secrets, injected as environment variables of those names. */
+  secrets: string[];
   cwd: string;
   timeoutSeconds: number | null;
   expiresInSeconds: number | null;
@@ -31,6 +33,7 @@ export const EMPTY_RUN_FORM: RunFormValue = {
   script: '',
   args: '',
   env: '',
+  secrets: [],
   cwd: '',
   timeoutSeconds: null,
   expiresInSeconds: null,
@@ -75,6 +78,7 @@ export function toCreateExecutionRequest(v: RunFormValue): RunRequestResult {
     script: v.script,
     ...(args.length ? { args } : {}),
     ...(Object.keys(env.values).length ? { env: env.values } : {}),
+    ...(v.secrets.length ? { secrets: v.secrets } : {}),
     ...(cwd ? { cwd } : {}),
     ...(v.timeoutSeconds !== null ? { timeoutSeconds: v.timeoutSeconds } : {}),
     ...(v.expiresInSeconds !== null ? { expiresInSeconds: v.expiresInSeconds } : {}),
@@ -101,6 +105,7 @@ export function fieldOf(path: readonly PropertyKey[], mode: TargetMode): RunForm
     case 'script':
     case 'args':
     case 'env':
+    case 'secrets':
     case 'cwd':
     case 'timeoutSeconds':
     case 'expiresInSeconds':
@@ -128,6 +133,7 @@ export function formFromExecution(e: Execution): RunFormValue {
     script: e.script,
     args: e.args.join('\n'),
     env: formatKeyValueLines(e.env),
+    secrets: [...(e.secrets ?? [])],
     cwd: e.cwd ?? '',
     timeoutSeconds: e.timeoutSeconds,
     targetMode: 'machines',
