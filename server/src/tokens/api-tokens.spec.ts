@@ -16,6 +16,7 @@ import {
   signupUser,
   TestApp,
 } from '../testing/test-app';
+import { closeSockets, connectLive } from '../testing/sockets';
 import { ApiTokenEntity } from './api-token.entity';
 
 type Person = Awaited<ReturnType<typeof signupUser>>;
@@ -67,6 +68,7 @@ describeBothDatabases('API tokens', (database) => {
     }
   });
   afterAll(() => t?.close());
+  afterEach(() => closeSockets());
 
   test('create answers the value once; the list never shows it; the row holds only its sha256', async () => {
     const created = await mint(alice, projectA, 'operator');
@@ -245,6 +247,14 @@ describeBothDatabases('API tokens', (database) => {
     expect(answer).toMatch(/^HTTP\/1\.1 4\d\d/);
     expect(answer).not.toMatch(/^HTTP\/1\.1 2\d\d/);
     await t.http.get(`/api/projects/${projectA}`).set(bearer(tok.token)).expect(200);
+  });
+
+  test('the /live handshake takes sessions only: an API token is refused', async () => {
+    const tok = await mint(alice, projectA, 'owner');
+    await expect(connectLive(t.url, tok.token)).rejects.toThrow();
+    // The maker's session still connects, so the refusal is about the token.
+    const ok = await connectLive(t.url, alice.token);
+    expect(ok.connected).toBe(true);
   });
 
   test('bad bodies → 400 naming the field, nothing created', async () => {
