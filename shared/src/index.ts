@@ -8,3 +8,4 @@ export * from './executions';
 export * from './secrets';
 export * from './events';
 export * from './validate';
+export * from './tokens';

@@ -6,7 +6,7 @@ import { createZodDto } from 'nestjs-zod';
 import { notFound } from '../common/api-exception';
 import { InstanceSettingsService } from '../invitations/instance-settings.service';
 import { toUserDto, UsersService } from '../users/users.service';
-import { AuthUser, CurrentUser, Public } from './auth-user';
+import { AuthUser, CurrentUser, Public, SessionOnly } from './auth-user';
 import { AuthService } from './auth.service';
 import { SignupService } from './signup.service';
 
@@ -44,6 +44,7 @@ export class AuthController {
   }
 
   @ApiBearerAuth()
+  @SessionOnly()
   @Post('auth/logout')
   @HttpCode(204)
   logout(@CurrentUser() user: AuthUser): Promise<void> {

@@ -11,7 +11,7 @@ import {
 } from '@kapitan/shared';
 import { createZodDto } from 'nestjs-zod';
 import { IdParamPipe } from '../common/uuid.pipe';
-import { AuthUser, CurrentUser } from '../auth/auth-user';
+import { AuthUser, CurrentUser, SessionOnly } from '../auth/auth-user';
 import { ProjectsService } from './projects.service';
 
 class CreateProjectDto extends createZodDto(CreateProjectRequestSchema) {}
@@ -32,6 +32,7 @@ export class ProjectsController {
     return this.projects.list(user.userId);
   }
 
+  @SessionOnly()
   @Post()
   create(@CurrentUser() user: AuthUser, @Body() body: CreateProjectDto): Promise<Project> {
     return this.projects.create(user.userId, body);
@@ -58,11 +59,13 @@ export class ProjectsController {
     return this.projects.listMembers(user.userId, projectId);
   }
 
+  @SessionOnly()
   @Post(':projectId/members')
   addMember(@CurrentUser() user: AuthUser, @ProjectId() projectId: string, @Body() body: AddMemberDto): Promise<AddMemberResponse> {
     return this.projects.addMember(user.userId, projectId, body);
   }
 
+  @SessionOnly()
   @Patch(':projectId/members/:userId')
   updateMember(
     @CurrentUser() user: AuthUser,
@@ -73,6 +76,7 @@ export class ProjectsController {
     return this.projects.updateMember(user.userId, projectId, memberId, body);
   }
 
+  @SessionOnly()
   @Delete(':projectId/members/:userId')
   @HttpCode(204)
   removeMember(

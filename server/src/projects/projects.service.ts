@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource, In, Repository } from 'typeorm';
 import { conflict, forbidden, notFound } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
+import { currentApiToken } from '../auth/request-principal';
 import { isUniqueViolation, UsersService } from '../users/users.service';
 import { ProjectEntity, ProjectMemberEntity } from './project.entity';
 import { ProjectInvitationsService } from './project-invitations.service';
@@ -56,21 +57,46 @@ export class ProjectsService {
     min: ProjectRole,
   ): Promise<ProjectRole> {
     const m = await members.findOne({ where: { projectId, userId } });
-    if (!m) throw notFound('project');
-    if (ROLE_RANK[m.role] < ROLE_RANK[min]) throw forbidden(`this needs the ${min} role in the project; you are ${m.role}`);
-    return m.role;
+    const role = m ? this.effectiveRole(userId, projectId, m.role) : null;
+    if (!role) throw notFound('project');
+    if (ROLE_RANK[role] < ROLE_RANK[min]) throw forbidden(`this needs the ${min} role in the project; you are ${role}`);
+    return role;
   }
 
   /** Like requireRole, but answers instead of throwing (socket subscriptions). */
   async roleOf(userId: string, projectId: string): Promise<ProjectRole | null> {
     const m = await this.members.findOne({ where: { projectId, userId } });
-    return m?.role ?? null;
+    return m ? this.effectiveRole(userId, projectId, m.role) : null;
+  }
+
+  /**
+   * What `userId` may do in a project, given their membership role, when the
+   * current request came with an API token (see request-principal.ts):
+   * outside the token's project nothing (null, so 404 as for a non-member);
+   * inside it the lower of the token's role and the membership. The
+   * membership is read fresh every time, so demoting or removing the user
+   * narrows their tokens at once. Done here, in the one check every feature
+   * already calls, rather than by threading the token through every
+   * service signature, so no feature can forget it.
+   */
+  private effectiveRole(userId: string, projectId: string, memberRole: ProjectRole): ProjectRole | null {
+    const token = currentApiToken();
+    // Only the token holder's own checks are narrowed; a service asking about someone else is unaffected.
+    if (!token || token.userId !== userId) return memberRole;
+    if (token.projectId !== projectId) return null;
+    return ROLE_RANK[token.role] < ROLE_RANK[memberRole] ? token.role : memberRole;
   }
 
   async list(userId: string): Promise<Project[]> {
     const memberships = await this.members.find({ where: { userId } });
     if (!memberships.length) return [];
-    const roles = new Map(memberships.map((m) => [m.projectId, m.role]));
+    const roles = new Map(
+      memberships.flatMap((m) => {
+        const role = this.effectiveRole(userId, m.projectId, m.role);
+        return role ? [[m.projectId, role] as const] : [];
+      }),
+    );
+    if (!roles.size) return [];
     const projects = await this.projects.find({ where: { id: In([...roles.keys()]) }, order: { createdAt: 'DESC' } });
     return projects.map((p) => toProjectDto(p, roles.get(p.id)!));
   }

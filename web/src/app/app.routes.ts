@@ -13,6 +13,7 @@ export const routes: Routes = [
     children: [
       { path: '', pathMatch: 'full', redirectTo: 'projects' },
       { path: 'projects', loadChildren: () => import('./projects/projects.routes').then((m) => m.PROJECTS_ROUTES) },
+      { path: 'tokens', loadChildren: () => import('./tokens/tokens.routes').then((m) => m.TOKENS_ROUTES) },
       { path: 'admin', loadChildren: () => import('./admin/admin.routes').then((m) => m.ADMIN_ROUTES) },
       // A bare execution link (from the API or a colleague) opens inside its project.
       { path: 'executions/:executionId', canActivate: [executionRedirectGuard], children: [] },

@@ -2,6 +2,7 @@ import { Foundation1764079200000 } from './1764079200000-Foundation';
 import { AgentChannel1764086400000 } from './1764086400000-AgentChannel';
 import { SignupControls1764590400000 } from './1764590400000-SignupControls';
 import { ProjectSecrets1764616800000 } from './1764616800000-ProjectSecrets';
+import { ApiTokens1764619200000 } from './1764619200000-ApiTokens';
 import { ExecutionSecrets1764633600000 } from './1764633600000-ExecutionSecrets';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
@@ -10,5 +11,6 @@ export const MIGRATIONS = [
   AgentChannel1764086400000,
   SignupControls1764590400000,
   ProjectSecrets1764616800000,
+  ApiTokens1764619200000,
   ExecutionSecrets1764633600000,
 ];

@@ -1,0 +1,31 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { NextFunction, Request, Response } from 'express';
+import type { AuthUser } from './auth-user';
+
+/**
+ * Who is calling, for code deep below the controller that was handed only a
+ * `userId`. ProjectsService.requireRole reads it to narrow an API token to its
+ * project and role without every feature's service signature changing.
+ *
+ * The middleware opens an empty slot per request; the global guard fills it
+ * once it has authenticated the caller. A mutable slot is needed because the
+ * guard runs in a later async step whose context does not flow back out.
+ * Outside a request (socket handlers, timers) there is no slot: callers are
+ * then treated as sessions, which is what they are (the /live handshake takes
+ * only JWTs).
+ */
+const storage = new AsyncLocalStorage<{ principal?: AuthUser }>();
+
+export function requestPrincipalMiddleware(_req: Request, _res: Response, next: NextFunction): void {
+  storage.run({}, next);
+}
+
+export function setRequestPrincipal(principal: AuthUser): void {
+  const slot = storage.getStore();
+  if (slot) slot.principal = principal;
+}
+
+/** The API token the current request authenticated with, if any. */
+export function currentApiToken(): AuthUser['apiToken'] {
+  return storage.getStore()?.principal?.apiToken;
+}
