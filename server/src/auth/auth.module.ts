@@ -14,7 +14,7 @@ import { JwtAuthGuard } from './jwt-auth.guard';
 import { JwtStrategy } from './jwt.strategy';
 import { LoginThrottleService } from './login-throttle.service';
 import { PasswordService } from './password.service';
-import { requestPrincipalMiddleware } from './request-principal';
+import { requestPrincipalMiddleware } from '../common/request-principal';
 import { KnownLoginAddressEntity, LoginFailureEntity, SessionEntity } from './session.entity';
 
 @Module({

@@ -6,7 +6,7 @@ import { API_TOKEN_PREFIX } from '@kapitan/shared';
 import { forbidden, unauthenticated } from '../common/api-exception';
 import { ApiTokenAuthService } from '../tokens/api-token-auth.service';
 import { AuthUser, IS_PUBLIC, SESSION_ONLY } from './auth-user';
-import { setRequestPrincipal } from './request-principal';
+import { setRequestPrincipal } from '../common/request-principal';
 
 const API_TOKEN_BEARER = new RegExp(`^Bearer ${API_TOKEN_PREFIX}_`, 'i');
 

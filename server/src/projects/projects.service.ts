@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource, In, Repository } from 'typeorm';
 import { conflict, forbidden, notFound } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
-import { currentApiToken } from '../auth/request-principal';
+import { currentApiToken } from '../common/request-principal';
 import { isUniqueViolation, UsersService } from '../users/users.service';
 import { ProjectEntity, ProjectMemberEntity } from './project.entity';
 import { ProjectInvitationsService } from './project-invitations.service';

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { NextFunction, Request, Response } from 'express';
-import type { AuthUser } from './auth-user';
+import type { AuthUser } from '../auth/auth-user';
 
 /**
  * Who is calling, for code deep below the controller that was handed only a
@@ -28,4 +28,13 @@ export function setRequestPrincipal(principal: AuthUser): void {
 /** The API token the current request authenticated with, if any. */
 export function currentApiToken(): AuthUser['apiToken'] {
   return storage.getStore()?.principal?.apiToken;
+}
+
+/**
+ * Runs `fn` outside any request's slot. Domain-event listeners use it: they
+ * act for the system, not for whoever published, so an API token's narrowing
+ * must not follow its request into them.
+ */
+export function outsideRequest<T>(fn: () => T): T {
+  return storage.exit(fn);
 }
