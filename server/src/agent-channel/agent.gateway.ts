@@ -207,7 +207,7 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
       this.logger.warn({ machineId: socket.data.machineId, event: AgentEvents.heartbeat, error: p.error.message }, 'invalid agent payload refused');
       return p;
     }
-    this.presence.heartbeat(socket.data.machineId);
+    this.presence.heartbeat(socket.data.machineId, socket.id);
     return { ok: true };
   }
 }
