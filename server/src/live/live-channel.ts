@@ -3,6 +3,7 @@ import type { LiveClientToServerEventMap, liveClientToServerSchemas, LiveServerT
 import type { Namespace, Socket } from 'socket.io';
 import type { z } from 'zod';
 import type { AuthUser } from '../auth/auth-user';
+import type { LiveSocketThrottle } from './live-throttle';
 import type { DomainEventName, DomainEvents } from '../common/domain-events';
 import { DomainEventsService } from '../common/events.service';
 import { APP_CONFIG, AppConfig } from '../config/config';
@@ -33,6 +34,11 @@ export interface LiveContext {
 
 export type LiveHandler<E extends LiveEvent> = (ctx: LiveContext, payload: LivePayload<E>) => Promise<LiveAck<E>>;
 
+export interface LiveHandlerOptions {
+  /** It reads a page of stored data: the gateway lets each socket have only a few of these in flight. */
+  heavy?: boolean;
+}
+
 /** One emit to dashboards: which rooms, which event, its payload; typed by the server → dashboard map. */
 export type LiveEmit = {
   [K in keyof LiveServerToClientEventMap]: { rooms: string[]; event: K; payload: Parameters<LiveServerToClientEventMap[K]>[0] };
@@ -45,6 +51,7 @@ export interface LiveSocketData {
   user: AuthUser;
   /** Every room this socket joined for a project, with that project: what to leave when the membership ends. */
   watch: Record<string, string>;
+  throttle: LiveSocketThrottle;
 }
 export type LiveSocket = Socket<LiveClientToServerEventMap, LiveServerToClientEventMap, Record<string, never>, LiveSocketData>;
 export type LiveNamespace = Namespace<LiveClientToServerEventMap, LiveServerToClientEventMap, Record<string, never>, LiveSocketData>;
@@ -52,6 +59,7 @@ export type LiveNamespace = Namespace<LiveClientToServerEventMap, LiveServerToCl
 @Injectable()
 export class LiveChannel {
   private readonly handlers = new Map<LiveEvent, LiveHandler<LiveEvent>>();
+  private readonly heavy = new Set<LiveEvent>();
   private ns: LiveNamespace | null = null;
 
   constructor(
@@ -59,9 +67,10 @@ export class LiveChannel {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  handle<E extends LiveEvent>(event: E, handler: LiveHandler<E>): void {
+  handle<E extends LiveEvent>(event: E, handler: LiveHandler<E>, options: LiveHandlerOptions = {}): void {
     if (this.handlers.has(event)) throw new Error(`live event ${event} already has a handler`);
     this.handlers.set(event, handler as unknown as LiveHandler<LiveEvent>);
+    if (options.heavy) this.heavy.add(event);
   }
 
   forward(table: LiveForwardTable): void {
@@ -77,6 +86,10 @@ export class LiveChannel {
 
   handlerFor(event: string): LiveHandler<LiveEvent> | undefined {
     return this.handlers.get(event as LiveEvent);
+  }
+
+  isHeavy(event: string): boolean {
+    return this.heavy.has(event as LiveEvent);
   }
 
   private send(m: LiveEmit): void {
