@@ -74,7 +74,8 @@ saved in DIR/state.json (mode 0600).
 Options:
   --server URL        base URL of the Kapitan server (http:// or https://)
   --token TOKEN       the project's enrolment token (or env KAPITAN_AGENT_ENROL_TOKEN)
-  --label key=value   a label for this machine; repeatable
+  --label key=value   a label for this machine; repeatable. Kept only if the
+                      token allows agent labels, and never over the token's
   --state-dir DIR     state directory (default: $${ENV.stateDir}, else
                       /var/lib/kapitan-agent as root, else ~/.kapitan-agent)
   --force             enrol again even if this state directory is enrolled

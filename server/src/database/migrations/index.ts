@@ -1,6 +1,7 @@
 import { Foundation1764079200000 } from './1764079200000-Foundation';
 import { AgentChannel1764086400000 } from './1764086400000-AgentChannel';
 import { ProjectSecrets1764616800000 } from './1764616800000-ProjectSecrets';
+import { EnrolmentTokenAgentLabels1764720000000 } from './1764720000000-EnrolmentTokenAgentLabels';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
-export const MIGRATIONS = [Foundation1764079200000, AgentChannel1764086400000, ProjectSecrets1764616800000];
+export const MIGRATIONS = [Foundation1764079200000, AgentChannel1764086400000, ProjectSecrets1764616800000, EnrolmentTokenAgentLabels1764720000000];
