@@ -3,7 +3,6 @@ import type { LiveClientToServerEventMap, liveClientToServerSchemas, LiveServerT
 import type { Namespace, Socket } from 'socket.io';
 import type { z } from 'zod';
 import type { AuthUser } from '../auth/auth-user';
-import type { LiveSocketThrottle } from './live-throttle';
 import type { DomainEventName, DomainEvents } from '../common/domain-events';
 import { DomainEventsService } from '../common/events.service';
 import { APP_CONFIG, AppConfig } from '../config/config';
@@ -51,7 +50,6 @@ export interface LiveSocketData {
   user: AuthUser;
   /** Every room this socket joined for a project, with that project: what to leave when the membership ends. */
   watch: Record<string, string>;
-  throttle: LiveSocketThrottle;
 }
 export type LiveSocket = Socket<LiveClientToServerEventMap, LiveServerToClientEventMap, Record<string, never>, LiveSocketData>;
 export type LiveNamespace = Namespace<LiveClientToServerEventMap, LiveServerToClientEventMap, Record<string, never>, LiveSocketData>;

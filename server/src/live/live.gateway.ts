@@ -7,7 +7,7 @@ import { handshakeError } from '../common/handshake-error';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { ProjectsService } from '../projects/projects.service';
 import { LiveChannel, type LiveContext, type LiveNamespace, type LiveSocket } from './live-channel';
-import { LIVE_MAX_STRIKES, LiveThrottle, type LiveRefusal } from './live-throttle';
+import { LIVE_MAX_STRIKES, LiveThrottle, type LiveRefusal, type LiveSocketThrottle } from './live-throttle';
 
 const fail = (code: ErrorAckBody['code'], message: string): { ok: false; error: ErrorAckBody } => ({ ok: false, error: { code, message } });
 
@@ -26,6 +26,12 @@ export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnec
   private readonly logger = new Logger(LiveGateway.name);
   @WebSocketServer() private readonly ns: LiveNamespace;
   private readonly throttle: LiveThrottle;
+  /**
+   * Each socket's share of the rate limits. Not in `socket.data`: that is
+   * serialised for other nodes (fetchSockets over Redis), and a throttle is
+   * closures, which do not serialise (and mean nothing on another node).
+   */
+  private readonly throttles = new WeakMap<LiveSocket, LiveSocketThrottle>();
 
   constructor(
     private readonly channel: LiveChannel,
@@ -57,7 +63,8 @@ export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnec
         .verifyAccessToken(parsed.data.token)
         .then((user) => {
           if (!user) return refuse();
-          socket.data = { user, watch: {}, throttle: this.throttle.open(user.userId) };
+          socket.data = { user, watch: {} };
+          this.throttles.set(socket, this.throttle.open(user.userId));
           socket.onAny((event: string, ...args: unknown[]) => this.dispatch(socket, event, args));
           next();
         })
@@ -72,17 +79,18 @@ export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnec
   }
 
   handleDisconnect(socket: LiveSocket): void {
-    socket.data.throttle?.close();
+    this.throttles.get(socket)?.close();
   }
 
   private dispatch(socket: LiveSocket, event: string, args: unknown[]): void {
     const ack = args[args.length - 1];
     const reply = typeof ack === 'function' ? (ack as (a: unknown) => void) : () => undefined;
     // Counted before anything else, events without an ack too: a flood costs no read and no parse.
+    const throttle = this.throttles.get(socket)!;
     const heavy = this.channel.isHeavy(event);
-    const refusal = socket.data.throttle.admit(heavy);
-    if (refusal) return reply(this.throttled(socket, event, refusal));
-    const done = heavy ? () => socket.data.throttle.done() : () => undefined;
+    const refusal = throttle.admit(heavy);
+    if (refusal) return reply(this.throttled(socket, throttle, event, refusal));
+    const done = heavy ? () => throttle.done() : () => undefined;
     if (typeof ack !== 'function') return done(); // every dashboard event takes an ack; one without is ignored
     const handler = this.channel.handlerFor(event);
     if (!handler) return reply(fail(ErrorCode.notFound, 'unknown event'));
@@ -99,8 +107,8 @@ export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnec
       .finally(done);
   }
 
-  private throttled(socket: LiveSocket, event: string, why: LiveRefusal): { ok: false; error: ErrorAckBody } {
-    const { throttle, user } = socket.data;
+  private throttled(socket: LiveSocket, throttle: LiveSocketThrottle, event: string, why: LiveRefusal): { ok: false; error: ErrorAckBody } {
+    const { user } = socket.data;
     if (throttle.strikes === 1 || throttle.strikes % 50 === 0) {
       this.logger.warn({ userId: user.userId, event: event.slice(0, 64), why, strikes: throttle.strikes }, 'live socket throttled');
     }
