@@ -199,4 +199,32 @@ describe('status and run', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/KAPITAN_AGENT_OUTBOX_BYTES/);
   });
+
+  it('run revoked by the server stops, records it, exits 3; later runs refuse to start with exit 3 until enrolled again', async () => {
+    server.enrolTokens.set('tok-5', newId());
+    expect((await cli(['enrol', '--server', server.url, '--token', 'tok-5', '--state-dir', dir])).code).toBe(0);
+    const { credential, machineId } = readState(dir)!;
+    const logs: string[] = [];
+    const running = cli(['run', '--state-dir', dir], { env: { KAPITAN_AGENT_HEARTBEAT_MS: '50' }, logWrite: (l) => logs.push(l) });
+    await waitFor(() => server.heartbeats >= 1, 'a heartbeat');
+    server.revokeForGood(credential, 'the project of this machine was deleted');
+    const r = await running;
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(new RegExp(`${machineId}\\) was revoked .*the project of this machine was deleted.*enrol --force`));
+    expect(readState(dir)!.revoked).toMatchObject({ reason: 'the project of this machine was deleted', at: expect.any(String) });
+    expect(logs.some((l) => l.includes('the server revoked this machine'))).toBe(true);
+    expect(fs.existsSync(path.join(dir, PID_FILE))).toBe(false);
+
+    const handshakes = server.handshakes;
+    const again = await cli(['run', '--state-dir', dir]);
+    expect(again.code).toBe(3);
+    expect(again.stderr).toMatch(/was revoked .* will not connect again/);
+    expect(server.handshakes).toBe(handshakes); // refused before dialling
+    expect((await cli(['status', '--state-dir', dir])).stdout).toMatch(/revoked: .*project of this machine was deleted/);
+
+    // Enrolling again clears it.
+    server.enrolTokens.set('tok-6', newId());
+    expect((await cli(['enrol', '--server', server.url, '--token', 'tok-6', '--state-dir', dir, '--force'])).code).toBe(0);
+    expect(readState(dir)!.revoked).toBeUndefined();
+  });
 });

@@ -1,6 +1,8 @@
 /**
  * `kapitan-agent enrol | run | status | help`. Exit codes: 0 success,
- * 1 failure (refused enrolment, not enrolled, already running…), 2 usage error.
+ * 1 failure (refused enrolment, not enrolled, already running…), 2 usage error,
+ * 3 the machine is revoked (a supervisor should not restart it:
+ * systemd `RestartPreventExitStatus=3`).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -35,6 +37,14 @@ export interface CliContext {
 
 class UsageError extends Error {}
 class CliError extends Error {}
+/** The server revoked this machine: exit code 3, and `run` stays refused until the machine is enrolled again. */
+class RevokedError extends Error {}
+
+export const EXIT_REVOKED = 3;
+
+const revokedMessage = (state: AgentState, stateDir: string): string =>
+  `this machine (${state.machineId}) was revoked by the server at ${state.revoked!.at}: ${state.revoked!.reason}. ` +
+  `It will not connect again; enrol it again with "${BIN} enrol --force --server ${state.server} --token …" (state: ${statePath(stateDir)})`;
 
 const BIN = 'kapitan-agent';
 
@@ -64,7 +74,8 @@ saved in DIR/state.json (mode 0600).
 Options:
   --server URL        base URL of the Kapitan server (http:// or https://)
   --token TOKEN       the project's enrolment token (or env KAPITAN_AGENT_ENROL_TOKEN)
-  --label key=value   a label for this machine; repeatable
+  --label key=value   a label for this machine; repeatable. Kept only if the
+                      token allows agent labels, and never over the token's
   --state-dir DIR     state directory (default: $${ENV.stateDir}, else
                       /var/lib/kapitan-agent as root, else ~/.kapitan-agent)
   --force             enrol again even if this state directory is enrolled
@@ -74,7 +85,9 @@ Options:
 
 Connect to the server and keep the connection: receive scripts, run them,
 stream their output. Reconnects with backoff; stops on SIGTERM or SIGINT.
-Logs JSON lines on stderr.
+If the server revokes the machine (or deletes it or its project), it stops,
+records that in the state file and exits 3; later runs refuse to start (exit
+3) until the machine is enrolled again. Logs JSON lines on stderr.
 
 Options:
   --state-dir DIR     state directory (see "${BIN} help enrol")
@@ -139,6 +152,10 @@ export async function runCli(argv: string[], ctx: CliContext = {}): Promise<numb
     if (e instanceof CliError) {
       err(`${BIN}: ${e.message}\n`);
       return 1;
+    }
+    if (e instanceof RevokedError) {
+      err(`${BIN}: ${e.message}\n`);
+      return EXIT_REVOKED;
     }
     err(`${BIN}: ${(e as Error)?.message ?? String(e)}\n`);
     return 1;
@@ -300,6 +317,7 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
     throw new UsageError((e as Error).message);
   }
   const state = loadEnrolled(stateDir);
+  if (state.revoked) throw new RevokedError(revokedMessage(state, stateDir));
   const logger = createLogger({ level: config.logLevel, write: ctx.logWrite });
   let lock: { release(): void };
   try {
@@ -317,15 +335,32 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
       stateDir,
       pid: process.pid,
     });
+    // Remembered before anything else, so a supervisor's restart is refused even if this process dies while stopping.
+    const revoked = new Promise<string>((resolve) =>
+      agent.connection.once('revoked', (reason) => {
+        const marked: AgentState = { ...state, revoked: { at: new Date().toISOString(), reason } };
+        try {
+          writeState(stateDir, marked);
+        } catch (e) {
+          logger.error('could not record the revocation in the state file', { error: (e as Error).message });
+        }
+        resolve(revokedMessage(marked, stateDir));
+      }),
+    );
     agent.start();
-    await new Promise<void>((resolve) => {
-      if (!ctx.stopSignal) return; // runs until the process ends
-      if (ctx.stopSignal.aborted) return resolve();
-      ctx.stopSignal.addEventListener('abort', () => resolve(), { once: true });
+    const outcome = await new Promise<{ revoked: string } | null>((resolve) => {
+      void revoked.then((message) => resolve({ revoked: message }));
+      if (!ctx.stopSignal) return; // runs until the process ends (or is revoked)
+      if (ctx.stopSignal.aborted) return resolve(null);
+      ctx.stopSignal.addEventListener('abort', () => resolve(null), { once: true });
     });
     logger.info('kapitan-agent stopping');
     await agent.stop();
     logger.info('kapitan-agent stopped');
+    if (outcome) {
+      logger.error('kapitan-agent exits: this machine is revoked', { exitCode: EXIT_REVOKED });
+      throw new RevokedError(outcome.revoked);
+    }
     return 0;
   } finally {
     lock.release();
@@ -350,6 +385,7 @@ function status(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => void
         projectId: state.projectId,
         enrolledAt: state.enrolledAt,
         labels: state.labels,
+        revoked: state.revoked ?? null,
         stateDir,
         running,
         pid: running ? pid!.pid : null,
@@ -365,6 +401,7 @@ function status(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => void
       `project id:  ${state.projectId}`,
       `enrolled at: ${state.enrolledAt}`,
       `labels:      ${Object.entries(state.labels).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)'}`,
+      ...(state.revoked ? [`revoked:     ${state.revoked.at}: ${state.revoked.reason}`] : []),
       `state dir:   ${stateDir}`,
       `agent:       ${agentLine}`,
     ].join('\n') + '\n',

@@ -125,6 +125,53 @@ describe('AgentConnection', () => {
     expect(c.ready).toBe(false);
   });
 
+  /** A clock made of another connection's refused retries: lets time pass for the one under test without a sleep. */
+  const retriesOfAnother = async (n: number) => {
+    const clock = connect('never-valid', { maxBackoffMs: 20 });
+    let retries = 0;
+    clock.on('retry', () => retries++);
+    await waitFor(() => retries >= n, `${n} retries of another connection`);
+    return clock;
+  };
+
+  it("stops for good on the server's agent:revoked, with its reason, and never dials again", async () => {
+    server.addMachine('cred-r1', newId());
+    const c = connect('cred-r1', { maxBackoffMs: 20 });
+    await nextEvent(c, 'ready');
+    let retries = 0;
+    c.on('retry', () => retries++);
+    const revoked = nextEvent<[string]>(c, 'revoked', 5000);
+    server.revokeForGood('cred-r1', 'the project of this machine was deleted');
+    expect(await revoked).toEqual(['the project of this machine was deleted']);
+    expect(c.revoked).toBe('the project of this machine was deleted');
+    expect(c.ready).toBe(false);
+    const handshakes = server.handshakes;
+    const clock = await retriesOfAnother(5); // well past this connection's 20 ms backoff
+    expect(retries).toBe(0);
+    expect(server.handshakes - handshakes).toBe(clock.attemptCount); // the other connection's, none of this one's
+    c.start(); // a revoked connection does not start again either
+    expect(c.attemptCount).toBe(1);
+  });
+
+  it('a handshake refused with machine_revoked is final: revoked at the first attempt, no retry', async () => {
+    server.revokedForGood.add('cred-r2');
+    const c = connect('cred-r2', { maxBackoffMs: 20 });
+    const [reason] = await nextEvent<[string]>(c, 'revoked', 5000);
+    expect(reason).toMatch(/enrol it again/);
+    await retriesOfAnother(5);
+    expect(c.attemptCount).toBe(1);
+  });
+
+  it('an ack carrying machine_revoked (a report that raced the drop) is final too', async () => {
+    server.addMachine('cred-r3', newId());
+    server.ackPolicy = (event) => (event === 'agent:heartbeat' ? { ok: false, error: { code: 'machine_revoked', message: 'deleted with its project' } } : undefined);
+    const c = connect('cred-r3', { heartbeatIntervalMs: 20, maxBackoffMs: 20 });
+    const [reason] = await nextEvent<[string]>(c, 'revoked', 5000);
+    expect(reason).toBe('deleted with its project');
+    await retriesOfAnother(5);
+    expect(c.attemptCount).toBe(1);
+  });
+
   it('waits for a server that is not up yet', async () => {
     const port = await freePort();
     await server.close();

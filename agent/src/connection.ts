@@ -7,8 +7,11 @@
  * and heartbeats run → on any loss: outbox detached, retry after
  * `nextDelay(…)`. The delay grows until a connection has stayed ready for
  * `stableAfterMs`; then the next retry starts over at 0.5–2 s. A handshake
- * refused because the credential is invalid or revoked is retried the same
- * way (capped), with an error log each time: a revoked machine stays out.
+ * refused because the credential is invalid is retried the same way
+ * (capped), with an error log each time. Revocation is final: the server's
+ * `agent:revoked` (sent just before it drops a revoked or deleted machine),
+ * a handshake refused with `machine_revoked`, or any ack carrying that code
+ * stops the connection for good and emits `revoked`.
  *
  * Used by the agent and by simulated agents (many per process: each
  * connection has its own engine, `forceNew`).
@@ -19,7 +22,9 @@ import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket
 import {
   AGENT_NAMESPACE,
   AgentEvents,
+  ErrorCode,
   PRESENCE,
+  ServerToAgentEvents,
   parsePayload,
   serverToAgentSchemas,
   type AgentHeartbeat,
@@ -83,6 +88,8 @@ export interface AgentConnectionEvents extends ServerToAgentPayloads {
   connectError: [error: Error, refused: boolean];
   /** The server refused the credential (invalid or revoked). */
   refused: [error: Error];
+  /** Final: the machine was revoked or deleted. The connection has stopped and will not retry. */
+  revoked: [reason: string];
   /** The next attempt is scheduled in `delayMs`. */
   retry: [delayMs: number];
 }
@@ -116,8 +123,16 @@ export function defaultHeartbeat(): AgentHeartbeat {
   return { at: new Date().toISOString(), load1: Math.max(0, os.loadavg()[0] ?? 0), memoryFreeBytes: os.freemem() };
 }
 
+/** Does this ack (of any agent event) say the machine is revoked? */
+function revokedBy(ack: unknown): string | null {
+  if (!ack || typeof ack !== 'object' || (ack as { ok?: unknown }).ok !== false) return null;
+  const error = (ack as { error?: { code?: unknown; message?: unknown } }).error;
+  return error?.code === ErrorCode.machineRevoked ? String(error.message ?? 'machine revoked') : null;
+}
+
 export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
   private socket: AgentSocket | null = null;
+  private revokedReason: string | null = null;
   private isReady = false;
   private readyAt = 0;
   private lastUpMs = 0;
@@ -145,13 +160,18 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     return this.isReady;
   }
 
+  /** Why the server revoked this machine, once it has; the connection is stopped for good then. */
+  get revoked(): string | null {
+    return this.revokedReason;
+  }
+
   /** Connection attempts made so far. */
   get attemptCount(): number {
     return this.attempts;
   }
 
   start(): void {
-    if (!this.stopped) return;
+    if (!this.stopped || this.revokedReason !== null) return;
     this.stopped = false;
     this.connect();
   }
@@ -201,11 +221,14 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
       this.logger.warn(`ignoring an invalid ${event}`, { error: parsed.error.message });
       return;
     }
+    if (event === ServerToAgentEvents.revoked) return this.revoke((parsed.value as { reason: string }).reason);
     (this.emit as (e: E, ...args: ServerToAgentPayloads[E]) => boolean)(event, ...([parsed.value] as ServerToAgentPayloads[E]));
   }
 
   private onConnectError(socket: AgentSocket, err: Error): void {
     if (socket !== this.socket) return;
+    const data = (err as Error & { data?: { code?: unknown; message?: unknown } }).data;
+    if (data?.code === ErrorCode.machineRevoked) return this.revoke(String(data.message ?? err.message));
     const refused = isCredentialRefusal(err);
     this.teardown('connect error');
     const delay = this.scheduleRetry();
@@ -238,6 +261,8 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
         this.logger.warn('agent:hello was not acknowledged', { error: err.message });
         return this.dropAndRetry(socket, 'hello not acknowledged');
       }
+      const revokedNow = revokedBy(ack);
+      if (revokedNow !== null) return this.revoke(revokedNow);
       if (!ack || ack.ok !== true) {
         const error = ack && ack.ok === false ? ack.error : { code: 'unknown', message: 'malformed hello ack' };
         this.logger.error('the server refused agent:hello', { code: error.code, message: error.message });
@@ -263,6 +288,12 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
         const s = socket.timeout(ackTimeout);
         const cb = (err: Error | null | undefined, ack?: unknown): void => {
           if (!err && socket === this.socket) this.lastAckAt = Date.now();
+          const revokedNow = err ? null : revokedBy(ack);
+          // To the outbox as a missing ack, not as a refusal: it keeps what it holds (and its spool) as it is.
+          if (revokedNow !== null) {
+            callback(new Error('machine revoked'));
+            return this.revoke(revokedNow);
+          }
           callback(err ?? null, ack);
         };
         // every outbox message is an agent → server event of the shared map, with its own payload type
@@ -290,9 +321,20 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
         }
         this.missedHeartbeats = 0;
         this.lastAckAt = Date.now();
+        const revokedNow = revokedBy(ack);
+        if (revokedNow !== null) return this.revoke(revokedNow);
         if (ack && ack.ok === false) this.logger.warn('heartbeat refused', { code: ack.error.code, message: ack.error.message });
       });
     }, this.heartbeatMs);
+  }
+
+  /** Final: stop for good and say why, once. */
+  private revoke(reason: string): void {
+    if (this.revokedReason !== null) return;
+    this.revokedReason = reason;
+    this.logger.error('the server revoked this machine: stopping for good (enrol it again to reconnect)', { reason });
+    this.stop();
+    this.emit('revoked', reason);
   }
 
   private dropAndRetry(socket: AgentSocket, reason: string): void {

@@ -23,6 +23,12 @@ export const AgentStateSchema = z.object({
   credential: z.string().min(1),
   enrolledAt: z.string(),
   labels: LabelsSchema.default({}),
+  /**
+   * Set when the server revoked this machine (or deleted it or its project):
+   * `run` then refuses to start, so a supervisor restarting it does not
+   * dial a server that will never let it in. Enrolling again clears it.
+   */
+  revoked: z.object({ at: z.string(), reason: z.string() }).optional(),
 });
 export type AgentState = z.infer<typeof AgentStateSchema>;
 

@@ -57,5 +57,11 @@ export const ErrorCode = {
   enrolmentRefused: 'enrolment_refused',
   malformedBody: 'malformed_body',
   insufficientStorage: 'insufficient_storage',
+  /**
+   * Final: this machine's credential was revoked, or the machine or its
+   * project deleted. The agent stops and does not retry (it must be enrolled
+   * again); sent in the handshake refusal and in report acks.
+   */
+  machineRevoked: 'machine_revoked',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

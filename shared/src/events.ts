@@ -88,6 +88,15 @@ export type ExecutionDispatch = z.infer<typeof ExecutionDispatchSchema>;
 export const ExecutionCancelSchema = z.strictObject({ executionId: IdSchema });
 export type ExecutionCancel = z.infer<typeof ExecutionCancelSchema>;
 
+/**
+ * Server → agent, just before the server drops the socket for good: the
+ * machine was revoked, or it or its project deleted. Final: the agent stops,
+ * remembers it, and does not reconnect (the handshake would be refused with
+ * `machine_revoked` anyway).
+ */
+export const AgentRevokedSchema = z.strictObject({ reason: z.string().max(500) });
+export type AgentRevoked = z.infer<typeof AgentRevokedSchema>;
+
 export const ExecutionStartedSchema = z.strictObject({
   executionId: IdSchema,
   startedAt: z.iso.datetime({ offset: true }),
@@ -129,6 +138,7 @@ export const AgentEvents = {
 export const ServerToAgentEvents = {
   dispatch: 'execution:dispatch',
   cancel: 'execution:cancel',
+  revoked: 'agent:revoked',
 } as const satisfies Record<string, keyof ServerToAgentEventMap>;
 
 /** agent → server. Every event takes an ack; an event without one is refused. */
@@ -143,6 +153,7 @@ export interface AgentToServerEventMap {
 export interface ServerToAgentEventMap {
   'execution:dispatch': (p: ExecutionDispatch) => void;
   'execution:cancel': (p: ExecutionCancel) => void;
+  'agent:revoked': (p: AgentRevoked) => void;
 }
 
 true satisfies NamesEvery<typeof AgentEvents, AgentToServerEventMap>;
@@ -161,6 +172,7 @@ export const agentToServerSchemas = {
 export const serverToAgentSchemas = {
   'execution:dispatch': ExecutionDispatchSchema,
   'execution:cancel': ExecutionCancelSchema,
+  'agent:revoked': AgentRevokedSchema,
 } as const satisfies Record<keyof ServerToAgentEventMap, z.ZodType>;
 
 // ---------------------------------------------------------------- /live
@@ -244,6 +256,8 @@ export const liveClientToServerSchemas = {
 /** Socket.io rooms: one name each, so every node's adapter routes the same way. */
 export const Rooms = {
   machine: (machineId: string) => `machine:${machineId}`,
+  /** `/agent`: every connected machine of a project, to drop them all when it is deleted. */
+  projectMachines: (projectId: string) => `project-machines:${projectId}`,
   project: (projectId: string) => `project:${projectId}`,
   execution: (executionId: string) => `execution:${executionId}`,
   session: (sessionId: string) => `session:${sessionId}`,

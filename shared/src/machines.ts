@@ -7,6 +7,12 @@ export const CreateEnrolmentTokenRequestSchema = z.strictObject({
   maxUses: z.number().int().min(1).max(LIMITS.enrolmentMaxUses).optional(),
   /** Labels every machine enrolled with this token starts with. */
   labels: LabelsSchema.optional(),
+  /**
+   * May an enrolling agent add labels of its own (`enrol --label`)? Only
+   * keys the token does not set: the token's labels always win. Default false:
+   * the token's labels are the machine's labels.
+   */
+  allowAgentLabels: z.boolean().optional(),
 });
 export type CreateEnrolmentTokenRequest = z.infer<typeof CreateEnrolmentTokenRequestSchema>;
 
@@ -20,6 +26,7 @@ export const EnrolmentTokenSchema = z.object({
   maxUses: z.number().int().nullable(),
   uses: z.number().int(),
   labels: LabelsSchema,
+  allowAgentLabels: z.boolean(),
   revokedAt: IsoDateSchema.nullable(),
   createdAt: IsoDateSchema,
 });

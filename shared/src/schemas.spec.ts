@@ -4,7 +4,9 @@ import {
   ExecutionChunksAckSchema,
   ExecutionOutputAckSchema,
   IdSchema,
+  CreateEnrolmentTokenRequestSchema,
   CreateExecutionRequestSchema,
+  ErrorCode,
   ExecutionOutputSchema,
   issueDetails,
   LIMITS,
@@ -20,7 +22,7 @@ const id = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 describe('the contracts', () => {
   it('declare a schema for every event of every map, so nothing reaches a handler unparsed', () => {
     expect(Object.keys(agentToServerSchemas).sort()).toEqual(['agent:heartbeat', 'agent:hello', 'execution:finished', 'execution:output', 'execution:started']);
-    expect(Object.keys(serverToAgentSchemas).sort()).toEqual(['execution:cancel', 'execution:dispatch']);
+    expect(Object.keys(serverToAgentSchemas).sort()).toEqual(['agent:revoked', 'execution:cancel', 'execution:dispatch']);
     expect(Object.keys(liveClientToServerSchemas).sort()).toEqual([
       'execution:history',
       'subscribe:execution',
@@ -80,6 +82,19 @@ describe('the contracts', () => {
     const many = Array.from({ length: LIMITS.chunksPerMessageMax + 1 }, (_, i) => chunk(i));
     expect(ExecutionOutputSchema.safeParse({ executionId: id, chunks: many }).success).toBe(false);
     expect(ExecutionOutputSchema.safeParse({ executionId: id, chunks: [{ ...chunk(0), seq: 1.5 }] }).success).toBe(false);
+  });
+
+  it('carry a revocation reason, bounded, and nothing else', () => {
+    expect(parsePayload(serverToAgentSchemas['agent:revoked'], { reason: 'project deleted' })).toEqual({ ok: true, value: { reason: 'project deleted' } });
+    expect(parsePayload(serverToAgentSchemas['agent:revoked'], { reason: 'x'.repeat(501) }).ok).toBe(false);
+    expect(parsePayload(serverToAgentSchemas['agent:revoked'], { reason: 'x', machineId: id }).ok).toBe(false);
+    expect(ErrorCode.machineRevoked).toBe('machine_revoked');
+  });
+
+  it('let a token allow agent labels only as a boolean', () => {
+    expect(CreateEnrolmentTokenRequestSchema.parse({ allowAgentLabels: true })).toEqual({ allowAgentLabels: true });
+    expect(CreateEnrolmentTokenRequestSchema.parse({})).toEqual({});
+    expect(CreateEnrolmentTokenRequestSchema.safeParse({ allowAgentLabels: 'yes' }).success).toBe(false);
   });
 
   it('parsePayload answers an error ack body naming the fields at fault', () => {

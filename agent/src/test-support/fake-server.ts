@@ -12,6 +12,7 @@ import {
   AGENT_NAMESPACE,
   AgentEvents,
   EnrolRequestSchema,
+  ErrorCode,
   ServerToAgentEvents,
   agentToServerSchemas,
   parsePayload,
@@ -118,10 +119,30 @@ export class FakeKapitanServer {
     for (const s of this.nsp.sockets.values()) if (s.data.credential === credential) s.disconnect(true);
   }
 
+  /** Credentials the server revoked for good: their handshake is refused with the final `machine_revoked`. */
+  readonly revokedForGood = new Set<string>();
+
+  /** Revoke for good, as the real server does: `agent:revoked` with the reason, then the drop. */
+  revokeForGood(credential: string, reason: string): void {
+    this.credentials.delete(credential);
+    this.revokedForGood.add(credential);
+    for (const s of this.nsp.sockets.values()) {
+      if (s.data.credential !== credential) continue;
+      s.emit(ServerToAgentEvents.revoked, { reason });
+      s.disconnect(true);
+    }
+  }
+
   private wire(): void {
     this.nsp.use((socket, next) => {
       this.handshakes++;
       const credential = (socket.handshake.auth as { credential?: unknown })?.credential;
+      if (typeof credential === 'string' && this.revokedForGood.has(credential)) {
+        const err = new Error(ErrorCode.machineRevoked) as Error & { data?: unknown };
+        err.data = { code: ErrorCode.machineRevoked, message: 'this machine was revoked or deleted; enrol it again' };
+        this.connectErrors.push(err.message);
+        return next(err);
+      }
       if (typeof credential !== 'string' || !this.credentials.has(credential)) {
         const err = new Error('invalid or revoked machine credential') as Error & { data?: unknown };
         err.data = { code: 'unauthenticated', message: 'invalid or revoked machine credential' };

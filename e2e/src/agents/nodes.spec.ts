@@ -88,7 +88,9 @@ describeOrSkip(requireMysql(), requirement('Redis', probeRedis(REDIS_URL)))('two
       await p.api.cancelExecution(long);
       await waitFor(async () => (await p.api.getExecution(long)).status === 'cancelled', { timeoutMs: 20_000, message: 'cancelled through node A' });
       await p.api.request('DELETE', `/api/projects/${p.projectId}/machines/${agent.machineId}`);
-      await waitFor(() => /machine credential refused|refused/.test(agent.logs()), { timeoutMs: 10_000, message: 'agent on A cut off and refused' });
+      // Told through Redis by A, the agent stops for good (it no longer redials to be refused).
+      await waitFor(() => /the server revoked this machine/.test(agent.logs()), { timeoutMs: 10_000, message: 'agent on A cut off and revoked' });
+      expect((await agent.managed.exited).code).toBe(3);
       live.disconnect();
     } finally {
       await agent.dispose();

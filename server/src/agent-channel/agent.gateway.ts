@@ -11,6 +11,7 @@ import {
   HelloRefusal,
   parsePayload,
   Rooms,
+  ServerToAgentEvents,
 } from '@kapitan/shared';
 import { handshakeError } from '../common/handshake-error';
 import { DomainEventsService } from '../common/events.service';
@@ -49,9 +50,24 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
 
   onModuleInit(): void {
     this.events.on('machine.revoked', (e) => {
-      this.ns.in(Rooms.machine(e.machineId)).disconnectSockets(true);
+      this.revoke(Rooms.machine(e.machineId), 'this machine was revoked (deleted) in its project');
       this.logger.log({ machineId: e.machineId }, 'machine revoked: its sockets are dropped');
     });
+    // The project's machines went with it (their rows cascade): its agents are told so and dropped, on every node.
+    this.events.on('project.deleted', (e) => {
+      this.revoke(Rooms.projectMachines(e.projectId), 'the project of this machine was deleted');
+      this.logger.log({ projectId: e.projectId }, 'project deleted: the sockets of its machines are dropped');
+    });
+  }
+
+  /**
+   * Tell the agents in `room` why, then drop them (threat model T46). The
+   * reason goes first on the same connection, so it arrives before the
+   * close; an agent that missed it learns the same at its next handshake.
+   */
+  private revoke(room: string, reason: string): void {
+    this.ns.to(room).emit(ServerToAgentEvents.revoked, { reason });
+    this.ns.in(room).disconnectSockets(true);
   }
 
   afterInit(ns: AgentNamespace): void {
@@ -64,7 +80,8 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
         .then((identity) => {
           if (!identity) {
             this.logger.warn({ address: socket.handshake.address }, 'agent handshake refused: unknown or revoked credential');
-            return next(handshakeError(ErrorCode.unauthenticated, 'machine credential refused (unknown or revoked)'));
+            // Final: a credential the server refused never becomes valid again, so the agent stops instead of retrying.
+            return next(handshakeError(ErrorCode.machineRevoked, 'machine credential refused: this machine was revoked or deleted, or the credential is not valid; enrol it again'));
           }
           const rate = this.config.agentEventsPerSecond;
           socket.data = { ...identity, online: false, bucket: new TokenBucket(rate, rate * 10), owned: new Map(), foreign: new Map() };
@@ -86,7 +103,7 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
     // The newest socket holds the machine; an older one (a half-dead connection, possibly on another node) is dropped.
     const others = (await this.ns.in(room).fetchSockets()).filter((s) => s.id !== socket.id);
     for (const s of others) s.disconnect(true);
-    await socket.join(room);
+    await socket.join([room, Rooms.projectMachines(socket.data.projectId)]);
     // Online once it said hello (one presence write per connection, with its facts).
     this.logger.log({ machineId, socketId: socket.id, replaced: others.length }, 'agent connected');
   }
@@ -140,6 +157,8 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
         return fail(ErrorCode.notFound, `no such ${handler.owns.kind} on this machine`);
       }
     }
+    // Dropped while its ownership was read (revoked, replaced): nothing of a socket that is gone is stored.
+    if (!socket.connected) return fail(ErrorCode.unavailable, 'disconnected');
     return handler.handle(this.context(socket), value);
   }
 
@@ -207,7 +226,7 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
       this.logger.warn({ machineId: socket.data.machineId, event: AgentEvents.heartbeat, error: p.error.message }, 'invalid agent payload refused');
       return p;
     }
-    this.presence.heartbeat(socket.data.machineId);
+    this.presence.heartbeat(socket.data.machineId, socket.id);
     return { ok: true };
   }
 }

@@ -26,4 +26,11 @@ describe('TokenBucket', () => {
     for (let i = 0; i < 7; i++) b.take();
     expect(b.strikes).toBe(7);
   });
+
+  it('holds only plain data, so a socket.data holding it can be sent to another node', () => {
+    const b = new TokenBucket(10, 5);
+    b.take();
+    expect(Object.values(b).filter((v) => typeof v === 'function')).toEqual([]);
+    expect(JSON.parse(JSON.stringify(b))).toEqual({ rate: 10, burst: 5, tokens: expect.any(Number), last: expect.any(Number), strikes: 0 });
+  });
 });

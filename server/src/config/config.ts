@@ -51,6 +51,10 @@ export const EnvSchema = z
     KAPITAN_LOST_AFTER_SECONDS: z.coerce.number().int().min(1).default(600),
     /** Agent events a socket may send per second before it is throttled (burst = 10x). */
     KAPITAN_AGENT_EVENTS_PER_SECOND: z.coerce.number().int().min(1).default(500),
+    /** Dashboard events a `/live` socket may send per second (burst = 10x); a user's sockets together get twice that. */
+    KAPITAN_LIVE_EVENTS_PER_SECOND: z.coerce.number().int().min(1).default(20),
+    /** History reads (`subscribe:execution`, `execution:history`) a `/live` socket may have in flight at once. */
+    KAPITAN_LIVE_HISTORY_IN_FLIGHT: z.coerce.number().int().min(1).default(4),
     KAPITAN_NODE_ID: z.string().min(1).max(64).optional(),
     /** The key that encrypts project secrets at rest; unset = generated once into the data directory. */
     KAPITAN_SECRETS_KEY: z
@@ -132,6 +136,7 @@ export interface AppConfig {
   login: { maxFailures: number; windowSeconds: number; accountMaxFailures: number };
   lostAfterSeconds: number;
   agentEventsPerSecond: number;
+  live: { eventsPerSecond: number; historyInFlight: number };
   nodeId: string;
   /** Benchmark instrumentation, null unless KAPITAN_BENCH=1. */
   bench: { intervalMs: number } | null;
@@ -179,6 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     login: { maxFailures: e.LOGIN_MAX_FAILURES, windowSeconds: e.LOGIN_WINDOW_SECONDS, accountMaxFailures: e.LOGIN_ACCOUNT_MAX_FAILURES },
     lostAfterSeconds: e.KAPITAN_LOST_AFTER_SECONDS,
     agentEventsPerSecond: e.KAPITAN_AGENT_EVENTS_PER_SECOND,
+    live: { eventsPerSecond: e.KAPITAN_LIVE_EVENTS_PER_SECOND, historyInFlight: e.KAPITAN_LIVE_HISTORY_IN_FLIGHT },
     nodeId: e.KAPITAN_NODE_ID ?? randomBytes(6).toString('hex'),
     bench: e.KAPITAN_BENCH === '1' ? { intervalMs: e.KAPITAN_BENCH_INTERVAL_MS } : null,
     http: { headersTimeoutSeconds: e.KAPITAN_HEADERS_TIMEOUT_SECONDS },

@@ -38,7 +38,7 @@ describeBothDatabases('agent channel REST', (database) => {
     viewer = v.token;
     projectId = (await t.http.post('/api/projects').set(bearer(owner)).send({ name: 'p' })).body.id;
     await t.http.post(`/api/projects/${projectId}/members`).set(bearer(owner)).send({ email: v.email, role: 'viewer' }).expect(201);
-    const token = (await t.http.post(`/api/projects/${projectId}/enrolment-tokens`).set(bearer(owner)).send({ labels: { env: 'prod' } }).expect(201)).body;
+    const token = (await t.http.post(`/api/projects/${projectId}/enrolment-tokens`).set(bearer(owner)).send({ labels: { env: 'prod' }, allowAgentLabels: true }).expect(201)).body;
     machineId = (await t.http.post('/api/agent/enrol').send({ token: token.token, facts: FACTS, labels: { role: 'web' } }).expect(201)).body.machineId;
     executionId = (await t.http.post(`/api/projects/${projectId}/executions`).set(bearer(owner)).send({ script: 'true', targets: { all: true } }).expect(201)).body.executions[0].id;
   });
@@ -62,10 +62,24 @@ describeBothDatabases('agent channel REST', (database) => {
   });
 
   test("an enrolling agent's labels cannot contradict its token's: the token's win", async () => {
-    const token = (await t.http.post(`/api/projects/${projectId}/enrolment-tokens`).set(bearer(owner)).send({ labels: { env: 'prod' } }).expect(201)).body;
+    const token = (await t.http.post(`/api/projects/${projectId}/enrolment-tokens`).set(bearer(owner)).send({ labels: { env: 'prod' }, allowAgentLabels: true }).expect(201)).body;
+    expect(token.allowAgentLabels).toBe(true);
     const enrolled = await t.http.post('/api/agent/enrol').send({ token: token.token, facts: FACTS, labels: { env: 'dev', role: 'db' } }).expect(201);
     const m = await t.http.get(`/api/projects/${projectId}/machines/${enrolled.body.machineId}`).set(bearer(owner)).expect(200);
     expect(m.body.labels).toEqual({ env: 'prod', role: 'db' });
+  });
+
+  test("by default (allowAgentLabels false) the token's labels are the machine's: the agent's own are not added", async () => {
+    const created = await t.http.post(`/api/projects/${projectId}/enrolment-tokens`).set(bearer(owner)).send({ labels: { env: 'prod' } }).expect(201);
+    expect(created.body.allowAgentLabels).toBe(false);
+    const listed = await t.http.get(`/api/projects/${projectId}/enrolment-tokens`).set(bearer(owner)).expect(200);
+    expect(listed.body.find((x: { id: string }) => x.id === created.body.id)).toMatchObject({ allowAgentLabels: false, labels: { env: 'prod' } });
+    const enrolled = await t.http.post('/api/agent/enrol').send({ token: created.body.token, facts: FACTS, labels: { env: 'dev', role: 'db' } }).expect(201);
+    const m = await t.http.get(`/api/projects/${projectId}/machines/${enrolled.body.machineId}`).set(bearer(owner)).expect(200);
+    expect(m.body.labels).toEqual({ env: 'prod' });
+    const off = (await t.http.post(`/api/projects/${projectId}/enrolment-tokens`).set(bearer(owner)).send({ allowAgentLabels: false }).expect(201)).body;
+    const bare = await t.http.post('/api/agent/enrol').send({ token: off.token, facts: FACTS, labels: { role: 'db' } }).expect(201);
+    expect((await t.http.get(`/api/projects/${projectId}/machines/${bare.body.machineId}`).set(bearer(owner)).expect(200)).body.labels).toEqual({});
   });
 
   test('bad enrolment-token bodies → 400 naming the field, nothing created', async () => {
@@ -73,6 +87,7 @@ describeBothDatabases('agent channel REST', (database) => {
     const post = (body: unknown) => t.http.post(`/api/projects/${projectId}/enrolment-tokens`).set(bearer(owner)).send(body as object);
     expectValidationError(await post({ maxUses: 0 }), 'maxUses');
     expectValidationError(await post({ maxUses: 'ten' }), 'maxUses');
+    expectValidationError(await post({ allowAgentLabels: 'yes' }), 'allowAgentLabels');
     expectValidationError(await post({ maxUses: LIMITS.enrolmentMaxUses + 1 }), 'maxUses');
     expectValidationError(await post({ expiresAt: 'tomorrow' }), 'expiresAt');
     expectValidationError(await post({ expiresAt: new Date(Date.now() - 1000).toISOString() }), 'expiresAt');

@@ -46,12 +46,12 @@ export class ExecutionAgentHandlers implements OnModuleInit {
 
     this.channel.handle(AgentEvents.executionOutput, {
       owns: byExecution,
-      handle: async (_ctx, p) => {
+      handle: async (ctx, p) => {
         try {
           await this.lifecycle.output(p.executionId, p.chunks);
           return { ok: true, stored: p.chunks.length };
         } catch (err) {
-          return this.storageFailed(err);
+          return this.storageFailed(err, ctx.machineId, p.executionId);
         }
       },
     });
@@ -65,7 +65,7 @@ export class ExecutionAgentHandlers implements OnModuleInit {
           ctx.release('execution', p.executionId);
           return { ok: true };
         } catch (err) {
-          return this.storageFailed(err);
+          return this.storageFailed(err, ctx.machineId, p.executionId);
         }
       },
     });
@@ -80,8 +80,18 @@ export class ExecutionAgentHandlers implements OnModuleInit {
     this.events.on('execution.cancel', (e) => this.channel.toMachine(e.machineId, ServerToAgentEvents.cancel, { executionId: e.executionId }));
   }
 
-  /** The agent keeps what was not stored and sends it again; `service_unavailable` tells it to. */
-  private storageFailed(err: unknown): { ok: false; error: ErrorAckBody } {
+  /**
+   * The agent keeps what was not stored and sends it again; `service_unavailable` tells it to.
+   * Unless the execution is gone: executions are deleted only with their project (and its
+   * machines), so sending again could never succeed — the answer is final (threat model T46).
+   * Asked only on failure, and of this execution alone: a batch that failed for another
+   * project's deleted run must not stop this machine.
+   */
+  private async storageFailed(err: unknown, machineId: string, executionId: string): Promise<{ ok: false; error: ErrorAckBody }> {
+    if (!isDatabaseUnavailable(err) && !(await this.lifecycle.ownedBy(machineId, [executionId]).catch(() => new Set([executionId]))).has(executionId)) {
+      this.logger.warn({ machineId, executionId }, 'agent reported on an execution deleted with its project: refused for good');
+      return fail(ErrorCode.machineRevoked, 'this execution was deleted with its project; this machine is no longer enrolled');
+    }
     this.logger.warn({ err: String(err) }, 'could not store agent report');
     return isDatabaseUnavailable(err)
       ? fail(ErrorCode.unavailable, 'storage unavailable; send again later')

@@ -113,8 +113,11 @@ export class ExecutionLifecycleService implements OnModuleInit {
     if (r.affected) {
       Object.assign(e, { status: 'running', startedAt, dispatchedAt: e.dispatchedAt ?? startedAt });
       this.events.publish('execution.updated', { projectId: e.projectId, execution: toSummary(e) });
+      return true;
     }
-    return true;
+    // Lost the race: to a repeat of this start (it runs: fine) or to a cancel or finish (it must not run).
+    const now = await this.executions.findOne({ where: { id: e.id }, select: ['id', 'status'] });
+    return now?.status === 'running';
   }
 
   /** Forward at once (design invariant 3), then store; resolves when stored. */

@@ -25,8 +25,9 @@ export class ExecutionLiveHandlers implements OnModuleInit {
 
   onModuleInit(): void {
     /** Join first, then read history: a chunk stored meanwhile arrives both ways and the client drops the repeat by seq. */
-    this.channel.handle(LiveClientEvents.subscribeExecution, (ctx, p) => this.history(ctx, p.executionId, p.fromSeq, LIMITS.logPageMax, true));
-    this.channel.handle(LiveClientEvents.executionHistory, (ctx, p) => this.history(ctx, p.executionId, p.fromSeq, p.limit ?? LIMITS.logPageMax, false));
+    const heavy = { heavy: true }; // each reads up to a page of the log
+    this.channel.handle(LiveClientEvents.subscribeExecution, (ctx, p) => this.history(ctx, p.executionId, p.fromSeq, LIMITS.logPageMax, true), heavy);
+    this.channel.handle(LiveClientEvents.executionHistory, (ctx, p) => this.history(ctx, p.executionId, p.fromSeq, p.limit ?? LIMITS.logPageMax, false), heavy);
     this.channel.handle(LiveClientEvents.unsubscribeExecution, async (ctx, p) => {
       await ctx.leave(Rooms.execution(p.executionId));
       return { ok: true };

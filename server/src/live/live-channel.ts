@@ -33,6 +33,11 @@ export interface LiveContext {
 
 export type LiveHandler<E extends LiveEvent> = (ctx: LiveContext, payload: LivePayload<E>) => Promise<LiveAck<E>>;
 
+export interface LiveHandlerOptions {
+  /** It reads a page of stored data: the gateway lets each socket have only a few of these in flight. */
+  heavy?: boolean;
+}
+
 /** One emit to dashboards: which rooms, which event, its payload; typed by the server → dashboard map. */
 export type LiveEmit = {
   [K in keyof LiveServerToClientEventMap]: { rooms: string[]; event: K; payload: Parameters<LiveServerToClientEventMap[K]>[0] };
@@ -52,6 +57,7 @@ export type LiveNamespace = Namespace<LiveClientToServerEventMap, LiveServerToCl
 @Injectable()
 export class LiveChannel {
   private readonly handlers = new Map<LiveEvent, LiveHandler<LiveEvent>>();
+  private readonly heavy = new Set<LiveEvent>();
   private ns: LiveNamespace | null = null;
 
   constructor(
@@ -59,9 +65,10 @@ export class LiveChannel {
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
-  handle<E extends LiveEvent>(event: E, handler: LiveHandler<E>): void {
+  handle<E extends LiveEvent>(event: E, handler: LiveHandler<E>, options: LiveHandlerOptions = {}): void {
     if (this.handlers.has(event)) throw new Error(`live event ${event} already has a handler`);
     this.handlers.set(event, handler as unknown as LiveHandler<LiveEvent>);
+    if (options.heavy) this.heavy.add(event);
   }
 
   forward(table: LiveForwardTable): void {
@@ -77,6 +84,10 @@ export class LiveChannel {
 
   handlerFor(event: string): LiveHandler<LiveEvent> | undefined {
     return this.handlers.get(event as LiveEvent);
+  }
+
+  isHeavy(event: string): boolean {
+    return this.heavy.has(event as LiveEvent);
   }
 
   private send(m: LiveEmit): void {

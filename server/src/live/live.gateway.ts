@@ -1,11 +1,13 @@
-import { Logger, OnModuleInit } from '@nestjs/common';
-import { OnGatewayConnection, OnGatewayInit, WebSocketGateway, WebSocketServer } from '@nestjs/websockets';
+import { Inject, Logger, OnModuleInit } from '@nestjs/common';
+import { OnGatewayConnection, OnGatewayDisconnect, OnGatewayInit, WebSocketGateway, WebSocketServer } from '@nestjs/websockets';
 import { ErrorAckBody, ErrorCode, LIVE_NAMESPACE, liveClientToServerSchemas, LiveHandshakeAuthSchema, parsePayload, Rooms } from '@kapitan/shared';
 import { AuthService } from '../auth/auth.service';
 import { DomainEventsService } from '../common/events.service';
 import { handshakeError } from '../common/handshake-error';
+import { APP_CONFIG, AppConfig } from '../config/config';
 import { ProjectsService } from '../projects/projects.service';
 import { LiveChannel, type LiveContext, type LiveNamespace, type LiveSocket } from './live-channel';
+import { LIVE_MAX_STRIKES, LiveThrottle, type LiveRefusal, type LiveSocketThrottle } from './live-throttle';
 
 const fail = (code: ErrorAckBody['code'], message: string): { ok: false; error: ErrorAckBody } => ({ ok: false, error: { code, message } });
 
@@ -15,19 +17,31 @@ const fail = (code: ErrorAckBody['code'], message: string): { ok: false; error: 
  * Every event goes to the handler its feature registered with `LiveChannel`,
  * after its schema. Membership is checked at every join; a user who may no
  * longer watch a project leaves every room of it at once (T35), a logged-out
- * session or a deleted user is dropped (T2).
+ * session or a deleted user is dropped (T2). Every event first passes the
+ * socket's and its user's rate limit and, for a history read, the bound on
+ * reads in flight; a socket that keeps pushing past them is dropped (T44).
  */
 @WebSocketGateway({ namespace: LIVE_NAMESPACE })
-export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnection {
+export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect {
   private readonly logger = new Logger(LiveGateway.name);
   @WebSocketServer() private readonly ns: LiveNamespace;
+  private readonly throttle: LiveThrottle;
+  /**
+   * Each socket's share of the rate limits. Not in `socket.data`: that is
+   * serialised for other nodes (fetchSockets over Redis), and a throttle is
+   * closures, which do not serialise (and mean nothing on another node).
+   */
+  private readonly throttles = new WeakMap<LiveSocket, LiveSocketThrottle>();
 
   constructor(
     private readonly channel: LiveChannel,
     private readonly auth: AuthService,
     private readonly projects: ProjectsService,
     private readonly events: DomainEventsService,
-  ) {}
+    @Inject(APP_CONFIG) private readonly config: AppConfig,
+  ) {
+    this.throttle = new LiveThrottle(config.live.eventsPerSecond, config.live.historyInFlight);
+  }
 
   onModuleInit(): void {
     this.events.on('session.revoked', (e) => this.ns.in(Rooms.session(e.sessionId)).disconnectSockets(true));
@@ -50,6 +64,7 @@ export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnec
         .then((user) => {
           if (!user) return refuse();
           socket.data = { user, watch: {} };
+          this.throttles.set(socket, this.throttle.open(user.userId));
           socket.onAny((event: string, ...args: unknown[]) => this.dispatch(socket, event, args));
           next();
         })
@@ -63,18 +78,54 @@ export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnec
     await socket.join([Rooms.session(user.sessionId), Rooms.user(user.userId)]);
   }
 
+  handleDisconnect(socket: LiveSocket): void {
+    this.throttles.get(socket)?.close();
+  }
+
   private dispatch(socket: LiveSocket, event: string, args: unknown[]): void {
     const ack = args[args.length - 1];
-    if (typeof ack !== 'function') return; // every dashboard event takes an ack; one without is ignored
+    const reply = typeof ack === 'function' ? (ack as (a: unknown) => void) : () => undefined;
+    // Counted before anything else, events without an ack too: a flood costs no read and no parse.
+    const throttle = this.throttles.get(socket)!;
+    const heavy = this.channel.isHeavy(event);
+    const refusal = throttle.admit(heavy);
+    if (refusal) return reply(this.throttled(socket, throttle, event, refusal));
+    const done = heavy ? () => throttle.done() : () => undefined;
+    if (typeof ack !== 'function') return done(); // every dashboard event takes an ack; one without is ignored
     const handler = this.channel.handlerFor(event);
-    const reply = ack as (a: unknown) => void;
     if (!handler) return reply(fail(ErrorCode.notFound, 'unknown event'));
     const p = parsePayload(liveClientToServerSchemas[event as keyof typeof liveClientToServerSchemas], args.length > 1 ? args[0] : undefined);
-    if (!p.ok) return reply(p);
-    handler(this.context(socket), p.value as never).then(reply, (err: unknown) => {
-      this.logger.error({ err: String(err), event, userId: socket.data.user.userId }, 'live event handler failed');
-      reply(fail(ErrorCode.internal, 'internal error'));
-    });
+    if (!p.ok) {
+      done();
+      return reply(p);
+    }
+    handler(this.context(socket), p.value as never)
+      .then(reply, (err: unknown) => {
+        this.logger.error({ err: String(err), event, userId: socket.data.user.userId }, 'live event handler failed');
+        reply(fail(ErrorCode.internal, 'internal error'));
+      })
+      .finally(done);
+  }
+
+  private throttled(socket: LiveSocket, throttle: LiveSocketThrottle, event: string, why: LiveRefusal): { ok: false; error: ErrorAckBody } {
+    const { user } = socket.data;
+    if (throttle.strikes === 1 || throttle.strikes % 50 === 0) {
+      this.logger.warn({ userId: user.userId, event: event.slice(0, 64), why, strikes: throttle.strikes }, 'live socket throttled');
+    }
+    if (throttle.strikes === LIVE_MAX_STRIKES) {
+      this.logger.warn({ userId: user.userId, socketId: socket.id }, 'live socket kept flooding past its rate limit: disconnected');
+      // A moment later, so the acks already due tell the dashboard why.
+      setTimeout(() => socket.disconnect(true), 100).unref();
+    }
+    const { eventsPerSecond, historyInFlight } = this.config.live;
+    return fail(
+      ErrorCode.tooManyRequests,
+      why === 'history_in_flight'
+        ? `at most ${historyInFlight} history reads at once per connection; wait for an answer`
+        : why === 'user_rate'
+          ? `more than ${eventsPerSecond * 2} events per second from this user's connections`
+          : `more than ${eventsPerSecond} events per second`,
+    );
   }
 
   private context(socket: LiveSocket): LiveContext {

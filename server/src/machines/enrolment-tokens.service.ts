@@ -32,6 +32,7 @@ export class EnrolmentTokensService {
       secretHash: hash,
       prefix: token.slice(0, 12),
       labels: body.labels ?? {},
+      allowAgentLabels: body.allowAgentLabels ?? false,
       expiresAt: body.expiresAt ? new Date(body.expiresAt) : null,
       maxUses: body.maxUses ?? null,
       uses: 0,

@@ -53,8 +53,8 @@ export class EnrolmentService {
       id,
       projectId: token.projectId,
       hostname: body.facts.hostname,
-      // The token's labels win over what the enrolling agent claims (threat model T45).
-      labels: { ...(body.labels ?? {}), ...token.labels },
+      // The agent adds labels only where its token allows, and never over the token's (threat model T45).
+      labels: { ...(token.allowAgentLabels ? (body.labels ?? {}) : {}), ...token.labels },
       facts: body.facts,
       credentialHash: hash,
       enrolmentTokenId: token.id,

@@ -19,6 +19,10 @@ export class EnrolmentTokenEntity {
   @Column({ type: 'simple-json' })
   labels: Labels;
 
+  /** The enrolling agent may add labels the token does not set. */
+  @Column({ type: 'boolean', default: false })
+  allowAgentLabels: boolean;
+
   @Column({ type: 'datetime', precision: 3, nullable: true })
   expiresAt: Date | null;
 

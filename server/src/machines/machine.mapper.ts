@@ -24,6 +24,7 @@ export function toTokenDto(t: EnrolmentTokenEntity, token?: string): EnrolmentTo
     maxUses: t.maxUses,
     uses: t.uses,
     labels: t.labels,
+    allowAgentLabels: !!t.allowAgentLabels,
     revokedAt: t.revokedAt?.toISOString() ?? null,
     createdAt: t.createdAt.toISOString(),
   };

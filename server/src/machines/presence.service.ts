@@ -8,6 +8,11 @@ import { APP_CONFIG, AppConfig } from '../config/config';
 import { MachineEntity } from './machine.entity';
 import { toMachineDto, type MachineIdentity, type MachineProfile } from './machine.mapper';
 
+interface Holder {
+  connectionId: string;
+  connectedAt: Date;
+}
+
 /** Heartbeats reach the database within this long, well inside the offline threshold (PRESENCE.offlineAfterMs). */
 export const PRESENCE_UPKEEP_EVERY_MS = 5_000;
 
@@ -20,8 +25,10 @@ export const PRESENCE_UPKEEP_EVERY_MS = 5_000;
 @Injectable()
 export class PresenceService implements OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger(PresenceService.name);
-  /** Heartbeats since the last flush: one UPDATE for all of them, not one per beat. */
-  private readonly seen = new Set<string>();
+  /** Heartbeats since the last flush, by machine: one UPDATE for all of them, not one per beat. */
+  private readonly seen = new Map<string, Holder>();
+  /** The socket of each machine that said hello on this node, and when: what its heartbeats re-assert. */
+  private readonly held = new Map<string, Holder>();
   /** Set when the node stops: presence is then written in bulk (beforeApplicationShutdown). */
   private closing = false;
 
@@ -47,6 +54,7 @@ export class PresenceService implements OnModuleInit, BeforeApplicationShutdown 
   async beforeApplicationShutdown(): Promise<void> {
     this.closing = true;
     this.seen.clear();
+    this.held.clear();
     try {
       const held = await this.machines.find({ where: { nodeId: this.config.nodeId, status: 'online' } });
       if (!held.length) return;
@@ -81,6 +89,7 @@ export class PresenceService implements OnModuleInit, BeforeApplicationShutdown 
     };
     const r = await this.machines.update({ id: identity.machineId, revokedAt: IsNull() }, patch);
     if (!r.affected) return null;
+    this.held.set(identity.machineId, { connectionId, connectedAt: now });
     const dto = toMachineDto(
       profile
         ? Object.assign(new MachineEntity(), patch, { id: identity.machineId, projectId: identity.projectId, labels: profile.labels, createdAt: profile.createdAt })
@@ -92,7 +101,10 @@ export class PresenceService implements OnModuleInit, BeforeApplicationShutdown 
 
   /** Only the socket that holds the machine may mark it offline; an older one's late disconnect changes nothing. */
   async markOffline(machineId: string, connectionId: string): Promise<void> {
-    this.seen.delete(machineId);
+    if (this.held.get(machineId)?.connectionId === connectionId) {
+      this.held.delete(machineId);
+      this.seen.delete(machineId);
+    }
     if (this.closing) return; // beforeApplicationShutdown marked them all at once
     const r = await this.machines.update({ id: machineId, connectionId }, { status: 'offline', connectionId: null, nodeId: null, lastSeenAt: new Date() });
     if (!r.affected) return;
@@ -100,18 +112,61 @@ export class PresenceService implements OnModuleInit, BeforeApplicationShutdown 
     if (m) this.events.publish('machine.updated', { projectId: m.projectId, machine: toMachineDto(m) });
   }
 
-  heartbeat(machineId: string): void {
-    this.seen.add(machineId);
+  /** A heartbeat of the socket that said hello on this node; any other socket's (closed, replaced, never greeted) counts for nothing. */
+  heartbeat(machineId: string, connectionId: string): void {
+    const holder = this.held.get(machineId);
+    if (holder?.connectionId === connectionId) this.seen.set(machineId, holder);
   }
 
-  /** Writes the heartbeats gathered since the last call as one statement per 500 machines. */
+  /**
+   * Writes the heartbeats gathered since the last call, one statement per
+   * 300 machines. A heartbeat re-asserts presence, not only lastSeenAt: the
+   * row says online, held by this node and this socket, so a presence write
+   * that landed out of order across nodes (an older socket's late offline, a
+   * lost update) heals at the next flush instead of at the sweep. A newer
+   * hello on another node (a later connectedAt) is never overwritten, nor is
+   * a revoked machine.
+   */
   async flushHeartbeats(): Promise<void> {
     if (!this.seen.size) return;
-    const ids = [...this.seen];
+    const beats = [...this.seen];
     this.seen.clear();
     const now = new Date();
-    for (let i = 0; i < ids.length; i += 500) {
-      await this.machines.update({ id: In(ids.slice(i, i + 500)), status: 'online' }, { lastSeenAt: now });
+    for (let i = 0; i < beats.length; i += 300) {
+      const batch = beats.slice(i, i + 300);
+      const params: Record<string, unknown> = { now, nodeId: this.config.nodeId, ids: batch.map(([id]) => id) };
+      const byId = (value: (h: Holder) => unknown, name: string): string => {
+        batch.forEach(([id, h], n) => {
+          params[`id${n}`] = id;
+          params[`${name}${n}`] = value(h);
+        });
+        return `CASE id ${batch.map((_, n) => `WHEN :id${n} THEN :${name}${n}`).join(' ')} END`;
+      };
+      const connection = byId((h) => h.connectionId, 'c');
+      const connectedAt = byId((h) => h.connectedAt, 't');
+      const held = `revokedAt IS NULL AND (connectionId = ${connection} OR connectedAt IS NULL OR connectedAt <= ${connectedAt})`;
+      // The rows this flush corrects (rare: normally none), read first so the dashboard hears of them.
+      const wrong = await this.machines
+        .createQueryBuilder('m')
+        .select('m.id', 'id')
+        .where('id IN (:...ids)', params)
+        .andWhere(held, params)
+        .andWhere(`(status <> 'online' OR nodeId IS NULL OR nodeId <> :nodeId OR connectionId IS NULL OR connectionId <> ${connection})`, params)
+        .getRawMany<{ id: string }>();
+      await this.machines
+        .createQueryBuilder()
+        .update()
+        .set({ lastSeenAt: now, status: 'online', nodeId: this.config.nodeId, connectionId: () => connection })
+        .where('id IN (:...ids)', params)
+        .andWhere(held, params)
+        .setParameters(params)
+        .execute();
+      if (!wrong.length) continue;
+      const healed = await this.machines.find({ where: { id: In(wrong.map((w) => w.id)) } });
+      for (const m of healed.filter((x) => x.status === 'online' && x.nodeId === this.config.nodeId)) {
+        this.events.publish('machine.updated', { projectId: m.projectId, machine: toMachineDto(m) });
+      }
+      this.logger.warn({ machines: healed.length }, 'heartbeats corrected the presence of machines whose row had gone wrong');
     }
   }
 

@@ -3,12 +3,12 @@
  * socket that holds the machine, heartbeats written in bulk, and the sweep
  * that finds machines whose holder went silent (threat model T26, T30).
  */
-import { PRESENCE, type MachineFacts } from '@kapitan/shared';
+import { AgentEvents, PRESENCE, type AgentHelloAck, type MachineFacts } from '@kapitan/shared';
 import { In, Repository } from 'typeorm';
 import type { DomainEvents } from '../common/domain-events';
 import { DomainEventsService } from '../common/events.service';
-import { createTestApp, describeBothDatabases, TestApp } from '../testing/test-app';
-import { enrolMachine, FACTS, setupProject, type SpecProject } from '../testing/sockets';
+import { createTestApp, describeBothDatabases, TestApp, waitFor } from '../testing/test-app';
+import { closeSockets, connectAgent, emitWithAck, enrolMachine, FACTS, helloBody, setupProject, type SpecProject } from '../testing/sockets';
 import { MachineEntity } from './machine.entity';
 import { PresenceService } from './presence.service';
 
@@ -26,6 +26,7 @@ describeBothDatabases('presence', (database) => {
     machines = t.db.getRepository(MachineEntity);
     t.app.get(DomainEventsService).on('machine.updated', (e) => void updates.push(e));
   });
+  afterEach(() => closeSockets());
   afterAll(() => t?.close());
 
   const facts: MachineFacts = { ...FACTS, hostname: 'renamed-host' };
@@ -62,7 +63,7 @@ describeBothDatabases('presence', (database) => {
     const old = new Date(Date.now() - 60_000);
     await machines.update({ id: In([a, b, off]) }, { lastSeenAt: old });
     await presence.markOffline(off, 'socket-1');
-    for (const id of [a, b, a, off]) presence.heartbeat(id);
+    for (const id of [a, b, a, off]) presence.heartbeat(id, 'socket-1');
     await presence.flushHeartbeats();
     for (const id of [a, b]) expect((await machines.findOneByOrFail({ id })).lastSeenAt!.getTime()).toBeGreaterThan(old.getTime());
     expect((await machines.findOneByOrFail({ id: off })).status).toBe('offline');
@@ -92,5 +93,52 @@ describeBothDatabases('presence', (database) => {
     await machines.update({ id: revoked }, { revokedAt: new Date() });
     const gone = await presence.offlineSince([recent, longGone, stillOnline, revoked], 300);
     expect([...gone].sort()).toEqual([longGone, revoked].sort());
+  });
+
+  /** A real agent socket that said hello: the machine, its socket id as the row holds it, and a heartbeat to send. */
+  async function connected() {
+    const { machineId, credential } = await enrolMachine(t, p);
+    const socket = await connectAgent(t.url, credential);
+    expect((await emitWithAck<AgentHelloAck>(socket, AgentEvents.hello, helloBody())).ok).toBe(true);
+    const { connectionId } = await machines.findOneByOrFail({ id: machineId });
+    const beat = async () => expect((await emitWithAck(socket, AgentEvents.heartbeat, { at: new Date().toISOString() })).ok).toBe(true);
+    return { machineId, socket, connectionId, beat };
+  }
+
+  test('a presence row gone wrong while the agent stays connected (offline, another connection, another node) is right again at the next heartbeat', async () => {
+    const offline = await connected();
+    const stolen = await connected();
+    const untouched = await connected();
+    await machines.update({ id: offline.machineId }, { status: 'offline', connectionId: null, nodeId: null });
+    await machines.update({ id: stolen.machineId }, { connectionId: 'a-socket-long-gone', nodeId: 'a-dead-node' });
+    updates.length = 0;
+    for (const m of [offline, stolen, untouched]) await m.beat();
+    await presence.flushHeartbeats();
+    for (const m of [offline, stolen, untouched]) {
+      expect(await machines.findOneByOrFail({ id: m.machineId })).toMatchObject({ status: 'online', connectionId: m.connectionId, nodeId: t.config.nodeId });
+    }
+    // The dashboard hears of the two that changed, and only of them.
+    expect(updates.map((u) => [u.machine.id, u.machine.status]).sort()).toEqual([[offline.machineId, 'online'], [stolen.machineId, 'online']].sort());
+  });
+
+  test("a heartbeat never takes the machine from a newer socket, nor from a revoked machine, nor for a socket that closed", async () => {
+    const older = await connected();
+    // A newer socket of the same machine said hello elsewhere (another node): a later connectedAt, its own connection.
+    await machines.update({ id: older.machineId }, { connectionId: 'newer-socket', nodeId: 'node-b', connectedAt: new Date(Date.now() + 60_000) });
+    await older.beat();
+    const revoked = await connected();
+    await machines.update({ id: revoked.machineId }, { status: 'offline', revokedAt: new Date() });
+    await revoked.beat();
+    await presence.flushHeartbeats();
+    expect(await machines.findOneByOrFail({ id: older.machineId })).toMatchObject({ connectionId: 'newer-socket', nodeId: 'node-b' });
+    expect((await machines.findOneByOrFail({ id: revoked.machineId })).status).toBe('offline');
+
+    const closed = await connected();
+    presence.heartbeat(closed.machineId, closed.connectionId!); // gathered, then its socket closes before the flush
+    closed.socket.close();
+    await waitFor('the socket to be marked offline', async () => ((await machines.findOneByOrFail({ id: closed.machineId })).status === 'offline') || undefined, 5_000);
+    presence.heartbeat(closed.machineId, closed.connectionId!); // a late one of the closed socket
+    await presence.flushHeartbeats();
+    expect((await machines.findOneByOrFail({ id: closed.machineId })).status).toBe('offline');
   });
 });

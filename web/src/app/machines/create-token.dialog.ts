@@ -1,6 +1,7 @@
 import { ChangeDetectionStrategy, Component, inject, signal } from '@angular/core';
 import { NonNullableFormBuilder, ReactiveFormsModule, Validators } from '@angular/forms';
 import { MatButtonModule } from '@angular/material/button';
+import { MatCheckboxModule } from '@angular/material/checkbox';
 import { MAT_DIALOG_DATA, MatDialogModule, MatDialogRef } from '@angular/material/dialog';
 import { MatFormFieldModule } from '@angular/material/form-field';
 import { MatInputModule } from '@angular/material/input';
@@ -27,6 +28,7 @@ const EXPIRY: { label: string; hours: number | null }[] = [
     ReactiveFormsModule,
     MatDialogModule,
     MatButtonModule,
+    MatCheckboxModule,
     MatFormFieldModule,
     MatInputModule,
     MatSelectModule,
@@ -70,6 +72,10 @@ const EXPIRY: { label: string; hours: number | null }[] = [
             <mat-error>{{ form.controls.labels.getError('server') }}</mat-error>
           }
         </mat-form-field>
+        <mat-checkbox formControlName="allowAgentLabels" data-testid="token-allow-agent-labels">
+          Let agents add their own labels (<code>enrol --label</code>)
+        </mat-checkbox>
+        <p class="muted hint">Never over the labels above: those always win.</p>
         @if (error(); as e) {
           <p class="error-text" role="alert">{{ e }}</p>
         }
@@ -83,6 +89,10 @@ const EXPIRY: { label: string; hours: number | null }[] = [
   styles: `
     .intro {
       margin-top: 0;
+    }
+    .hint {
+      margin: 0 0 0 40px;
+      font-size: 12px;
     }
     .row {
       display: grid;
@@ -107,6 +117,7 @@ export class CreateTokenDialog {
     expiresInHours: [24 as number | null],
     maxUses: [null as number | null, [Validators.min(1), Validators.max(LIMITS.enrolmentMaxUses)]],
     labels: [''],
+    allowAgentLabels: [false],
   });
 
   protected submit(): void {
@@ -122,6 +133,7 @@ export class CreateTokenDialog {
       ...(v.expiresInHours !== null ? { expiresAt: new Date(Date.now() + v.expiresInHours * 3_600_000).toISOString() } : {}),
       ...(v.maxUses !== null ? { maxUses: v.maxUses } : {}),
       ...(Object.keys(labels.values).length ? { labels: labels.values } : {}),
+      ...(v.allowAgentLabels ? { allowAgentLabels: true } : {}),
     };
     const parsed = CreateEnrolmentTokenRequestSchema.safeParse(body);
     if (!parsed.success) {
