@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import {
+  AddMemberResponseSchema,
+  type AddMemberResponse,
   AuthResponseSchema,
   CreateExecutionResponseSchema,
   EnrolmentTokenSchema,
@@ -161,8 +163,9 @@ export class ApiClient {
   getProject(projectId: string): Promise<Project> {
     return this.expect('GET', `/api/projects/${projectId}`, 200, ProjectSchema);
   }
-  addMember(projectId: string, body: { email: string; role: ProjectRole }): Promise<Member> {
-    return this.expect('POST', `/api/projects/${projectId}/members`, 201, MemberSchema, { body });
+  /** The answer is the same whether or not the e-mail has an account (no enumeration). */
+  addMember(projectId: string, body: { email: string; role: ProjectRole }): Promise<AddMemberResponse> {
+    return this.expect('POST', `/api/projects/${projectId}/members`, 201, AddMemberResponseSchema, { body });
   }
   listMembers(projectId: string): Promise<Member[]> {
     return this.expect('GET', `/api/projects/${projectId}/members`, 200, MemberSchema.array());
