@@ -16,6 +16,7 @@ import { ExecutionsModule } from './executions/executions.module';
 import { AgentGatewayModule } from './agent-gateway/agent-gateway.module';
 import { LiveModule } from './live/live.module';
 import { SecretsModule } from './secrets/secrets.module';
+import { FilesModule } from './files/files.module';
 
 @Module({})
 export class AppModule {
@@ -49,6 +50,7 @@ export class AppModule {
         AgentGatewayModule,
         LiveModule,
         SecretsModule,
+        FilesModule,
         HealthModule,
         ...web,
       ],
