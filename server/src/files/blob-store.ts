@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ErrorCode } from '@kapitan/shared';
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, ReadStream } from 'node:fs';
+import { createReadStream, createWriteStream, ReadStream, WriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform, TransformCallback } from 'node:stream';
@@ -28,6 +28,12 @@ export const storageFull = () =>
 export function asStorageError(err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException)?.code;
   return code === 'ENOSPC' || code === 'EDQUOT' ? storageFull() : err;
+}
+
+/** Resolves once a write stream has closed its file (at once if it has). */
+export async function settled(stream: WriteStream): Promise<void> {
+  if (stream.closed) return;
+  await new Promise<void>((resolve) => stream.once('close', () => resolve()));
 }
 
 /** Counts, hashes and keeps the head of what passes, and fails the stream past `limit` bytes. */
@@ -102,10 +108,13 @@ export class BlobStore implements OnModuleInit {
   async stage(source: Readable, limit: number): Promise<StagedBlob> {
     const path = join(this.dir, 'tmp', randomUUID());
     const meter = new Meter(limit);
+    // flush: fsync before close, so a blob that is renamed into place is on disk, not in a cache.
+    const out = createWriteStream(path, { flags: 'wx', mode: 0o600, flush: true });
     try {
-      // flush: fsync before close, so a blob that is renamed into place is on disk, not in a cache.
-      await pipeline(source, meter, createWriteStream(path, { flags: 'wx', mode: 0o600, flush: true }));
+      await pipeline(source, meter, out);
     } catch (err) {
+      // The stream opens its file asynchronously: removing it before the stream has closed could run before it exists.
+      await settled(out);
       await this.discard(path);
       throw asStorageError(err);
     }

@@ -96,11 +96,16 @@ export class FileIngestService {
         ).finally(() => reject(err));
       };
       parser.on('field', (name, value, info) => {
+        if (failed) return;
         if (info.valueTruncated) return fail(badField(name, 'is too long'));
         if (!['kind', 'name', 'sha256'].includes(name)) return fail(badField(name, 'is not a field of an upload (kind, name, sha256, file)'));
         fields[name] = value;
       });
       parser.on('file', (field, stream: Readable, info) => {
+        if (failed) {
+          stream.resume();
+          return;
+        }
         if (field !== 'file') {
           stream.resume();
           return fail(badField(field, 'the file goes in the field named "file"'));

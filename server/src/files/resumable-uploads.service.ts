@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { CompleteUploadRequest, CreateUploadRequestSchema, ErrorCode, FILE_LIMITS, StoredFile, Upload } from '@kapitan/shared';
 import type { Request, Response } from 'express';
 import { randomUUID } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, WriteStream } from 'node:fs';
 import { open, truncate } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -11,7 +11,7 @@ import { IsNull, LessThan, Repository } from 'typeorm';
 import type { z } from 'zod';
 import { ApiException, notFound } from '../common/api-exception';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { asStorageError, BlobStore, storageFull, tooLarge } from './blob-store';
+import { asStorageError, BlobStore, settled, storageFull, tooLarge } from './blob-store';
 import { FileUploadEntity } from './file.entity';
 import { ClientGone } from './file-ingest.service';
 import { FilesService } from './files.service';
@@ -115,6 +115,7 @@ export class ResumableUploadsService {
     const gone = watchClient(req, res);
     const path = this.store.uploadPath(row.id);
     let written = 0;
+    let out: WriteStream | undefined;
     try {
       const limiter = new Transform({
         transform(chunk: Buffer, _enc, done) {
@@ -124,9 +125,12 @@ export class ResumableUploadsService {
         },
       });
       // r+ at `start`: the bytes land exactly at the claimed offset, so a chunk retried after a crash overwrites, never appends twice.
-      await pipeline(req, limiter, createWriteStream(path, { flags: 'r+', start: offset, flush: true }));
+      out = createWriteStream(path, { flags: 'r+', start: offset, flush: true });
+      await pipeline(req, limiter, out);
       if (gone()) throw new ClientGone();
     } catch (err) {
+      // Writes still in flight would land after the truncate.
+      if (out) await settled(out);
       await truncate(path, offset).catch((e) => this.logger.warn({ err: e, uploadId }, 'could not cut a failed chunk off'));
       await this.uploads.update({ id: row.id, received: offset }, { lockedUntil: null });
       throw asStorageError(err);
