@@ -19,15 +19,27 @@ const ProjectId = () => Param('projectId', new IdParamPipe('project'));
 const FileId = () => Param('id', new IdParamPipe('file'));
 const UploadId = () => Param('id', new IdParamPipe('upload'));
 
+/** How long a refused upload's body is still read (and dropped) so the client gets to read the answer. */
+const LINGER_MS = 2_000;
+
 /**
- * A refused upload is answered before its body is read; `Connection: close`
- * spares the server reading (and the client sending) gigabytes nobody keeps.
+ * A refused upload is answered before its body is read. `Connection: close`
+ * ends the exchange; the rest of the body is read and dropped for a moment
+ * (a client that is still sending may not read the answer until it can send
+ * again, and an unread socket would leave it stalled for good), then the
+ * connection is cut, so nobody makes the server read gigabytes it will not keep.
  */
-async function closingOnError<T>(res: Response, work: () => Promise<T>): Promise<T> {
+async function closingOnError<T>(req: Request, res: Response, work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (err) {
     if (!res.headersSent) res.setHeader('Connection', 'close');
+    if (!req.complete) {
+      res.once('finish', () => {
+        req.resume();
+        setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
+      });
+    }
     throw err;
   }
 }
@@ -57,7 +69,7 @@ export class FilesController {
     },
   })
   upload(@CurrentUser() u: AuthUser, @ProjectId() projectId: string, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<StoredFile> {
-    return closingOnError(res, () => this.ingest.upload(u.userId, projectId, req, res));
+    return closingOnError(req, res, () => this.ingest.upload(u.userId, projectId, req, res));
   }
 
   @Get('files/:id')
@@ -131,7 +143,7 @@ export class UploadsController {
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ): Promise<Upload> {
-    return closingOnError(res, () => this.uploads.writeChunk(u.userId, id, query.offset, req, res));
+    return closingOnError(req, res, () => this.uploads.writeChunk(u.userId, id, query.offset, req, res));
   }
 
   @Post('uploads/:id/complete')

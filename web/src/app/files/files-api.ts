@@ -1,5 +1,6 @@
-import { HttpClient, HttpErrorResponse, HttpEventType, HttpHeaders } from '@angular/common/http';
-import { Injectable, inject } from '@angular/core';
+import { HttpClient, HttpErrorResponse, HttpEventType, HttpHeaders, HttpXhrBackend } from '@angular/common/http';
+import { EnvironmentInjector, Injectable, inject, runInInjectionContext } from '@angular/core';
+import { authInterceptor } from '../core/auth/auth.interceptor';
 import { FILE_LIMITS, type FileKind, type StoredFile, type Upload } from '@kapitan/shared';
 import { Observable, Subscription, filter, map } from 'rxjs';
 
@@ -17,6 +18,17 @@ const CHUNK_ATTEMPTS = 4;
 @Injectable({ providedIn: 'root' })
 export class FilesApi {
   private readonly http = inject(HttpClient);
+  /**
+   * The app's HttpClient runs on fetch(), which reports no upload progress.
+   * Uploads go through XMLHttpRequest instead, with the same auth interceptor.
+   */
+  private readonly xhr = (() => {
+    const backend = inject(HttpXhrBackend);
+    const injector = inject(EnvironmentInjector);
+    return new HttpClient({
+      handle: (req) => runInInjectionContext(injector, () => authInterceptor(req, (r) => backend.handle(r))),
+    });
+  })();
 
   list(projectId: string): Observable<StoredFile[]> {
     return this.http.get<StoredFile[]>(`/api/projects/${enc(projectId)}/files`);
@@ -42,7 +54,7 @@ export class FilesApi {
     form.append('kind', kind);
     form.append('name', file.name);
     form.append('file', file, file.name);
-    return this.http
+    return this.xhr
       .post<StoredFile>(`/api/projects/${enc(projectId)}/files`, form, { reportProgress: true, observe: 'events' })
       .pipe(
         filter((e) => e.type === HttpEventType.UploadProgress || e.type === HttpEventType.Response),
@@ -84,7 +96,7 @@ export class FilesApi {
           return;
         }
         const end = Math.min(offset + CHUNK_BYTES, file.size);
-        current = this.http
+        current = this.xhr
           .put<Upload>(`/api/uploads/${enc(upload!.id)}`, file.slice(offset, end), {
             params: { offset },
             headers: new HttpHeaders({ 'Content-Type': 'application/octet-stream' }),
