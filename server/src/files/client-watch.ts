@@ -10,7 +10,9 @@ export function watchClient(req: Request, res: Response): () => boolean {
   const mark = () => {
     if (!res.writableFinished) gone = true;
   };
+  // Held now: Node may detach the socket from the request later (req.socket becomes null).
+  const socket = req.socket;
   res.once('close', mark);
-  req.socket.once('close', mark);
-  return () => gone || req.socket.destroyed;
+  socket?.once('close', mark);
+  return () => gone || !socket || socket.destroyed;
 }

@@ -34,10 +34,12 @@ async function closingOnError<T>(req: Request, res: Response, work: () => Promis
     return await work();
   } catch (err) {
     if (!res.headersSent) res.setHeader('Connection', 'close');
-    if (!req.complete) {
+    // Held now: once the exchange is over, Node detaches the socket from the request (req.socket becomes null).
+    const socket = req.socket;
+    if (!req.complete && socket) {
       res.once('finish', () => {
         req.resume();
-        setTimeout(() => req.socket.destroy(), LINGER_MS).unref();
+        setTimeout(() => socket.destroy(), LINGER_MS).unref();
       });
     }
     throw err;
