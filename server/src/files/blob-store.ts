@@ -169,6 +169,20 @@ export class BlobStore implements OnModuleInit {
     });
   }
 
+  /** Digests of the blobs last modified over `olderThanMs` ago. */
+  async digestsOlderThan(olderThanMs: number): Promise<string[]> {
+    const out: string[] = [];
+    const root = join(this.dir, 'sha256');
+    for (const prefix of await readdir(root).catch(() => [] as string[])) {
+      for (const name of await readdir(join(root, prefix)).catch(() => [] as string[])) {
+        if (!/^[0-9a-f]{64}$/.test(name)) continue;
+        const s = await stat(join(root, prefix, name)).catch(() => null);
+        if (s && Date.now() - s.mtimeMs >= olderThanMs) out.push(name);
+      }
+    }
+    return out;
+  }
+
   async discard(path: string): Promise<void> {
     await rm(path, { force: true }).catch((err) => this.logger.warn({ err, path }, 'could not remove a temp file'));
   }

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { ErrorCode, FileKind, ProjectRole, StoredFile } from '@kapitan/shared';
 import { randomUUID } from 'node:crypto';
@@ -36,7 +36,7 @@ export interface FileContent {
  * rename); a blob is removed when its last row goes.
  */
 @Injectable()
-export class FilesService {
+export class FilesService implements OnApplicationBootstrap {
   private readonly logger = new Logger(FilesService.name);
   /**
    * Serialises "commit a blob + insert its row" against "delete a row + maybe
@@ -164,6 +164,30 @@ export class FilesService {
       throw err;
     }
     return row;
+  }
+
+  /**
+   * Removes blobs no row points at any more: a deleted project takes its rows
+   * with it (foreign key), not its blobs. Only blobs older than `olderThanMs`,
+   * so one being committed right now (renamed, row not yet inserted) is left
+   * alone. Runs at start; returns the digests removed.
+   */
+  async sweepOrphanBlobs(olderThanMs = 3600_000): Promise<string[]> {
+    const removed: string[] = [];
+    for (const sha256 of await this.store.digestsOlderThan(olderThanMs)) {
+      await this.digestLock.run(sha256, async () => {
+        if ((await this.files.count({ where: { sha256 } })) > 0) return;
+        await this.store.remove(sha256);
+        removed.push(sha256);
+      });
+    }
+    if (removed.length) this.logger.log({ removed: removed.length }, 'removed blobs no file refers to');
+    return removed;
+  }
+
+  onApplicationBootstrap(): void {
+    // In the background: a large store must not delay the start.
+    this.sweepOrphanBlobs().catch((err) => this.logger.warn({ err }, 'could not sweep orphan blobs'));
   }
 
   /** Call with the digest's lock held. */

@@ -6,6 +6,7 @@ import net from 'node:net';
 import { join, relative } from 'node:path';
 import { bearer, createTestApp, describeBothDatabases, expectError, expectValidationError, signupUser, TestApp, waitFor } from '../testing/test-app';
 import { FileReferences } from './file-references';
+import { FilesService } from './files.service';
 
 type Person = Awaited<ReturnType<typeof signupUser>>;
 
@@ -192,6 +193,24 @@ describeBothDatabases('files', (database) => {
       const tar = tarball(Buffer.from('[]'));
       expect((await rawUpload(alice, id, tar, 'kind=image&name=img.tar')).status).toBe(201);
     });
+  });
+
+  it('a deleted project\'s files go with it; their blobs are swept unless another project has the same bytes', async () => {
+    const alice = await signupUser(t.http);
+    const doomed = await project(alice);
+    const kept = await project(alice);
+    const shared = randomBytes(700);
+    const only = randomBytes(800);
+    await rawUpload(alice, doomed, shared, 'kind=file&name=shared');
+    await rawUpload(alice, kept, shared, 'kind=file&name=shared');
+    await rawUpload(alice, doomed, only, 'kind=file&name=only');
+    expect((await t.http.delete(`/api/projects/${doomed}`).set(bearer(alice.token))).status).toBe(204);
+    expect(await rows(doomed)).toEqual([]);
+    const removed = await t.app.get(FilesService).sweepOrphanBlobs(0);
+    expect(removed).toContain(sha(only));
+    expect(removed).not.toContain(sha(shared));
+    expect(blobs().some((p) => p.endsWith(sha(only)))).toBe(false);
+    expect(blobs().some((p) => p.endsWith(sha(shared)))).toBe(true);
   });
 
   describe('Range', () => {
