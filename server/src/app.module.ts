@@ -16,6 +16,7 @@ import { ExecutionsModule } from './executions/executions.module';
 import { AgentChannelModule, AgentGatewayModule } from './agent-channel/agent-channel.module';
 import { LiveChannelModule, LiveModule } from './live/live.module';
 import { SecretsModule } from './secrets/secrets.module';
+import { FilesModule } from './files/files.module';
 
 @Module({})
 export class AppModule {
@@ -53,6 +54,7 @@ export class AppModule {
         AgentGatewayModule,
         LiveModule,
         SecretsModule,
+        FilesModule,
         HealthModule,
         ...web,
       ],

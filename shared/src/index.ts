@@ -6,6 +6,7 @@ export * from './projects';
 export * from './machines';
 export * from './executions';
 export * from './secrets';
+export * from './files';
 export * from './events';
 export * from './validate';
 export * from './tokens';

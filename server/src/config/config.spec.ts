@@ -97,6 +97,7 @@ describe('loadConfig', () => {
     expect(c.agentEventsPerSecond).toBe(500);
     expect(c.nodeId).toMatch(/^[0-9a-f]{12}$/);
     expect(c.trustProxy).toBe('loopback');
+    expect(c.files).toEqual({ dir: join(resolve(dataDir), 'files'), maxBytes: { script: 1024 * 1024, file: 4 * 1024 ** 3, image: 32 * 1024 ** 3 } });
     // The data directory's own default is relative to the working directory.
     expect(EnvSchema.parse({}).KAPITAN_DATA_DIR).toBe('./data');
   });
@@ -133,6 +134,15 @@ describe('loadConfig', () => {
     // A given secret is used as it is; nothing is written for it.
     expect(existsSync(join(dataDir, 'jwt-secret'))).toBe(false);
     expect(existsSync(join(dataDir, 'secrets-key'))).toBe(false);
+  });
+
+  it('reads the file store variables, sizes in bytes or with a K/M/G/T suffix', () => {
+    const c = load({ KAPITAN_FILES_DIR: '/srv/kapitan-files', KAPITAN_FILES_MAX_SCRIPT_BYTES: '64K', KAPITAN_FILES_MAX_FILE_BYTES: '1048576', KAPITAN_FILES_MAX_IMAGE_BYTES: '20GiB' });
+    expect(c.files).toEqual({ dir: '/srv/kapitan-files', maxBytes: { script: 64 * 1024, file: 1024 * 1024, image: 20 * 1024 ** 3 } });
+  });
+
+  it.each(['0', '-5', '1.5G', 'lots', '10X', '99999999999T'])('refuses KAPITAN_FILES_MAX_FILE_BYTES=%j, naming it', (v) => {
+    expect(() => load({ KAPITAN_FILES_MAX_FILE_BYTES: v })).toThrow(/KAPITAN_FILES_MAX_FILE_BYTES: must be a positive byte count/);
   });
 
   it.each([

@@ -22,6 +22,19 @@ export function decodeSecretsKey(text: string): Buffer | null {
   return null;
 }
 
+/** A byte count: digits, optionally with K, M, G or T (powers of 1024), e.g. `512M`. */
+const ByteSizeSchema = z
+  .union([z.number(), z.string()])
+  .transform((v, ctx) => {
+    const m = /^\s*(\d+)\s*([KMGT]?)i?B?\s*$/i.exec(String(v));
+    const n = m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
+    if (!Number.isSafeInteger(n) || n < 1) {
+      ctx.addIssue({ code: 'custom', message: 'must be a positive byte count, e.g. 1048576, 512M or 20G' });
+      return z.NEVER;
+    }
+    return n;
+  });
+
 /** The environment, as the one place the process learns its settings. */
 export const EnvSchema = z
   .object({
@@ -77,6 +90,12 @@ export const EnvSchema = z
      * name it here, or every client shares the balancer's address and the
      * per-address log-in limit locks everyone out together.
      */
+    /** Where uploaded files are kept (content-addressed); unset = <KAPITAN_DATA_DIR>/files. */
+    KAPITAN_FILES_DIR: z.string().min(1).optional(),
+    /** Largest file of each kind, in bytes or with a K/M/G/T suffix (binary: 1G = 1024³ bytes). */
+    KAPITAN_FILES_MAX_SCRIPT_BYTES: ByteSizeSchema.default(1024 * 1024),
+    KAPITAN_FILES_MAX_FILE_BYTES: ByteSizeSchema.default(4 * 1024 ** 3),
+    KAPITAN_FILES_MAX_IMAGE_BYTES: ByteSizeSchema.default(32 * 1024 ** 3),
     TRUST_PROXY: z
       .string()
       .trim()
@@ -152,6 +171,8 @@ export interface AppConfig {
    * as such instead of failing as garbage, and keys can be rotated later).
    */
   secrets: { key: Buffer; keyId: string };
+  /** The file store: its directory and the largest file of each kind, in bytes. */
+  files: { dir: string; maxBytes: { script: number; file: number; image: number } };
 }
 
 export class ConfigError extends Error {}
@@ -191,6 +212,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     signupMode: e.KAPITAN_SIGNUP,
     signupMaxFailures: e.SIGNUP_MAX_FAILURES,
     trustProxy: trustProxyValue(e.TRUST_PROXY),
+    files: {
+      dir: e.KAPITAN_FILES_DIR ? resolve(e.KAPITAN_FILES_DIR) : join(dataDir, 'files'),
+      maxBytes: { script: e.KAPITAN_FILES_MAX_SCRIPT_BYTES, file: e.KAPITAN_FILES_MAX_FILE_BYTES, image: e.KAPITAN_FILES_MAX_IMAGE_BYTES },
+    },
     secrets: secretsKey(e.KAPITAN_SECRETS_KEY ? decodeSecretsKey(e.KAPITAN_SECRETS_KEY)! : persistedSecretsKey(dataDir)),
   };
 }

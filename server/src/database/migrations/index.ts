@@ -4,6 +4,7 @@ import { SignupControls1764590400000 } from './1764590400000-SignupControls';
 import { ProjectSecrets1764616800000 } from './1764616800000-ProjectSecrets';
 import { ApiTokens1764619200000 } from './1764619200000-ApiTokens';
 import { ExecutionSecrets1764633600000 } from './1764633600000-ExecutionSecrets';
+import { FileStore1764700000000 } from './1764700000000-FileStore';
 import { EnrolmentTokenAgentLabels1764720000000 } from './1764720000000-EnrolmentTokenAgentLabels';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
@@ -14,5 +15,6 @@ export const MIGRATIONS = [
   ProjectSecrets1764616800000,
   ApiTokens1764619200000,
   ExecutionSecrets1764633600000,
+  FileStore1764700000000,
   EnrolmentTokenAgentLabels1764720000000,
 ];
