@@ -115,8 +115,11 @@ export class ExecutionLifecycleService implements OnModuleInit {
 
   /** The one finish of an execution; later reports of it change nothing. */
   async finished(machineId: string, p: ExecutionFinished): Promise<void> {
-    // Chunks sent before the finish may still sit in the batch: commit them first, so a final log is whole.
-    await this.writer.flush();
+    // Chunks of this execution sent before the finish may still sit in the batch: commit them before
+    // the status flips, so whoever sees it final reads a whole log. Only this execution's: a finish
+    // does not queue behind every other agent's output. If one of them failed, so does the finish
+    // (nothing changed; the agent sends the output, then the finish, again).
+    await this.writer.flushExecution(p.executionId);
     const e = await this.executions.findOne({ where: { id: p.executionId, machineId } });
     if (!e || isFinalStatus(e.status)) return;
     const finishedAt = new Date(p.finishedAt);
