@@ -314,10 +314,18 @@ export const latency: Scenario = {
       params: { agents: levels, commands: count, warmup, db: ctx.db ?? 'mysql' },
       rows,
       notes: [
-        `${count} commands per level (after ${warmup} not counted), one at a time, each to a random connected agent; Kapitan on ${ctx.db ?? 'mysql'}.`,
-        'The dashboard subscribes once the 201 names the execution; the first chunk counts when it arrives live or in the subscription ack, whichever is first ("came live" is the share that arrived live).',
-        'The agent sends output only after the server acknowledged `execution:started` (Kapitan: a database write; the relay: at once). The script writes one line at once (a simulated agent: no process is spawned).',
-        `"1 real agent" rows: ${realCount} commands to one real agent process (agent/dist, a real /bin/sh per run) running \`echo hi\`; the baseline is the relay with workers/bare-agent.cjs (spawn, forward each read; it does not wait for acks). "final status" is the first final \`execution:updated\` at a dashboard subscribed to the project. The fork + exec rows spawn the same script from the runner process, for scale.`,
+        ...(k.length
+          ? [
+              `${count} commands per level (after ${warmup} not counted), one at a time, each to a random connected agent; Kapitan on ${ctx.db ?? 'mysql'}.`,
+              'The dashboard subscribes once the 201 names the execution; the first chunk counts when it arrives live or in the subscription ack, whichever is first ("came live" is the share that arrived live).',
+              'The agent sends output only after the server acknowledged `execution:started` (Kapitan: a database write; the relay: at once). The script writes one line at once (a simulated agent: no process is spawned).',
+            ]
+          : []),
+        ...(kr
+          ? [
+              `"1 real agent" rows: ${realCount} commands (after ${warmup} not counted) to one real agent process (agent/dist, a real /bin/sh per run) running \`echo hi\`; Kapitan on ${ctx.db ?? 'mysql'}; the baseline is the relay with workers/bare-agent.cjs (spawn, forward each read; it does not wait for acks). "final status" is the first final \`execution:updated\` at a dashboard subscribed to the project. The fork + exec rows spawn the same script from the runner process: the floor on this machine at that moment.`,
+            ]
+          : []),
       ],
       durationS: (Date.now() - t0) / 1000,
       raw: { kapitan: k, baseline: b, realAgent: { kapitan: kr, baseline: br, forkExec: fork } },
