@@ -8,7 +8,6 @@ import { TickBatcher } from '../common/tick-batcher';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { PresenceService } from '../machines/presence.service';
 import { ExecutionEntity } from './execution.entity';
-import { ExecutionTransitions } from './execution-transitions';
 import { toDispatch, toSummary } from './execution.mapper';
 import { OutputWriter } from './output-writer.service';
 
@@ -54,8 +53,6 @@ export class ExecutionLifecycleService implements OnModuleInit {
     { max: 200, copy: (list) => list.map(copy) },
   );
 
-  private readonly transitions: ExecutionTransitions;
-
   constructor(
     @InjectRepository(ExecutionEntity) private readonly executions: Repository<ExecutionEntity>,
     private readonly writer: OutputWriter,
@@ -63,9 +60,7 @@ export class ExecutionLifecycleService implements OnModuleInit {
     private readonly events: DomainEventsService,
     private readonly scheduler: SchedulerService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {
-    this.transitions = new ExecutionTransitions(executions);
-  }
+  ) {}
 
   onModuleInit(): void {
     this.scheduler.every('executions.sweep', EXECUTION_SWEEP_EVERY_MS, () => this.sweep());
@@ -124,7 +119,8 @@ export class ExecutionLifecycleService implements OnModuleInit {
     if (e.status === 'running') return true; // a repeated start: accepted once, acknowledged always
     if (isFinalStatus(e.status)) return false;
     const startedAt = new Date(p.startedAt);
-    if (await this.transitions.apply(e.id, ['queued', 'dispatched'], { status: 'running', startedAt, dispatchedAt: e.dispatchedAt ?? startedAt })) {
+    const r = await this.executions.update({ id: e.id, status: In(['queued', 'dispatched']) }, { status: 'running', startedAt, dispatchedAt: e.dispatchedAt ?? startedAt });
+    if (r.affected) {
       Object.assign(e, { status: 'running', startedAt, dispatchedAt: e.dispatchedAt ?? startedAt });
       this.events.publish('execution.updated', { projectId: e.projectId, execution: toSummary(e) });
     }
@@ -184,7 +180,8 @@ export class ExecutionLifecycleService implements OnModuleInit {
 
   /** Conditional transition: applies only from `from`, so two nodes or two reports cannot both apply it. */
   async finishIf(id: string, from: ExecutionStatus[], patch: Partial<ExecutionEntity>, known?: ExecutionEntity): Promise<ExecutionEntity | null> {
-    if (!(await this.transitions.apply(id, from, patch))) return null;
+    const r = await this.executions.update({ id, status: In(from) }, patch);
+    if (!r.affected) return null;
     // The row as it was read just before, with the patch that was applied: what the summary shows cannot have changed otherwise.
     const e = known ? Object.assign(known, patch) : await this.executions.findOneByOrFail({ id });
     this.events.publish('execution.updated', { projectId: e.projectId, execution: toSummary(e) });

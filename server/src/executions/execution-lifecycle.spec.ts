@@ -78,29 +78,6 @@ describeBothDatabases('execution lifecycle', (database) => {
     expect(Number(n[0].n)).toBe(1);
   });
 
-  test('many starts and finishes at once (one grouped commit on MySQL): each applies once, in the order reported, and says so', async () => {
-    const ids = await Promise.all(Array.from({ length: 40 }, () => queued()));
-    const at = new Date().toISOString();
-    // Start and finish of each execution in the same turn, plus a repeated finish: all grouped, per execution in order.
-    const results = await Promise.all(
-      ids.flatMap((id, i) => [
-        lifecycle.started(machineId, { executionId: id, startedAt: at }),
-        lifecycle.finished(machineId, finished(id, i % 2 ? 'failed' : 'succeeded', i)),
-        lifecycle.finished(machineId, finished(id, 'succeeded', 999)),
-      ]),
-    );
-    expect(results.filter((r) => r === true)).toHaveLength(ids.length); // every start accepted
-    const stored = await rows.find({ where: { id: In(ids) } });
-    expect(stored).toHaveLength(ids.length);
-    for (const e of stored) {
-      const i = ids.indexOf(e.id);
-      expect(e).toMatchObject({ status: i % 2 ? 'failed' : 'succeeded', lastSeq: i });
-      expect(e.startedAt).not.toBeNull();
-    }
-    // A start after the finish is refused: the transition from queued/dispatched no longer applies.
-    expect(await lifecycle.started(machineId, { executionId: ids[0]!, startedAt: at })).toBe(false);
-  });
-
   test('a finish without a start still records when it ran, except for lost work', async () => {
     const ran = await queued();
     await lifecycle.finished(machineId, finished(ran));
