@@ -4,6 +4,7 @@ import { ExecutionDispatch, ExecutionFinished, ExecutionStarted, ExecutionStatus
 import { In, LessThan, Repository } from 'typeorm';
 import { DomainEventsService } from '../common/events.service';
 import { SchedulerService } from '../common/scheduler.service';
+import { TickBatcher } from '../common/tick-batcher';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { PresenceService } from '../machines/presence.service';
 import { ExecutionEntity } from './execution.entity';
@@ -13,6 +14,7 @@ import { OutputWriter } from './output-writer.service';
 
 export const EXECUTION_SWEEP_EVERY_MS = 5_000;
 const ACTIVE: ExecutionStatus[] = ['queued', 'dispatched', 'running'];
+const copy = (e: ExecutionEntity): ExecutionEntity => Object.assign(new ExecutionEntity(), e);
 
 /** What a machine that just said hello should be sent. */
 export interface HelloPlan {
@@ -30,6 +32,28 @@ export interface HelloPlan {
  */
 @Injectable()
 export class ExecutionLifecycleService implements OnModuleInit {
+  // Reads of many sockets in one turn share a statement: a fan-out's starts and finishes, a reconnect
+  // storm's hellos. The conditional UPDATEs stay one per execution (each must know whether it applied).
+  private readonly rowById = new TickBatcher<string, ExecutionEntity>(
+    async (ids) => new Map((await this.executions.find({ where: { id: In(ids) } })).map((e) => [e.id, e])),
+    { copy },
+  );
+  private readonly ownerOf = new TickBatcher<string, string>(
+    async (ids) => new Map((await this.executions.find({ where: { id: In(ids) }, select: ['id', 'machineId'] })).map((e) => [e.id, e.machineId])),
+  );
+  private readonly openOf = new TickBatcher<string, ExecutionEntity[]>(
+    async (machineIds) => {
+      const open = new Map<string, ExecutionEntity[]>();
+      for (const e of await this.executions.find({ where: { machineId: In(machineIds), status: In(ACTIVE) }, order: { createdAt: 'ASC' } })) {
+        let list = open.get(e.machineId);
+        if (!list) open.set(e.machineId, (list = []));
+        list.push(e);
+      }
+      return open;
+    },
+    { max: 200, copy: (list) => list.map(copy) },
+  );
+
   constructor(
     @InjectRepository(ExecutionEntity) private readonly executions: Repository<ExecutionEntity>,
     private readonly writer: OutputWriter,
@@ -46,12 +70,8 @@ export class ExecutionLifecycleService implements OnModuleInit {
 
   /** Which of `executionIds` are this machine's, as stored: the agent's own list is only a claim. */
   async ownedBy(machineId: string, executionIds: readonly string[]): Promise<Set<string>> {
-    const mine = new Set<string>();
-    for (let i = 0; i < executionIds.length; i += 500) {
-      const rows = await this.executions.find({ where: { machineId, id: In(executionIds.slice(i, i + 500)) }, select: ['id'] });
-      for (const r of rows) mine.add(r.id);
-    }
-    return mine;
+    const owners = await Promise.all(executionIds.map((id) => this.ownerOf.get(id)));
+    return new Set(executionIds.filter((_, i) => owners[i] === machineId));
   }
 
   /**
@@ -62,7 +82,7 @@ export class ExecutionLifecycleService implements OnModuleInit {
   async planForHello(machineId: string, activeIds: readonly string[]): Promise<HelloPlan> {
     const active = new Set(activeIds);
     const now = new Date();
-    const open = await this.executions.find({ where: { machineId, status: In(ACTIVE) }, order: { createdAt: 'ASC' } });
+    const open = (await this.openOf.get(machineId)) ?? [];
     const plan: HelloPlan = { dispatch: [], cancel: [] };
     for (const e of open) {
       if (e.status === 'running' && !active.has(e.id)) {
@@ -104,8 +124,8 @@ export class ExecutionLifecycleService implements OnModuleInit {
 
   /** The one start of an execution. Returns false when it must not run (cancelled or finished meanwhile). */
   async started(machineId: string, p: ExecutionStarted): Promise<boolean> {
-    const e = await this.executions.findOne({ where: { id: p.executionId, machineId } });
-    if (!e) return false;
+    const e = await this.rowById.get(p.executionId);
+    if (!e || e.machineId !== machineId) return false;
     if (e.status === 'running') return true; // a repeated start: accepted once, acknowledged always
     if (isFinalStatus(e.status)) return false;
     const startedAt = new Date(p.startedAt);
@@ -129,11 +149,14 @@ export class ExecutionLifecycleService implements OnModuleInit {
 
   /** The one finish of an execution; later reports of it change nothing. */
   async finished(machineId: string, p: ExecutionFinished): Promise<void> {
-    // Chunks sent before the finish may still sit in the batch: commit them first, so a final log is whole.
-    await this.writer.flush();
+    // Chunks of this execution sent before the finish may still sit in the batch: commit them before
+    // the status flips, so whoever sees it final reads a whole log. Only this execution's: a finish
+    // does not queue behind every other agent's output. If one of them failed, so does the finish
+    // (nothing changed; the agent sends the output, then the finish, again).
+    await this.writer.flushExecution(p.executionId);
     this.secrets.forget(p.executionId);
-    const e = await this.executions.findOne({ where: { id: p.executionId, machineId } });
-    if (!e || isFinalStatus(e.status)) return;
+    const e = await this.rowById.get(p.executionId);
+    if (!e || e.machineId !== machineId || isFinalStatus(e.status)) return;
     const finishedAt = new Date(p.finishedAt);
     await this.finishIf(
       e.id,

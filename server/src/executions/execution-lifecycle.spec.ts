@@ -78,6 +78,35 @@ describeBothDatabases('execution lifecycle', (database) => {
     expect(Number(n[0].n)).toBe(1);
   });
 
+  test('many starts and finishes in one turn (their reads share a query): one start and one finish of each apply', async () => {
+    const ids = await Promise.all(Array.from({ length: 40 }, () => queued()));
+    const at = new Date().toISOString();
+    const results = await Promise.all(
+      ids.flatMap((id, i) => [
+        lifecycle.started(machineId, { executionId: id, startedAt: at }),
+        lifecycle.finished(machineId, finished(id, i % 2 ? 'failed' : 'succeeded', i)),
+        lifecycle.finished(machineId, finished(id, 'succeeded', 999)),
+        lifecycle.started(randomUUID(), { executionId: id, startedAt: at }), // another machine: refused
+      ]),
+    );
+    expect(results.filter((r) => r === true)).toHaveLength(ids.length);
+    expect(results.filter((r) => r === false)).toHaveLength(ids.length);
+    const stored = await rows.find({ where: { id: In(ids) } });
+    for (const e of stored) {
+      const i = ids.indexOf(e.id);
+      // Two finishes in flight at once: exactly one of them is recorded, whole (never a mix of both).
+      const first = { status: i % 2 ? 'failed' : 'succeeded', lastSeq: i, exitCode: i % 2 ? 1 : 0 };
+      const repeat = { status: 'succeeded', lastSeq: 999, exitCode: 0 };
+      expect([first, repeat]).toContainEqual({ status: e.status, lastSeq: e.lastSeq, exitCode: e.exitCode });
+      expect(e.startedAt).not.toBeNull();
+    }
+    expect(stored).toHaveLength(ids.length);
+    expect(await lifecycle.started(machineId, { executionId: ids[0]!, startedAt: at })).toBe(false);
+    // Ownership of many ids at once, for the machine and for another one.
+    expect(await lifecycle.ownedBy(machineId, [...ids, randomUUID()])).toEqual(new Set(ids));
+    expect((await lifecycle.ownedBy(randomUUID(), ids)).size).toBe(0);
+  });
+
   test('a finish without a start still records when it ran, except for lost work', async () => {
     const ran = await queued();
     await lifecycle.finished(machineId, finished(ran));

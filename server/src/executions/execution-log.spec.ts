@@ -3,8 +3,9 @@
  * writer, read back in pages with their gaps named, and the rule of when a
  * log is complete (design invariant 2, threat model T16).
  */
+import { randomUUID } from 'node:crypto';
 import type { OutputChunk } from '@kapitan/shared';
-import { Repository } from 'typeorm';
+import { DataSource, Repository } from 'typeorm';
 import { bearer, createTestApp, describeBothDatabases, TestApp } from '../testing/test-app';
 import { enrolMachine, setupProject, type SpecProject } from '../testing/sockets';
 import { ExecutionLogService } from './execution-log.service';
@@ -101,6 +102,49 @@ describeBothDatabases('execution log', (database) => {
     expect(stored[0]).toMatchObject({ n: expect.anything() });
     expect([Number(stored[0].n), Number(stored[0].lo), Number(stored[0].hi)]).toEqual([n, 0, n - 1]);
     await writer.flush(); // nothing pending: resolves at once
+  });
+
+  describe('with the batch timer frozen', () => {
+    // Only setTimeout is faked: the database drivers' I/O and setImmediate run as usual, so a write
+    // that waited on the coalescing timer would never commit and the test would time out.
+    beforeEach(() => jest.useFakeTimers({ doNotFake: ['setImmediate', 'clearImmediate', 'setInterval', 'clearInterval', 'nextTick', 'queueMicrotask', 'performance', 'hrtime', 'Date'] }));
+    afterEach(() => jest.useRealTimers());
+
+    test('a write to an idle writer is committed at once (leading edge), not after the coalescing window', async () => {
+      const e = await execution();
+      const idle = new OutputWriter(t.db);
+      await idle.write(e.id, [chunk(0, 'first')]);
+      expect((await logs.logPage(e, 0, 10)).chunks).toEqual([chunk(0, 'first')]);
+    });
+
+    test("a finish's flush of its execution never waits on the timer, and what follows the first batch is coalesced", async () => {
+      const e = await execution();
+      const w = new OutputWriter(t.db);
+      const statements = jest.spyOn(t.db, 'query');
+      await w.write(e.id, [chunk(0)]);
+      // Right behind the first batch: coalesced into one statement (the trailing edge), which the flush sends at once.
+      const later = [w.write(e.id, [chunk(1)]), w.write(e.id, [chunk(2)])];
+      await w.flushExecution(e.id);
+      await Promise.all(later);
+      const inserts = statements.mock.calls.filter(([sql]) => /^INSERT/i.test(String(sql)));
+      statements.mockRestore();
+      expect((await logs.logPage(e, 0, 10)).chunks).toEqual([chunk(0), chunk(1), chunk(2)]);
+      // SQLite writes through its own prepared statement, not dataSource.query.
+      if (database === 'mysql') expect(inserts).toHaveLength(2);
+    });
+  });
+
+  test('flushExecution fails when a write of that execution was not stored, and ignores other executions', async () => {
+    const e = await execution();
+    await writer.flushExecution(e.id); // nothing pending: resolves at once
+    // A writer whose database is not connected: every statement fails.
+    const broken = new OutputWriter(new DataSource(t.db.options));
+    const refused = broken.write(e.id, [chunk(0)]);
+    refused.catch(() => undefined);
+    await broken.flushExecution(randomUUID()); // another execution: nothing to wait for
+    await expect(broken.flushExecution(e.id)).rejects.toThrow();
+    await expect(refused).rejects.toThrow();
+    expect((await logs.logPage(e, 0, 10)).chunks).toEqual([]);
   });
 
   test('a viewer joining gets what this node already took in: the pending batch is committed before history is read', async () => {

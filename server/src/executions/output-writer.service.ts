@@ -12,8 +12,11 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
-/** Flush after this long even if the batch is small: bounds the ack delay, never the live forward. */
-const FLUSH_AFTER_MS = 15;
+/**
+ * After a flush, what arrives within this long joins one batch (trailing edge). A write to an idle
+ * writer is flushed at once (leading edge): a lone chunk, or a finish, never waits on the timer.
+ */
+const COALESCE_MS = 15;
 /** Flush at once when this many chunks wait. */
 const FLUSH_AT_ROWS = 2000;
 /** One INSERT carries at most this many rows / bytes (MySQL's max_allowed_packet, SQLite's variable limit). */
@@ -28,34 +31,79 @@ const SQLITE_ROWS_PER_TRANSACTION = 1000;
  * them. (executionId, seq) is the primary key of execution_chunks
  * (ExecutionChunkEntity) and rows are inserted with "or ignore", so a
  * resent chunk is stored once.
+ *
+ * Leading edge, then trailing: a write to an idle writer goes out on the
+ * next turn of the event loop (so the chunks of one socket read share a
+ * statement); writes that follow within COALESCE_MS of that flush, or
+ * while it runs, are coalesced into the next one. Under load the batches
+ * grow with the database's latency, not with a timer.
  */
 @Injectable()
 export class OutputWriter implements OnModuleDestroy {
   private pending: Pending[] = [];
   private pendingRows = 0;
   private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
   private draining: Promise<void> | null = null;
+  /** When the last batch went out; a write within COALESCE_MS of it waits for the trailing flush. */
+  private lastFlushAt = -Infinity;
+  /** Writes not yet settled, per execution: what a finish of that execution must wait for, and nothing else. */
+  private readonly unsettled = new Map<string, Set<Promise<void>>>();
   private sqlite: { db: SqliteConnection; run: (rows: Row[]) => void } | null = null;
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
   write(executionId: string, chunks: readonly OutputChunk[]): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
+    const written = new Promise<void>((resolve, reject) => {
       const rows = chunks.map((c): Row => [executionId, c.seq, c.stream, c.data]);
       this.pending.push({ rows, resolve, reject });
       this.pendingRows += rows.length;
-      if (this.pendingRows >= FLUSH_AT_ROWS) void this.kick();
-      else this.timer ??= setTimeout(() => void this.kick(), FLUSH_AFTER_MS);
     });
+    let set = this.unsettled.get(executionId);
+    if (!set) this.unsettled.set(executionId, (set = new Set()));
+    set.add(written);
+    const settled = (): void => {
+      set.delete(written);
+      if (!set.size && this.unsettled.get(executionId) === set) this.unsettled.delete(executionId);
+    };
+    written.then(settled, settled);
+    this.schedule();
+    return written;
   }
 
-  /** Resolves when everything written before the call is committed (or failed). */
+  /**
+   * Resolves when every write of this execution made before the call is
+   * committed; rejects if one of them failed (its rows are not stored).
+   * Cuts the coalescing short: whoever waits here (a finish) must not wait
+   * on the timer. Writes of other executions made later do not hold it up.
+   */
+  async flushExecution(executionId: string): Promise<void> {
+    const set = this.unsettled.get(executionId);
+    if (!set?.size) return;
+    const writes = [...set];
+    void this.kick();
+    await Promise.all(writes);
+  }
+
+  /** Resolves when everything written before the call is committed (or failed); later writes do not hold it up. */
   async flush(): Promise<void> {
-    while (this.pending.length || this.draining) await this.kick();
+    const writes = [...this.unsettled.values()].flatMap((set) => [...set]);
+    if (!writes.length) return;
+    void this.kick();
+    await Promise.allSettled(writes);
   }
 
   async onModuleDestroy(): Promise<void> {
     await this.flush().catch(() => undefined);
+  }
+
+  private schedule(): void {
+    if (this.pendingRows >= FLUSH_AT_ROWS) return void this.kick();
+    // A drain under way takes what is pending when its statement returns (the batch grows with the database latency).
+    if (this.draining || this.timer || this.immediate) return;
+    const wait = this.lastFlushAt + COALESCE_MS - performance.now();
+    if (wait <= 0) this.immediate = setImmediate(() => void this.kick());
+    else this.timer = setTimeout(() => void this.kick(), wait);
   }
 
   private kick(): Promise<void> {
@@ -63,23 +111,31 @@ export class OutputWriter implements OnModuleDestroy {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    this.draining ??= this.drain().finally(() => {
-      this.draining = null;
-    });
-    return this.draining;
+    if (this.immediate) {
+      clearImmediate(this.immediate);
+      this.immediate = null;
+    }
+    if (!this.draining && this.pending.length) this.draining = this.drain();
+    return this.draining ?? Promise.resolve();
   }
 
   private async drain(): Promise<void> {
-    while (this.pending.length) {
-      const batch = this.pending;
-      this.pending = [];
-      this.pendingRows = 0;
-      try {
-        await this.insert(batch.flatMap((p) => p.rows));
-        for (const p of batch) p.resolve();
-      } catch (err) {
-        for (const p of batch) p.reject(err);
+    try {
+      while (this.pending.length) {
+        const batch = this.pending;
+        this.pending = [];
+        this.pendingRows = 0;
+        this.lastFlushAt = performance.now();
+        try {
+          await this.insert(batch.flatMap((p) => p.rows));
+          for (const p of batch) p.resolve();
+        } catch (err) {
+          for (const p of batch) p.reject(err);
+        }
       }
+    } finally {
+      // In the same turn as the loop's last look at `pending`: a write after it sees no drain and schedules its own.
+      this.draining = null;
     }
   }
 

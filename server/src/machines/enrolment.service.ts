@@ -2,10 +2,11 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { EnrolRequest, EnrolResponse, ErrorCode } from '@kapitan/shared';
 import { randomUUID } from 'node:crypto';
-import { Repository } from 'typeorm';
+import { In, Repository } from 'typeorm';
 import { ApiException } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
 import { mintSecret, parseSecret, secretMatches } from '../common/secrets';
+import { TickBatcher } from '../common/tick-batcher';
 import { EnrolmentTokenEntity, MachineEntity } from './machine.entity';
 import { toMachineDto, type MachineIdentity, type MachineProfile } from './machine.mapper';
 
@@ -13,6 +14,11 @@ import { toMachineDto, type MachineIdentity, type MachineProfile } from './machi
 @Injectable()
 export class EnrolmentService {
   private readonly logger = new Logger(EnrolmentService.name);
+  /** The handshakes of one turn (a reconnect storm) read their machines in one query. */
+  private readonly credentials = new TickBatcher<string, MachineEntity>(async (ids) => {
+    const rows = await this.machines.find({ where: { id: In(ids) }, select: ['id', 'projectId', 'credentialHash', 'revokedAt', 'labels', 'createdAt'] });
+    return new Map(rows.map((m) => [m.id, m]));
+  });
 
   constructor(
     @InjectRepository(MachineEntity) private readonly machines: Repository<MachineEntity>,
@@ -76,10 +82,7 @@ export class EnrolmentService {
   async authenticate(credential: unknown): Promise<(MachineIdentity & { profile: MachineProfile }) | null> {
     const parsed = parseSecret('kpm', credential);
     if (!parsed) return null;
-    const m = await this.machines.findOne({
-      where: { id: parsed.id },
-      select: ['id', 'projectId', 'credentialHash', 'revokedAt', 'labels', 'createdAt'],
-    });
+    const m = await this.credentials.get(parsed.id);
     if (!m || m.revokedAt || !secretMatches(parsed.secret, m.credentialHash)) return null;
     return { machineId: m.id, projectId: m.projectId, profile: { labels: m.labels, createdAt: m.createdAt } };
   }
