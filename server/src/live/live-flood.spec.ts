@@ -6,6 +6,7 @@
  * live subscription and an agent's output are answered. "Answered" means
  * within a generous deadline: speed itself is measured by the benchmarks.
  */
+import { HISTORY_WAITING_PER_RUNNING } from './live-throttle';
 import {
   AgentEvents,
   LiveClientEvents,
@@ -60,12 +61,15 @@ describeBothDatabases('/live under a flood', (database) => {
   const within = <T>(what: string, work: Promise<T>): Promise<T> =>
     Promise.race([work, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer within ${ANSWERED_WITHIN_MS} ms`)), ANSWERED_WITHIN_MS).unref())]);
 
-  test('history reads past the bound in flight are refused with too_many_requests; the ones admitted are answered', async () => {
+  test('many history reads at once wait their turn and are all answered; only past the bound (running and waiting) are they refused', async () => {
     const viewer = await connectLive(t.url, p.owner.token);
-    const acks = await fire(viewer, LiveClientEvents.executionHistory, { executionId, fromSeq: 0 }, 20);
+    // Within the socket's burst (50): only the history bound may refuse. 2 run and 32 wait, so those 34 are
+    // answered whatever the timing (a dashboard opening many runs at once is queued, not refused); whether
+    // the 12 beyond are refused depends on how fast the reads drain (live-throttle.spec.ts proves the bound).
+    const admitted = 2 * (1 + HISTORY_WAITING_PER_RUNNING);
+    const acks = await fire(viewer, LiveClientEvents.executionHistory, { executionId, fromSeq: 0 }, admitted + 12);
     const refused = acks.filter((a) => !a.ok);
-    expect(acks.filter((a) => a.ok).length).toBeGreaterThanOrEqual(2);
-    expect(refused.length).toBeGreaterThan(0);
+    expect(acks.slice(0, admitted).every((a) => a.ok)).toBe(true);
     for (const r of refused) expect(r.error).toMatchObject({ code: 'too_many_requests', message: expect.stringMatching(/history reads at once/) });
     expect(viewer.connected).toBe(true);
     // Once answered, there is room again.

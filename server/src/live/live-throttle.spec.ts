@@ -1,4 +1,4 @@
-import { LiveThrottle } from './live-throttle';
+import { HISTORY_WAITING_PER_RUNNING, LiveThrottle } from './live-throttle';
 
 describe('LiveThrottle', () => {
   it("admits a socket's burst, then refuses until time refills it at the rate", () => {
@@ -24,13 +24,25 @@ describe('LiveThrottle', () => {
     expect(other.admit(false)).toBeNull();
   });
 
-  it('bounds history reads in flight per socket; an answered one makes room', () => {
-    const s = new LiveThrottle(100, 2, () => 0).open('u');
-    expect([s.admit(true), s.admit(true), s.admit(true)]).toEqual([null, null, 'history_in_flight']);
-    expect(s.admit(false)).toBeNull(); // cheap events still pass
-    s.done();
-    expect(s.admit(true)).toBeNull();
+  it('bounds history reads per socket: a few run, more wait their turn in order, past that they are refused', async () => {
+    const s = new LiveThrottle(1_000, 2, () => 0).open('u');
+    const admittedMax = 2 * (1 + HISTORY_WAITING_PER_RUNNING);
+    for (let i = 0; i < admittedMax; i++) expect(s.admit(true)).toBeNull();
     expect(s.admit(true)).toBe('history_in_flight');
+    expect(s.admit(false)).toBeNull(); // cheap events still pass
+    const started: number[] = [];
+    const turns = Array.from({ length: admittedMax }, (_, i) => s.turn().then(() => started.push(i)));
+    await Promise.resolve();
+    expect(started).toEqual([0, 1]); // two run at once; the rest wait
+    s.done();
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(started).toEqual([0, 1, 2]); // an answered one passes its turn to the next in line
+    expect(s.admit(true)).toBeNull(); // and makes room for one more
+    expect(s.admit(true)).toBe('history_in_flight');
+    for (let i = 0; i < admittedMax; i++) s.done();
+    await Promise.all(turns);
+    expect(started).toEqual(Array.from({ length: admittedMax }, (_, i) => i));
   });
 
   it("forgets a user's bucket with their last socket", () => {

@@ -7,7 +7,7 @@ import { handshakeError } from '../common/handshake-error';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { ProjectsService } from '../projects/projects.service';
 import { LiveChannel, type LiveContext, type LiveNamespace, type LiveSocket } from './live-channel';
-import { LIVE_MAX_STRIKES, LiveThrottle, type LiveRefusal, type LiveSocketThrottle } from './live-throttle';
+import { HISTORY_WAITING_PER_RUNNING, LIVE_MAX_STRIKES, LiveThrottle, type LiveRefusal, type LiveSocketThrottle } from './live-throttle';
 
 const fail = (code: ErrorAckBody['code'], message: string): { ok: false; error: ErrorAckBody } => ({ ok: false, error: { code, message } });
 
@@ -99,7 +99,8 @@ export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnec
       done();
       return reply(p);
     }
-    handler(this.context(socket), p.value as never)
+    (heavy ? throttle.turn() : Promise.resolve())
+      .then(() => handler(this.context(socket), p.value as never))
       .then(reply, (err: unknown) => {
         this.logger.error({ err: String(err), event, userId: socket.data.user.userId }, 'live event handler failed');
         reply(fail(ErrorCode.internal, 'internal error'));
@@ -121,7 +122,7 @@ export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnec
     return fail(
       ErrorCode.tooManyRequests,
       why === 'history_in_flight'
-        ? `at most ${historyInFlight} history reads at once per connection; wait for an answer`
+        ? `at most ${historyInFlight} history reads at once per connection, and ${historyInFlight * HISTORY_WAITING_PER_RUNNING} waiting; wait for an answer`
         : why === 'user_rate'
           ? `more than ${eventsPerSecond * 2} events per second from this user's connections`
           : `more than ${eventsPerSecond} events per second`,
