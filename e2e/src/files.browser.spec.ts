@@ -18,7 +18,7 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import type { Page } from 'playwright-core';
 import type { StoredFile } from '@kapitan/shared';
-import { WEB_INDEX, describeOrSkip, launchBrowser, registerCleanup, requireChromium, signupUser, startServer, type TestBrowser, type TestServer, type TestUser } from './harness';
+import { WEB_INDEX, describeOrSkip, launchBrowser, logIn, registerCleanup, requireChromium, signupUser, startServer, type TestBrowser, type TestServer, type TestUser } from './harness';
 
 /** A file on disk to pick: a local browser reads it itself, instead of receiving megabytes over the protocol. */
 function tempFile(name: string, bytes: Buffer): string {
@@ -63,14 +63,6 @@ async function slowLink(port: number, bytesPerSecond: number): Promise<{ url: st
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-async function logIn(page: Page, user: TestUser): Promise<void> {
-  await page.goto('/login');
-  await page.getByTestId('email').fill(user.email);
-  await page.getByTestId('password').fill(user.password);
-  await page.getByTestId('login-submit').click();
-  await page.waitForURL(/\/projects/);
-}
 
 describeOrSkip(requireChromium())('files in the dashboard (SQLite, Chromium)', () => {
   let server: TestServer;

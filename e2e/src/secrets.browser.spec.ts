@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import type { Page } from 'playwright-core';
 import type { Secret } from '@kapitan/shared';
 import {
+  logIn,
   WEB_INDEX,
   describeOrSkip,
   launchBrowser,
@@ -25,14 +26,6 @@ import {
   type TestServer,
   type TestUser,
 } from './harness';
-
-async function logIn(page: Page, user: TestUser): Promise<void> {
-  await page.goto('/login');
-  await page.getByTestId('email').fill(user.email);
-  await page.getByTestId('password').fill(user.password);
-  await page.getByTestId('login-submit').click();
-  await page.waitForURL(/\/projects/);
-}
 
 /** Every /api/ response body the page receives, to prove none carries a value. */
 function recordApiResponses(page: Page): string[] {

@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import type { Page } from 'playwright-core';
 import type { ApiToken } from '@kapitan/shared';
 import {
+  logIn,
   WEB_INDEX,
   describeOrSkip,
   launchBrowser,
@@ -23,14 +24,6 @@ import {
   type TestServer,
   type TestUser,
 } from './harness';
-
-async function logIn(page: Page, user: TestUser): Promise<void> {
-  await page.goto('/login');
-  await page.getByTestId('email').fill(user.email);
-  await page.getByTestId('password').fill(user.password);
-  await page.getByTestId('login-submit').click();
-  await page.waitForURL(/\/projects/);
-}
 
 describeOrSkip(requireChromium())('API tokens in the dashboard (SQLite, Chromium)', () => {
   let server: TestServer;

@@ -11,18 +11,10 @@
  */
 import fs from 'node:fs';
 import type { Page } from 'playwright-core';
-import { WEB_INDEX, describeOrSkip, launchBrowser, requireChromium, signupUser, startServer, type TestAgent, type TestBrowser, type TestServer, type TestUser } from '../harness';
+import { WEB_INDEX, describeOrSkip, launchBrowser, logIn, requireChromium, signupUser, startServer, type TestAgent, type TestBrowser, type TestServer, type TestUser } from '../harness';
 import { setupProject, startOnlineAgent, type TestProject } from './fixtures';
 
 const VALUE = 'browser-S3cret-8e41b6d09c';
-
-async function logIn(page: Page, email: string, password: string): Promise<void> {
-  await page.goto('/login');
-  await page.getByTestId('email').fill(email);
-  await page.getByTestId('password').fill(password);
-  await page.getByTestId('login-submit').click();
-  await page.waitForURL(/\/projects/);
-}
 
 /** Every /api/ response body the page receives, to prove none carries the value. */
 function recordApiResponses(page: Page): string[] {
@@ -65,7 +57,7 @@ describeOrSkip(requireChromium())('secrets in the run form and the execution pag
     const owner = await launchBrowser({ baseURL: server.url });
     browsers.push(owner);
     const responses = recordApiResponses(owner.page);
-    await logIn(owner.page, p.owner.email, p.owner.password);
+    await logIn(owner.page, p.owner);
     await owner.page.goto(`/projects/${p.projectId}/run?machine=${agent.machineId}`);
     await owner.page.getByTestId('run-script').fill('#!/bin/sh\necho "pw $DB_PASSWORD"\necho "length ${#DB_PASSWORD}"\n');
     await owner.page.getByTestId('run-secrets').click();
@@ -84,7 +76,7 @@ describeOrSkip(requireChromium())('secrets in the run form and the execution pag
     const seen = await launchBrowser({ baseURL: server.url });
     browsers.push(seen);
     const viewerResponses = recordApiResponses(seen.page);
-    await logIn(seen.page, viewer.email, viewer.password);
+    await logIn(seen.page, viewer);
     await seen.page.goto(`/projects/${p.projectId}/executions/${id}`);
     await seen.page.getByTestId('log-text').filter({ hasText: 'pw ***' }).waitFor();
     expect(await seen.page.getByTestId('execution-secrets').textContent()).toContain('DB_PASSWORD');

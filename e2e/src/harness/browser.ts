@@ -134,3 +134,12 @@ onTestFailure(async ({ testName }) => {
     process.stderr.write(`[e2e] "${testName}" failed; browser saved:\n  ${files.join('\n  ')}\n`);
   }
 });
+
+/** Logs in through the dashboard's own form, as a person would, and waits for the projects page. */
+export async function logIn(page: Page, user: { email: string; password: string }): Promise<void> {
+  await page.goto('/login');
+  await page.getByTestId('email').fill(user.email);
+  await page.getByTestId('password').fill(user.password);
+  await page.getByTestId('login-submit').click();
+  await page.waitForURL(/\/projects/);
+}
