@@ -4,3 +4,4 @@
  * own exports.
  */
 export * from './simulated';
+export * from './docker-fixture';
