@@ -7,6 +7,7 @@ import { join, relative } from 'node:path';
 import { bearer, createTestApp, describeBothDatabases, expectError, expectValidationError, signupUser, TestApp, waitFor } from '../testing/test-app';
 import { FileReferences } from './file-references';
 import { FilesService } from './files.service';
+import { ResumableUploadsService } from './resumable-uploads.service';
 
 type Person = Awaited<ReturnType<typeof signupUser>>;
 
@@ -584,6 +585,30 @@ describeBothDatabases('files', (database) => {
       const winner = ra.status === 200 ? a : b;
       const done = await complete(u.id);
       expect(done.body.sha256).toBe(sha(winner));
+    });
+
+    it('complete hashes right whether this node saw every chunk (running digest) or not (read back from disk)', async () => {
+      const uploads = t.app.get(ResumableUploadsService) as unknown as { running: Map<string, unknown> };
+      for (const forget of [false, true]) {
+        const bytes = randomBytes(90_000);
+        const u = (await create({ kind: 'file', name: `seen-${forget}`, size: bytes.length })).body;
+        expect((await put(u.id, 0, bytes.subarray(0, 40_000))).status).toBe(200);
+        expect(uploads.running.has(u.id)).toBe(true);
+        // As if the next chunk went to another node: this one's digest stops at 40,000 and cannot be used.
+        if (forget) uploads.running.delete(u.id);
+        expect((await put(u.id, 40_000, bytes.subarray(40_000))).status).toBe(200);
+        expect(uploads.running.has(u.id)).toBe(!forget);
+        const wrong = await complete(u.id, { sha256: sha(Buffer.from('not these bytes')) });
+        expect(wrong.status).toBe(400);
+        const again = (await create({ kind: 'file', name: `seen-${forget}`, size: bytes.length })).body;
+        expect((await put(again.id, 0, bytes.subarray(0, 40_000))).status).toBe(200);
+        if (forget) uploads.running.delete(again.id);
+        expect((await put(again.id, 40_000, bytes.subarray(40_000))).status).toBe(200);
+        const done = await complete(again.id, { sha256: sha(bytes) });
+        expect(done.status).toBe(201);
+        expect(done.body.sha256).toBe(sha(bytes));
+        expect(uploads.running.has(again.id)).toBe(false);
+      }
     });
 
     it('a chunk cut off mid-way leaves the offset and the bytes as they were', async () => {

@@ -2,20 +2,23 @@ import { Inject, Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { CompleteUploadRequest, CreateUploadRequestSchema, ErrorCode, FILE_LIMITS, StoredFile, Upload } from '@kapitan/shared';
 import type { Request, Response } from 'express';
-import { randomUUID } from 'node:crypto';
+import { createHash, Hash, randomUUID } from 'node:crypto';
 import { createWriteStream, WriteStream } from 'node:fs';
-import { open, truncate } from 'node:fs/promises';
+import { open, stat, truncate } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { IsNull, LessThan, Repository } from 'typeorm';
 import type { z } from 'zod';
 import { ApiException, notFound } from '../common/api-exception';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { asStorageError, BlobStore, settled, storageFull, tooLarge } from './blob-store';
+import { asStorageError, BlobStore, settled, StagedBlob, storageFull, tooLarge } from './blob-store';
 import { FileUploadEntity } from './file.entity';
 import { ClientGone } from './file-ingest.service';
 import { FilesService } from './files.service';
 import { watchClient } from './client-watch';
+
+/** Running digests kept per node; past this the oldest is forgotten (its upload is hashed from disk at the end). */
+const RUNNING_HASHES_MAX = 1000;
 
 /** How long one chunk request may hold its upload's claim before another may take over (a node died mid-chunk). */
 const CLAIM_MS = 10 * 60_000;
@@ -47,6 +50,13 @@ const offsetConflict = (received: number, why: string) =>
 @Injectable()
 export class ResumableUploadsService {
   private readonly logger = new Logger(ResumableUploadsService.name);
+  /**
+   * The digest of each upload so far, as this node wrote its chunks, so that
+   * `complete` need not read the whole file back. Only a chunk that landed
+   * whole advances it; when another node wrote a chunk (or this one restarted)
+   * the offsets no longer meet and `complete` hashes what is on disk instead.
+   */
+  private readonly running = new Map<string, { offset: number; hash: Hash; head: Buffer }>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: AppConfig,
@@ -116,16 +126,22 @@ export class ResumableUploadsService {
     const path = this.store.uploadPath(row.id);
     let written = 0;
     let out: WriteStream | undefined;
+    const before = this.running.get(row.id);
+    const hash = before?.offset === offset ? before.hash.copy() : offset === 0 ? createHash('sha256') : undefined;
+    let head = before?.head ?? Buffer.alloc(0);
     try {
       const limiter = new Transform({
+        highWaterMark: 1024 * 1024,
         transform(chunk: Buffer, _enc, done) {
           written += chunk.length;
           if (written > room) return done(chunkTooLarge(room, row.size - offset));
+          hash?.update(chunk);
+          if (head.length < 512) head = Buffer.concat([head, chunk.subarray(0, 512 - head.length)]);
           done(null, chunk);
         },
       });
       // r+ at `start`: the bytes land exactly at the claimed offset, so a chunk retried after a crash overwrites, never appends twice.
-      out = createWriteStream(path, { flags: 'r+', start: offset, flush: true });
+      out = createWriteStream(path, { flags: 'r+', start: offset, flush: true, highWaterMark: 1024 * 1024 });
       await pipeline(req, limiter, out);
       if (gone()) throw new ClientGone();
     } catch (err) {
@@ -138,6 +154,11 @@ export class ResumableUploadsService {
     const { affected } = await this.uploads.update({ id: row.id, received: offset }, { received: offset + written, lockedUntil: null });
     if (!affected) throw notFound('upload'); // deleted while the chunk was written
     row.received = offset + written;
+    this.running.delete(row.id);
+    if (hash) {
+      this.running.set(row.id, { offset: row.received, hash, head });
+      if (this.running.size > RUNNING_HASHES_MAX) this.running.delete(this.running.keys().next().value!);
+    }
     return this.toDto(row);
   }
 
@@ -153,7 +174,7 @@ export class ResumableUploadsService {
     await this.claim(row, row.size);
     const path = this.store.uploadPath(row.id);
     try {
-      const measured = await this.store.measure(path);
+      const measured = await this.measured(row.id, path, row.size);
       if (measured.size !== row.size) {
         throw new ApiException(409, ErrorCode.conflict, `the assembled upload has ${measured.size} bytes on disk, not ${row.size}; start it again`);
       }
@@ -170,12 +191,24 @@ export class ResumableUploadsService {
     }
   }
 
+  /** Size, digest and head of the assembled upload: from the running digest when this node saw every chunk, else read from disk. */
+  private async measured(uploadId: string, path: string, size: number): Promise<Omit<StagedBlob, 'path'>> {
+    const r = this.running.get(uploadId);
+    this.running.delete(uploadId);
+    if (r && r.offset === size) {
+      const onDisk = (await stat(path)).size;
+      if (onDisk === size) return { size, sha256: r.hash.digest('hex'), head: r.head };
+    }
+    return this.store.measure(path);
+  }
+
   async abort(userId: string, uploadId: string): Promise<void> {
     const row = await this.findOwn(userId, uploadId);
     await this.drop(row.id);
   }
 
   private async drop(uploadId: string): Promise<void> {
+    this.running.delete(uploadId);
     await this.uploads.delete({ id: uploadId });
     await this.store.discard(this.store.uploadPath(uploadId));
   }
