@@ -8,9 +8,13 @@ export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
 let cachedVersion: string | undefined;
 
-/** The agent's version, from its package.json (next to src/ and dist/). */
+/** Set by the bundler (scripts/bundle.mjs): a bundled agent has no package.json beside it. */
+declare const KAPITAN_AGENT_BUILD_VERSION: string | undefined;
+
+/** The agent's version: baked into a bundle, else from its package.json (next to src/ and dist/). */
 export function agentVersion(): string {
   if (cachedVersion !== undefined) return cachedVersion;
+  if (typeof KAPITAN_AGENT_BUILD_VERSION === 'string') return (cachedVersion = KAPITAN_AGENT_BUILD_VERSION);
   try {
     const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version?: unknown };
     cachedVersion = typeof pkg.version === 'string' ? pkg.version : '0.0.0';

@@ -5,6 +5,8 @@
  * baseline is a bare Node process connected to the relay that spawns the
  * same script and forwards each read of its output (workers/bare-agent.cjs).
  */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { isFinalStatus } from '@kapitan/shared';
 import { startAgent, waitForMachineStatus } from '../../src/harness/agent';
@@ -17,6 +19,40 @@ import { sleep } from '../lib/stats';
 import { MiB, type BenchContext, type Scenario } from '../lib/context';
 
 const LINES_PER_TENTH = 500;
+
+/** The forms clients receive (agent/scripts/bundle.mjs), measured idle beside the tsc build. */
+const SHIPPED: { form: string; entry: string; launcher: string[] }[] = [
+  { form: 'bundle, this Node (24)', entry: path.join(REPO_ROOT, 'agent/dist/bundle/kapitan-agent.cjs'), launcher: [process.execPath] },
+  { form: 'bundle, /usr/bin/node', entry: path.join(REPO_ROOT, 'agent/dist/bundle/kapitan-agent.cjs'), launcher: ['/usr/bin/node'] },
+  { form: 'standalone executable (Node SEA)', entry: path.join(REPO_ROOT, 'agent/dist/sea/kapitan-agent'), launcher: [] },
+];
+
+async function shippedIdle(idleS: number, ctx: BenchContext): Promise<{ form: string; rssMean: number; rssMax: number; node: string }[]> {
+  const server = await KapitanServer.start({ db: 'sqlite' });
+  const out: { form: string; rssMean: number; rssMax: number; node: string }[] = [];
+  try {
+    for (const f of SHIPPED) {
+      if (!fs.existsSync(f.entry) || (f.launcher[0] && !fs.existsSync(f.launcher[0]))) {
+        ctx.log(`footprint: ${f.form} not available (${f.entry}), skipped`);
+        continue;
+      }
+      // The executable is the Node that built it (bundle.mjs injects into process.execPath): this one.
+      const node = f.launcher[0] ? execFileSync(f.launcher[0], ['--version'], { encoding: 'utf8' }).trim() : process.version;
+      const agent = await startAgent({ serverUrl: server.url, token: await server.enrolmentToken(1), entry: f.entry, launcher: f.launcher, env: { KAPITAN_AGENT_LOG_LEVEL: 'warn' } });
+      await waitForMachineStatus({ api: server.api, projectId: server.projectId, machineId: agent.machineId, status: 'online' });
+      await sleep(5000);
+      ctx.log(`footprint: ${f.form} idle for ${idleS} s`);
+      const s = new ProcSampler(agent.process.pid!, 1000);
+      await sleep(idleS * 1000);
+      const idle = s.stop();
+      out.push({ form: f.form, rssMean: idle.rssMean, rssMax: idle.rssMax, node });
+      await agent.dispose();
+    }
+  } finally {
+    await server.dispose();
+  }
+  return out;
+}
 
 function chattyScript(seconds: number): string {
   return [
@@ -110,6 +146,7 @@ export const footprint: Scenario = {
     const busyS = ctx.size === 'large' ? 30 : 5;
     const k = await measure('kapitan', idleS, busyS, ctx);
     const b = ctx.skipBaseline ? null : await measure('baseline', idleS, busyS, ctx);
+    const shipped = await shippedIdle(idleS, ctx);
     const expected = busyS * 10 * LINES_PER_TENTH;
     const rows: Row[] = [
       { metric: `idle ${idleS} s: RSS mean`, unit: 'MiB', kapitan: k.idleRssMean / MiB, baseline: b ? b.idleRssMean / MiB : null, goal: '≤ 50 MB', met: k.idleRssMax <= 50e6 },
@@ -118,6 +155,7 @@ export const footprint: Scenario = {
       { metric: `chatty script (${(LINES_PER_TENTH * 10).toLocaleString('en-US')} lines/s, ${busyS} s): RSS max`, unit: 'MiB', kapitan: k.busyRssMax / MiB, baseline: b ? b.busyRssMax / MiB : null },
       { metric: 'chatty script: agent CPU', unit: '% of a core', kapitan: k.busyCpu, baseline: b?.busyCpu ?? null },
       { metric: 'chatty script: lines stored', kapitan: k.linesStored, baseline: 'n/a', goal: `${expected}`, met: k.linesStored === expected },
+      ...shipped.map((x) => ({ metric: `idle ${idleS} s, ${x.form} (${x.node}): RSS mean`, unit: 'MiB', kapitan: x.rssMean / MiB, baseline: b ? b.idleRssMean / MiB : null, goal: '≤ 50 MB', met: x.rssMax <= 50e6 })),
     ];
     return {
       name: 'footprint',
@@ -130,7 +168,7 @@ export const footprint: Scenario = {
         'MB = 10^6 bytes in the goal, the table shows MiB.',
       ],
       durationS: (Date.now() - t0) / 1000,
-      raw: { kapitan: k, baseline: b },
+      raw: { kapitan: k, baseline: b, shipped },
     };
   },
 };

@@ -1,24 +1,41 @@
 /**
- * RSS of an idle real agent (`kapitan-agent run`) under different Node/V8
- * options, to see what its footprint is made of.
+ * RSS of an idle real agent (`kapitan-agent run`) in its shipped forms and
+ * under different Node/V8 options, to see what its footprint is made of.
  *
- *   node --require ./bench/register.cjs bench/tools/agent-rss.ts ['' '--max-semi-space-size=1' …]
+ *   node --require ./bench/register.cjs bench/tools/agent-rss.ts [form[:node options]] …
+ *
+ * Forms: `dist` (agent/dist/main.js, as tsc wrote it, this Node), `bundle`
+ * (agent/dist/bundle/kapitan-agent.cjs, this Node), `bundle20` (the bundle
+ * on /usr/bin/node, the machine's own Node), `sea` (agent/dist/sea/kapitan-agent).
+ * E.g. `dist bundle bundle:--max-semi-space-size=1 sea`.
  */
+import path from 'node:path';
 import { startAgent, waitForMachineStatus } from '../../src/harness/agent';
 import { runCleanups } from '../../src/harness/cleanup';
+import { REPO_ROOT } from '../../src/harness/paths';
 import { readStatus } from '../lib/proc';
 import { KapitanServer } from '../lib/servers';
 import { sleep } from '../lib/stats';
 
+const FORMS: Record<string, { entry: string; launcher?: string[] }> = {
+  dist: { entry: path.join(REPO_ROOT, 'agent/dist/main.js') },
+  bundle: { entry: path.join(REPO_ROOT, 'agent/dist/bundle/kapitan-agent.cjs') },
+  bundle20: { entry: path.join(REPO_ROOT, 'agent/dist/bundle/kapitan-agent.cjs'), launcher: ['/usr/bin/node'] },
+  sea: { entry: path.join(REPO_ROOT, 'agent/dist/sea/kapitan-agent'), launcher: [] },
+};
+
 async function main(): Promise<void> {
-  const variants = process.argv.length > 2 ? process.argv.slice(2) : [''];
+  const variants = process.argv.length > 2 ? process.argv.slice(2) : ['dist'];
   const server = await KapitanServer.start({ db: 'sqlite' });
-  for (const options of variants) {
-    const agent = await startAgent({ serverUrl: server.url, token: await server.enrolmentToken(1), env: { KAPITAN_AGENT_LOG_LEVEL: 'warn', NODE_OPTIONS: options || undefined } });
+  for (const variant of variants) {
+    const [form, options] = [variant.split(':')[0]!, variant.split(':').slice(1).join(':')];
+    const f = FORMS[form];
+    if (!f) throw new Error(`unknown form ${form}: ${Object.keys(FORMS).join(', ')}`);
+    const agent = await startAgent({ serverUrl: server.url, token: await server.enrolmentToken(1), entry: f.entry, launcher: f.launcher, env: { KAPITAN_AGENT_LOG_LEVEL: 'warn', NODE_OPTIONS: options || undefined } });
     await waitForMachineStatus({ api: server.api, projectId: server.projectId, machineId: agent.machineId, status: 'online' });
     await sleep(15_000);
     const s = readStatus(agent.process.pid!)!;
-    process.stdout.write(`${JSON.stringify(options || '(none)')}: RSS ${(s.rss / 1e6).toFixed(1)} MB (peak ${(s.hwm / 1e6).toFixed(1)} MB)\n`);
+    process.stdout.write(`${variant}: RSS ${(s.rss / 1e6).toFixed(1)} MB (peak ${(s.hwm / 1e6).toFixed(1)} MB)\n`);
     await agent.dispose();
   }
   await server.dispose();
@@ -29,4 +46,4 @@ main()
     process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
     process.exitCode = 1;
   })
-  .finally(() => runCleanups().finally(() => process.exit()));
+  .finally(() => runCleanups());

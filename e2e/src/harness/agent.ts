@@ -26,6 +26,12 @@ export interface StartAgentOptions {
   name?: string;
   /** The script to run; default agent/dist/main.js (harness self-tests use a fixture). */
   entry?: string;
+  /**
+   * What runs `entry`: default this Node (`[process.execPath]`); another
+   * interpreter such as `['/usr/bin/node']`; `[]` when `entry` is itself an
+   * executable (the standalone agent).
+   */
+  launcher?: string[];
 }
 
 export interface TestAgent {
@@ -59,6 +65,9 @@ export async function startAgent(options: StartAgentOptions): Promise<TestAgent>
     throw new Error(`startAgent: ${entry} does not exist; build first (npm run build, or npm run build -w agent)`);
   }
   const name = options.name ?? `agent-${++agentCount}`;
+  const launcher = options.launcher ?? [process.execPath];
+  const command = launcher.length ? launcher[0]! : entry;
+  const lead = launcher.length ? [...launcher.slice(1), entry] : [];
   let ownedDir: string | undefined;
   let stateDir = options.stateDir;
   if (stateDir === undefined) {
@@ -86,8 +95,8 @@ export async function startAgent(options: StartAgentOptions): Promise<TestAgent>
     const labelArgs = Object.entries(options.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
     const enrol = spawnProcess(
       `${name}-enrol`,
-      process.execPath,
-      [entry, 'enrol', '--server', options.serverUrl, '--token', options.token, '--state-dir', stateDir, ...labelArgs],
+      command,
+      [...lead, 'enrol', '--server', options.serverUrl, '--token', options.token, '--state-dir', stateDir, ...labelArgs],
       { env: childEnv(baseEnv), cwd: REPO_ROOT },
     );
     processes.push(enrol);
@@ -112,7 +121,7 @@ export async function startAgent(options: StartAgentOptions): Promise<TestAgent>
   let managed!: ManagedProcess;
   const run = (extraEnv: Record<string, string | undefined> = {}): void => {
     const runs = processes.length;
-    managed = spawnProcess(runs === 1 ? name : `${name}#${runs}`, process.execPath, [entry, 'run', '--state-dir', stateDir], {
+    managed = spawnProcess(runs === 1 ? name : `${name}#${runs}`, command, [...lead, 'run', '--state-dir', stateDir], {
       env: childEnv({ ...baseEnv, ...extraEnv }),
       cwd: REPO_ROOT,
     });
