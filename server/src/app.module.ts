@@ -17,6 +17,7 @@ import { AgentChannelModule, AgentGatewayModule } from './agent-channel/agent-ch
 import { LiveChannelModule, LiveModule } from './live/live.module';
 import { SecretsModule } from './secrets/secrets.module';
 import { FilesModule } from './files/files.module';
+import { TlsModule } from './tls/tls.module';
 
 @Module({})
 export class AppModule {
@@ -56,6 +57,7 @@ export class AppModule {
         SecretsModule,
         FilesModule,
         HealthModule,
+        TlsModule,
         ...web,
       ],
     };

@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { createApp } from './app.factory';
 import { ConfigError, loadConfig } from './config/config';
+import { TlsService } from './tls/tls.service';
 
 async function main(): Promise<void> {
   let config;
@@ -16,10 +17,12 @@ async function main(): Promise<void> {
   stopWhenParentGoes();
   const app = await createApp(config);
   await app.listen(config.port, config.host);
+  const httpsPort = await app.get(TlsService).listen(app.getHttpServer(), config.host);
   const url = await app.getUrl();
   const shown = url.replace('[::1]', 'localhost').replace('0.0.0.0', 'localhost').replace('127.0.0.1', 'localhost');
+  const https = httpsPort === null ? '' : ` and ${shown.replace(/^http:/, 'https:').replace(/:\d+$/, `:${httpsPort}`)}`;
   process.stdout.write(
-    `Kapitan is listening on ${shown} (database: ${config.database.type}, data: ${config.dataDir})\n`,
+    `Kapitan is listening on ${shown}${https} (database: ${config.database.type}, data: ${config.dataDir})\n`,
   );
 }
 

@@ -96,6 +96,8 @@ export async function startServer(options: StartServerOptions = {}): Promise<Tes
     LOG_LEVEL: process.env.KAPITAN_E2E_LOG_LEVEL ?? 'info',
     // Suites sign up as many users as they need (default: by invitation once the first exists).
     KAPITAN_SIGNUP: 'open',
+    // Many servers run at once: HTTPS (default 8443) only where a suite asks for it, on a port of its own.
+    HTTPS_PORT: 'off',
     ...options.env,
   };
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;

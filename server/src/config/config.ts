@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -96,6 +97,30 @@ export const EnvSchema = z
     KAPITAN_FILES_MAX_SCRIPT_BYTES: ByteSizeSchema.default(1024 * 1024),
     KAPITAN_FILES_MAX_FILE_BYTES: ByteSizeSchema.default(4 * 1024 ** 3),
     KAPITAN_FILES_MAX_IMAGE_BYTES: ByteSizeSchema.default(32 * 1024 ** 3),
+    /** HTTPS beside plain HTTP: a port, or `off`. 0 picks a free port (tests). */
+    HTTPS_PORT: z
+      .string()
+      .trim()
+      .refine((v) => v === 'off' || (/^\d{1,5}$/.test(v) && Number(v) <= 65535), 'must be a port number (0–65535) or off')
+      .default('8443'),
+    /** A certificate (PEM, followed by its chain) and its key; unset = an instance CA made on first start signs one. */
+    KAPITAN_TLS_CERT: z.string().min(1).optional(),
+    KAPITAN_TLS_KEY: z.string().min(1).optional(),
+    /** Where the generated CA and serving certificate are kept; unset = <KAPITAN_DATA_DIR>/tls. Nodes behind one balancer share it. */
+    KAPITAN_TLS_DIR: z.string().min(1).optional(),
+    /** The address written into client bundles (scheme, host, port); unset = https://<hostname>:<HTTPS_PORT>, or http://localhost:<PORT> with HTTPS off. */
+    KAPITAN_PUBLIC_URL: z
+      .string()
+      .trim()
+      .refine((v) => {
+        try {
+          const u = new URL(v);
+          return (u.protocol === 'https:' || u.protocol === 'http:') && (u.pathname === '/' || u.pathname === '') && !u.search && !u.hash && !u.username;
+        } catch {
+          return false;
+        }
+      }, 'must be an http(s) URL with no path, query or credentials, e.g. https://kapitan.example.com:8443')
+      .optional(),
     TRUST_PROXY: z
       .string()
       .trim()
@@ -103,6 +128,10 @@ export const EnvSchema = z
       .default('loopback'),
   })
   .superRefine((env, ctx) => {
+    if (!!env.KAPITAN_TLS_CERT !== !!env.KAPITAN_TLS_KEY) {
+      const missing = env.KAPITAN_TLS_CERT ? 'KAPITAN_TLS_KEY' : 'KAPITAN_TLS_CERT';
+      ctx.addIssue({ code: 'custom', path: [missing], message: 'is required with KAPITAN_TLS_CERT / KAPITAN_TLS_KEY: set both or neither' });
+    }
     // Several nodes must agree on the signing key; a generated per-node secret would log users out at random.
     if (env.REDIS_URL && !env.JWT_SECRET) {
       ctx.addIssue({ code: 'custom', path: ['JWT_SECRET'], message: 'is required when REDIS_URL is set (every node must share it)' });
@@ -173,6 +202,8 @@ export interface AppConfig {
   secrets: { key: Buffer; keyId: string };
   /** The file store: its directory and the largest file of each kind, in bytes. */
   files: { dir: string; maxBytes: { script: number; file: number; image: number } };
+  /** HTTPS: null port = off; a configured certificate, or the directory of the generated one. */
+  tls: { httpsPort: number | null; certFile?: string; keyFile?: string; dir: string; publicUrl: string; publicHost: string };
 }
 
 export class ConfigError extends Error {}
@@ -216,7 +247,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       dir: e.KAPITAN_FILES_DIR ? resolve(e.KAPITAN_FILES_DIR) : join(dataDir, 'files'),
       maxBytes: { script: e.KAPITAN_FILES_MAX_SCRIPT_BYTES, file: e.KAPITAN_FILES_MAX_FILE_BYTES, image: e.KAPITAN_FILES_MAX_IMAGE_BYTES },
     },
+    tls: tlsConfig(e, dataDir),
     secrets: secretsKey(e.KAPITAN_SECRETS_KEY ? decodeSecretsKey(e.KAPITAN_SECRETS_KEY)! : persistedSecretsKey(dataDir)),
+  };
+}
+
+function tlsConfig(e: Env, dataDir: string): AppConfig['tls'] {
+  const httpsPort = e.HTTPS_PORT === 'off' ? null : Number(e.HTTPS_PORT);
+  const publicUrl = new URL(e.KAPITAN_PUBLIC_URL ?? (httpsPort !== null ? `https://${hostname()}:${httpsPort || 8443}` : `http://localhost:${e.PORT}`)).origin;
+  return {
+    httpsPort,
+    certFile: e.KAPITAN_TLS_CERT ? resolve(e.KAPITAN_TLS_CERT) : undefined,
+    keyFile: e.KAPITAN_TLS_KEY ? resolve(e.KAPITAN_TLS_KEY) : undefined,
+    dir: e.KAPITAN_TLS_DIR ? resolve(e.KAPITAN_TLS_DIR) : join(dataDir, 'tls'),
+    publicUrl,
+    publicHost: new URL(publicUrl).hostname.replace(/^\[|\]$/g, ''),
   };
 }
 

@@ -261,6 +261,8 @@ export async function createTestApp(options: TestAppOptions): Promise<TestApp> {
       KAPITAN_SIGNUP: 'open',
       // Specs provoke 409s from one address freely; the sign-up throttle spec sets its own limit.
       SIGNUP_MAX_FAILURES: '100000',
+      // HTTPS listens only where main.ts asks it to; specs of TLS set their own port and call TlsService.listen.
+      HTTPS_PORT: 'off',
       DATABASE_URL: scratch?.databaseUrl,
       ...options.env,
     });
