@@ -8,6 +8,7 @@ import { ServerToAgentEvents, type MachineFacts } from '@kapitan/shared';
 import { DEFAULT_CONFIG, type AgentConfig } from './config';
 import { AgentConnection, type AgentConnectionOptions } from './connection';
 import { collectFacts } from './facts';
+import { CACHE_DIR, FileCache } from './file-cache';
 import { FileJournal, type ExecutionJournal } from './journal';
 import { silentLogger, type Logger } from './logger';
 import { executionChannel } from './execution-channel';
@@ -47,6 +48,8 @@ export class Agent {
   readonly spool: OutboxSpool | null;
   readonly manager: ExecutionManager;
   readonly connection: AgentConnection;
+  /** Files and images the server sends, downloaded over HTTP(S) with the machine credential. */
+  readonly files: FileCache;
   private readonly logger: Logger;
   private started = false;
   private stopped = false;
@@ -83,6 +86,13 @@ export class Agent {
       ackTimeoutMs: this.config.ackTimeoutMs,
       logger,
       ...options.connection,
+    });
+    this.files = new FileCache({
+      dir: path.join(options.stateDir, CACHE_DIR),
+      maxBytes: this.config.cacheBytes,
+      serverUrl: options.state.server,
+      credential: options.state.credential,
+      logger,
     });
     const expected = options.state.machineId;
     this.connection.on('ready', (info) => {

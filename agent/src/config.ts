@@ -6,6 +6,7 @@ import { DEFAULT_PARTIAL_HOLD_MS } from './line-chunker';
 import { parseLogLevel, type LogLevel } from './logger';
 import { DEFAULT_OUTBOX_BYTES } from './outbox';
 import { DEFAULT_DOCKER_SOCKET } from './facts';
+import { DEFAULT_CACHE_BYTES } from './file-cache';
 
 export interface AgentConfig {
   logLevel: LogLevel;
@@ -17,6 +18,8 @@ export interface AgentConfig {
   streamLingerMs: number;
   partialLineHoldMs: number;
   dockerSocket: string;
+  /** Bound of the download cache in the state directory (files and images the server sends). */
+  cacheBytes: number;
 }
 
 export const DEFAULT_CONFIG: AgentConfig = {
@@ -29,6 +32,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   streamLingerMs: DEFAULT_STREAM_LINGER_MS,
   partialLineHoldMs: DEFAULT_PARTIAL_HOLD_MS,
   dockerSocket: DEFAULT_DOCKER_SOCKET,
+  cacheBytes: DEFAULT_CACHE_BYTES,
 };
 
 export const ENV = {
@@ -42,6 +46,7 @@ export const ENV = {
   streamLingerMs: 'KAPITAN_AGENT_STREAM_LINGER_MS',
   partialLineHoldMs: 'KAPITAN_AGENT_PARTIAL_LINE_HOLD_MS',
   dockerSocket: 'KAPITAN_AGENT_DOCKER_SOCKET',
+  cacheBytes: 'KAPITAN_AGENT_CACHE_BYTES',
 } as const;
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
@@ -64,5 +69,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AgentConfig
     streamLingerMs: int(env, ENV.streamLingerMs, DEFAULT_CONFIG.streamLingerMs, 0),
     partialLineHoldMs: int(env, ENV.partialLineHoldMs, DEFAULT_CONFIG.partialLineHoldMs, 0),
     dockerSocket: env[ENV.dockerSocket] || DEFAULT_CONFIG.dockerSocket,
+    cacheBytes: int(env, ENV.cacheBytes, DEFAULT_CONFIG.cacheBytes, 1024 * 1024),
   };
 }

@@ -16,6 +16,7 @@ export * from './line-chunker';
 export * from './executor';
 export * from './manager';
 export * from './connection';
+export * from './file-cache';
 export * from './config';
 export * from './agent';
 export { runCli, normaliseServerUrl, parseLabels, type CliContext } from './cli';
