@@ -103,6 +103,22 @@ describe('deliveries to a real agent (SQLite)', () => {
     expect(fs.readdirSync(outside).sort()).toEqual(['victim']);
   });
 
+  test('bytes corrupted on the way (here: in the server\'s store) are discarded by the agent and the deploy fails saying so', async () => {
+    const bytes = Buffer.from('the real content\n'.repeat(100));
+    const file = await p.api.uploadFile(p.projectId, 'file', 'corrupt.txt', bytes);
+    // Same length, other bytes: the server serves them with the original sha256 as ETag; only the agent's own hash can tell.
+    const blob = path.join(server.dataDir, 'files', 'sha256', file.sha256.slice(0, 2), file.sha256);
+    const altered = Buffer.from(bytes);
+    altered[10] ^= 0xff;
+    fs.writeFileSync(blob, altered);
+    const target = path.join(root, 'corrupt.txt');
+    const part = await finalPart(p, (await deploy(file.id, target)).id);
+    expect(part).toMatchObject({ status: 'failed', reason: expect.stringContaining(`not to the ${file.sha256} the server announced; discarded`) });
+    expect(fs.existsSync(target)).toBe(false);
+    expect(fs.readdirSync(path.join(agent.stateDir, 'cache', 'sha256'))).not.toContain(file.sha256);
+    expect(fs.readdirSync(path.join(agent.stateDir, 'cache', 'partial'))).toEqual([]);
+  });
+
   const docker = dockerReason();
   if (docker && isCI()) throw new Error(`Docker unavailable under CI=true: ${docker}`);
   if (docker) process.stderr.write(`[e2e] SKIP (local run only) — image distribution: ${docker}\n`);

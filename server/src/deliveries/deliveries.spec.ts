@@ -18,6 +18,8 @@ import {
 } from '@kapitan/shared';
 import { randomBytes } from 'node:crypto';
 import { bearer, createTestApp, describeBothDatabases, expectError, expectValidationError, signupUser, TestApp, waitFor } from '../testing/test-app';
+import { DeliveryLifecycleService } from './delivery-lifecycle.service';
+import { DeliveryEntity } from './delivery.entity';
 import { closeSockets, connectAgent, connectLive, emitWithAck, enrolMachine, helloBody, nextEvent, setupProject, type SpecProject } from '../testing/sockets';
 
 describeBothDatabases('deliveries', (database) => {
@@ -123,6 +125,31 @@ describeBothDatabases('deliveries', (database) => {
     expect(ack).toMatchObject({ ok: false, error: { code: 'not_found' } });
     expectError(await t.http.get(agentFileContentPath(f.id)).set(bearer(b.credential)), 404, 'not_found');
     expect((await t.http.get(`/api/deliveries/${created.id}`).set(bearer(p.owner.token))).body.machines[0].status).toBe('dispatched');
+  });
+
+  it('past its expiry, a waiting part expires and a started one fails; a revoked machine\'s part fails at once; the file is free again', async () => {
+    const waiting = await enrolMachine(t, p);
+    const started = await onlineAgent();
+    const f = await upload(p, 'file');
+    const d = (await deploy({ fileId: f.id, targets: { machineIds: [waiting.machineId, started.machineId] }, path: '/srv/x' }).expect(201)).body;
+    expect((await emitWithAck(started.socket, AgentEvents.deliveryProgress, { deliveryId: d.id, status: 'downloading', receivedBytes: 1 })).ok).toBe(true);
+    expectError(await t.http.delete(`/api/files/${f.id}`).set(bearer(p.owner.token)), 409, 'conflict');
+    await t.db.getRepository(DeliveryEntity).update({ id: d.id }, { expiresAt: new Date(Date.now() - 1000) });
+    await t.app.get(DeliveryLifecycleService).sweep();
+    const parts = (await t.http.get(`/api/deliveries/${d.id}`).set(bearer(p.owner.token))).body.machines as { machineId: string; status: string; reason: string }[];
+    expect(parts.find((x) => x.machineId === waiting.machineId)).toMatchObject({ status: 'expired', reason: expect.stringContaining('offline') });
+    expect(parts.find((x) => x.machineId === started.machineId)).toMatchObject({ status: 'failed', reason: expect.stringContaining('no result') });
+    await t.http.delete(`/api/files/${f.id}`).set(bearer(p.owner.token)).expect(204);
+
+    const g = await upload(p, 'file');
+    const gone = await enrolMachine(t, p);
+    const e = (await deploy({ fileId: g.id, targets: { machineIds: [gone.machineId] }, path: '/srv/y' }).expect(201)).body;
+    await t.http.delete(`/api/projects/${p.projectId}/machines/${gone.machineId}`).set(bearer(p.owner.token)).expect(204);
+    await waitFor('the revoked machine\'s part to fail', async () => {
+      const m = (await t.http.get(`/api/deliveries/${e.id}`).set(bearer(p.owner.token))).body.machines[0];
+      return m.status === 'failed' ? m : undefined;
+    });
+    await t.http.delete(`/api/files/${g.id}`).set(bearer(p.owner.token)).expect(204);
   });
 
   it('bad input: 400 naming the field; another project\'s file or machine 404; a viewer 403, a stranger 404; nothing created', async () => {

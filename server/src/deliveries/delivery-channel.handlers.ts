@@ -73,6 +73,10 @@ export class DeliveryChannelHandlers implements OnModuleInit, OnModuleDestroy {
       for (const d of e.payloads) this.agents.toMachine(e.machineId, ServerToAgentEvents.deliver, d);
     });
 
+    this.events.on('machine.revoked', (e) =>
+      this.lifecycle.machineGone(e.machineId).catch((err: unknown) => this.logger.warn({ err: String(err), machineId: e.machineId }, 'could not end the deliveries of a revoked machine')),
+    );
+
     this.live.forward({
       'delivery.updated': (e) => ({ rooms: [Rooms.project(e.projectId)], event: LiveServerEvents.delivery, payload: e }),
     });

@@ -113,19 +113,36 @@ export class DeliveryLifecycleService implements OnModuleInit {
     });
   }
 
-  /** Parts still waiting for a machine past their delivery's expiry end `expired`. Idempotent on every node. */
+  /**
+   * Past its delivery's expiry, a part still waiting for its machine ends
+   * `expired`; one the machine started but never reported on ends `failed`
+   * (an agent that was wiped or replaced mid-delivery would otherwise hold the
+   * file forever). Idempotent on every node.
+   */
   async sweep(): Promise<void> {
     const now = new Date();
     const expired = await this.deliveries.find({ where: { expiresAt: LessThan(now) }, select: ['id', 'projectId', 'kind', 'size'], take: 1000, order: { expiresAt: 'DESC' } });
     if (!expired.length) return;
     const byId = new Map(expired.map((d) => [d.id, d]));
-    const waiting = await this.parts.find({ where: { deliveryId: In([...byId.keys()]), status: In(['queued', 'dispatched']) }, take: 5000 });
-    for (const part of waiting) {
-      await this.transition(part, byId.get(part.deliveryId)!, ['queued', 'dispatched'], {
-        status: 'expired',
-        reason: 'the machine stayed offline until the delivery expired',
+    const open = await this.parts.find({ where: { deliveryId: In([...byId.keys()]), status: In(OPEN) }, take: 5000 });
+    for (const part of open) {
+      const waiting = part.status === 'queued' || part.status === 'dispatched';
+      await this.transition(part, byId.get(part.deliveryId)!, [part.status], {
+        status: waiting ? 'expired' : 'failed',
+        reason: waiting ? 'the machine stayed offline until the delivery expired' : 'the machine reported no result before the delivery expired',
         finishedAt: now,
       });
+    }
+  }
+
+  /** A machine was revoked: nothing it owes will come, so its open parts fail now and release their file. */
+  async machineGone(machineId: string): Promise<void> {
+    const open = await this.parts.find({ where: { machineId, status: In(OPEN) } });
+    if (!open.length) return;
+    const byId = new Map((await this.deliveries.find({ where: { id: In(open.map((p) => p.deliveryId)) }, select: ['id', 'projectId', 'kind', 'size'] })).map((d) => [d.id, d]));
+    for (const part of open) {
+      const d = byId.get(part.deliveryId);
+      if (d) await this.transition(part, d, OPEN, { status: 'failed', reason: 'the machine was revoked', finishedAt: new Date() });
     }
   }
 
