@@ -3,11 +3,15 @@
  * directory), the execution manager and the journal, wired together.
  * `kapitan-agent run` is `new Agent(…).start()`.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ServerToAgentEvents, type MachineFacts } from '@kapitan/shared';
 import { DEFAULT_CONFIG, type AgentConfig } from './config';
 import { AgentConnection, type AgentConnectionOptions } from './connection';
 import { collectFacts } from './facts';
+import { CACHE_DIR, FileCache } from './file-cache';
+import { deliveryChannel } from './delivery-channel';
+import { DeliveryManager } from './delivery-manager';
 import { FileJournal, type ExecutionJournal } from './journal';
 import { silentLogger, type Logger } from './logger';
 import { executionChannel } from './execution-channel';
@@ -16,6 +20,9 @@ import { Outbox, type OutboxOptions, type OutboxSpool } from './outbox';
 import { FileSpool, SPOOL_DIR } from './spool';
 import { RUN_DIR, type AgentState } from './state';
 import type { ExecutorOptions } from './executor';
+
+/** The default deploy root inside the state directory. */
+export const DEPLOY_DIR = 'deploys';
 
 export interface AgentOptions {
   /** Server URL and credential (the enrolment state). */
@@ -47,6 +54,11 @@ export class Agent {
   readonly spool: OutboxSpool | null;
   readonly manager: ExecutionManager;
   readonly connection: AgentConnection;
+  /** Files and images the server sends, downloaded over HTTP(S) with the machine credential. */
+  readonly files: FileCache;
+  readonly deliveries: DeliveryManager;
+  /** Where deploys may write: KAPITAN_AGENT_DEPLOY_DIRS, else `<state dir>/deploys`. */
+  readonly deployRoots: readonly string[];
   private readonly logger: Logger;
   private started = false;
   private stopped = false;
@@ -84,6 +96,27 @@ export class Agent {
       logger,
       ...options.connection,
     });
+    this.files = new FileCache({
+      dir: path.join(options.stateDir, CACHE_DIR),
+      maxBytes: this.config.cacheBytes,
+      serverUrl: options.state.server,
+      credential: options.state.credential,
+      logger,
+    });
+    if (this.config.deployDirs.length) this.deployRoots = this.config.deployDirs;
+    else {
+      const own = path.join(options.stateDir, DEPLOY_DIR);
+      fs.mkdirSync(own, { recursive: true, mode: 0o700 });
+      this.deployRoots = [own];
+    }
+    this.deliveries = new DeliveryManager({
+      outbox: this.outbox,
+      cache: this.files,
+      stateDir: options.stateDir,
+      deployRoots: this.deployRoots,
+      dockerSocket: this.config.dockerSocket,
+      logger,
+    });
     const expected = options.state.machineId;
     this.connection.on('ready', (info) => {
       if (expected && info.machineId && info.machineId !== expected) {
@@ -92,13 +125,14 @@ export class Agent {
     });
     this.connection.on(ServerToAgentEvents.dispatch, (p) => this.manager.handleDispatch(p));
     this.connection.on(ServerToAgentEvents.cancel, (p) => this.manager.handleCancel(p));
+    this.connection.on(ServerToAgentEvents.deliver, (p) => this.deliveries.handle(p));
   }
 
   /** Queue what a previous run left unsent (spool), report what it left unfinished, then connect. */
   start(): void {
     if (this.started) return;
     this.started = true;
-    const restored = this.outbox.restore([executionChannel]);
+    const restored = this.outbox.restore([executionChannel, deliveryChannel]);
     if (restored.length > 0) this.logger.info('output of a previous run restored from the spool', { streams: restored.length });
     const n = this.manager.recoverFromJournal(restored);
     if (n > 0) this.logger.info('executions from a previous run will be reported', { count: n });

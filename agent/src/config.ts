@@ -6,6 +6,7 @@ import { DEFAULT_PARTIAL_HOLD_MS } from './line-chunker';
 import { parseLogLevel, type LogLevel } from './logger';
 import { DEFAULT_OUTBOX_BYTES } from './outbox';
 import { DEFAULT_DOCKER_SOCKET } from './facts';
+import { DEFAULT_CACHE_BYTES } from './file-cache';
 
 export interface AgentConfig {
   logLevel: LogLevel;
@@ -17,6 +18,10 @@ export interface AgentConfig {
   streamLingerMs: number;
   partialLineHoldMs: number;
   dockerSocket: string;
+  /** Bound of the download cache in the state directory (files and images the server sends). */
+  cacheBytes: number;
+  /** Directories deploys may write into; empty: only `<state dir>/deploys`. */
+  deployDirs: string[];
 }
 
 export const DEFAULT_CONFIG: AgentConfig = {
@@ -29,6 +34,8 @@ export const DEFAULT_CONFIG: AgentConfig = {
   streamLingerMs: DEFAULT_STREAM_LINGER_MS,
   partialLineHoldMs: DEFAULT_PARTIAL_HOLD_MS,
   dockerSocket: DEFAULT_DOCKER_SOCKET,
+  cacheBytes: DEFAULT_CACHE_BYTES,
+  deployDirs: [],
 };
 
 export const ENV = {
@@ -42,6 +49,8 @@ export const ENV = {
   streamLingerMs: 'KAPITAN_AGENT_STREAM_LINGER_MS',
   partialLineHoldMs: 'KAPITAN_AGENT_PARTIAL_LINE_HOLD_MS',
   dockerSocket: 'KAPITAN_AGENT_DOCKER_SOCKET',
+  cacheBytes: 'KAPITAN_AGENT_CACHE_BYTES',
+  deployDirs: 'KAPITAN_AGENT_DEPLOY_DIRS',
 } as const;
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
@@ -50,6 +59,15 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n < min) throw new Error(`${name} must be an integer >= ${min}, got "${raw}"`);
   return n;
+}
+
+/** A `:`-separated list of absolute directories. */
+function dirs(env: NodeJS.ProcessEnv, name: string): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return [];
+  const list = raw.split(':').filter(Boolean);
+  for (const d of list) if (!d.startsWith('/')) throw new Error(`${name} must list absolute directories separated by ":", got "${d}"`);
+  return list;
 }
 
 /** Read the tunables; throws a clear error on an invalid value. */
@@ -64,5 +82,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AgentConfig
     streamLingerMs: int(env, ENV.streamLingerMs, DEFAULT_CONFIG.streamLingerMs, 0),
     partialLineHoldMs: int(env, ENV.partialLineHoldMs, DEFAULT_CONFIG.partialLineHoldMs, 0),
     dockerSocket: env[ENV.dockerSocket] || DEFAULT_CONFIG.dockerSocket,
+    cacheBytes: int(env, ENV.cacheBytes, DEFAULT_CONFIG.cacheBytes, 1024 * 1024),
+    deployDirs: dirs(env, ENV.deployDirs),
   };
 }

@@ -18,6 +18,7 @@ import { LiveChannelModule, LiveModule } from './live/live.module';
 import { SecretsModule } from './secrets/secrets.module';
 import { FilesModule } from './files/files.module';
 import { TlsModule } from './tls/tls.module';
+import { DeliveriesModule } from './deliveries/deliveries.module';
 
 @Module({})
 export class AppModule {
@@ -56,6 +57,7 @@ export class AppModule {
         LiveModule,
         SecretsModule,
         FilesModule,
+        DeliveriesModule,
         HealthModule,
         TlsModule,
         ...web,

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { ErrorBodySchema, IdSchema, IsoDateSchema } from './common';
+import { DeliveryDispatchSchema, DeliveryFinishedSchema, DeliveryProgressSchema, LiveDeliveryEventSchema, type DeliveryDispatch, type DeliveryFinished, type DeliveryProgress, type LiveDeliveryEvent } from './deliveries';
 import { ExecutionSummarySchema, OutputChunkSchema } from './executions';
 import { LIMITS } from './limits';
 import { MachineFactsSchema, MachineSchema } from './machines';
@@ -133,12 +134,15 @@ export const AgentEvents = {
   executionStarted: 'execution:started',
   executionOutput: 'execution:output',
   executionFinished: 'execution:finished',
+  deliveryProgress: 'delivery:progress',
+  deliveryFinished: 'delivery:finished',
 } as const satisfies Record<string, keyof AgentToServerEventMap>;
 
 export const ServerToAgentEvents = {
   dispatch: 'execution:dispatch',
   cancel: 'execution:cancel',
   revoked: 'agent:revoked',
+  deliver: 'delivery:dispatch',
 } as const satisfies Record<string, keyof ServerToAgentEventMap>;
 
 /** agent → server. Every event takes an ack; an event without one is refused. */
@@ -148,12 +152,15 @@ export interface AgentToServerEventMap {
   'execution:started': (p: ExecutionStarted, ack: AckFn) => void;
   'execution:output': (p: ExecutionOutput, ack: (a: ExecutionOutputAck) => void) => void;
   'execution:finished': (p: ExecutionFinished, ack: AckFn) => void;
+  'delivery:progress': (p: DeliveryProgress, ack: AckFn) => void;
+  'delivery:finished': (p: DeliveryFinished, ack: AckFn) => void;
 }
 /** server → agent. */
 export interface ServerToAgentEventMap {
   'execution:dispatch': (p: ExecutionDispatch) => void;
   'execution:cancel': (p: ExecutionCancel) => void;
   'agent:revoked': (p: AgentRevoked) => void;
+  'delivery:dispatch': (p: DeliveryDispatch) => void;
 }
 
 true satisfies NamesEvery<typeof AgentEvents, AgentToServerEventMap>;
@@ -166,6 +173,8 @@ export const agentToServerSchemas = {
   'execution:started': ExecutionStartedSchema,
   'execution:output': ExecutionOutputSchema,
   'execution:finished': ExecutionFinishedSchema,
+  'delivery:progress': DeliveryProgressSchema,
+  'delivery:finished': DeliveryFinishedSchema,
 } as const satisfies Record<keyof AgentToServerEventMap, z.ZodType>;
 
 /** Runtime schemas of what the agent accepts. */
@@ -173,6 +182,7 @@ export const serverToAgentSchemas = {
   'execution:dispatch': ExecutionDispatchSchema,
   'execution:cancel': ExecutionCancelSchema,
   'agent:revoked': AgentRevokedSchema,
+  'delivery:dispatch': DeliveryDispatchSchema,
 } as const satisfies Record<keyof ServerToAgentEventMap, z.ZodType>;
 
 // ---------------------------------------------------------------- /live
@@ -203,6 +213,13 @@ export const LiveExecutionEventSchema = z.object({ projectId: IdSchema, executio
 export type LiveExecutionEvent = z.infer<typeof LiveExecutionEventSchema>;
 export const LiveOutputEventSchema = z.object({ executionId: IdSchema, chunks: z.array(OutputChunkSchema) });
 export type LiveOutputEvent = z.infer<typeof LiveOutputEventSchema>;
+/** Every server → dashboard payload's schema, for receivers that parse (the dashboard's tests). */
+export const liveServerToClientSchemas = {
+  'machine:updated': LiveMachineEventSchema,
+  'execution:updated': LiveExecutionEventSchema,
+  'execution:output': LiveOutputEventSchema,
+  'delivery:updated': LiveDeliveryEventSchema,
+} as const satisfies Record<keyof LiveServerToClientEventMap, z.ZodType>;
 
 export const ExecutionChunksAckBodySchema = z.object({
   execution: ExecutionSummarySchema,
@@ -225,6 +242,7 @@ export const LiveServerEvents = {
   machine: 'machine:updated',
   execution: 'execution:updated',
   output: 'execution:output',
+  delivery: 'delivery:updated',
 } as const satisfies Record<string, keyof LiveServerToClientEventMap>;
 
 /** dashboard → server. */
@@ -240,6 +258,7 @@ export interface LiveServerToClientEventMap {
   'machine:updated': (p: LiveMachineEvent) => void;
   'execution:updated': (p: LiveExecutionEvent) => void;
   'execution:output': (p: LiveOutputEvent) => void;
+  'delivery:updated': (p: LiveDeliveryEvent) => void;
 }
 
 true satisfies NamesEvery<typeof LiveClientEvents, LiveClientToServerEventMap>;

@@ -41,11 +41,23 @@ export const TargetsSchema = z
   });
 export type Targets = z.infer<typeof TargetsSchema>;
 
-export const CreateExecutionRequestSchema = z.strictObject({
-  script: z
-    .string()
-    .min(1)
-    .refine((s) => utf8Length(s) <= LIMITS.scriptMaxBytes, `at most ${LIMITS.scriptMaxBytes} bytes`),
+/** A script's text, bounded in UTF-8 bytes (what the agent writes to disk), not in characters. */
+export const ScriptSchema = z
+  .string()
+  .min(1)
+  .refine((s) => utf8Length(s) <= LIMITS.scriptMaxBytes, `at most ${LIMITS.scriptMaxBytes} bytes`);
+
+/**
+ * The fields of "run this on those machines", as a plain shape so other
+ * requests that start runs (schedules) compose it: spread it into their own
+ * `z.strictObject({...})` and apply `checkExecutionWork` in their
+ * `superRefine`.
+ */
+export const ExecutionWorkFields = {
+  /** The script inline; or `fileId`, exactly one of the two. */
+  script: ScriptSchema.optional(),
+  /** A stored file of kind `script` of the same project; its content is copied into the run when it is created. */
+  fileId: IdSchema.optional(),
   args: z.array(noNul(z.string().max(LIMITS.argMax))).max(LIMITS.argsMax).optional(),
   env: z
     .record(EnvKeySchema, noNul(z.string().max(LIMITS.envValueMax)))
@@ -62,13 +74,22 @@ export const CreateExecutionRequestSchema = z.strictObject({
    * the execution; the values travel in each dispatch.
    */
   secrets: SecretReferencesSchema.optional(),
-}).superRefine((req, ctx) => {
+};
+
+/** The rules across fields of `ExecutionWorkFields`: one script source, and no name both a secret and an env variable. */
+export function checkExecutionWork(req: { script?: string; fileId?: string; env?: Record<string, string>; secrets?: string[] }, ctx: z.RefinementCtx): void {
+  if ((req.script === undefined) === (req.fileId === undefined)) {
+    const message = req.script === undefined ? 'give script or fileId' : 'give script or fileId, not both';
+    ctx.addIssue({ code: 'custom', path: [req.script === undefined ? 'script' : 'fileId'], message });
+  }
   // One variable, two values: which one the script saw would depend on merge order.
   const env = req.env ?? {};
   for (const name of req.secrets ?? []) {
     if (Object.hasOwn(env, name)) ctx.addIssue({ code: 'custom', path: ['secrets'], message: `${name} is also set in env; a secret and an env variable cannot share a name` });
   }
-});
+}
+
+export const CreateExecutionRequestSchema = z.strictObject(ExecutionWorkFields).superRefine(checkExecutionWork);
 export type CreateExecutionRequest = z.infer<typeof CreateExecutionRequestSchema>;
 
 export const ExecutionSummarySchema = z.object({
@@ -95,6 +116,10 @@ export const ExecutionSchema = ExecutionSummarySchema.extend({
   env: z.record(z.string(), z.string()),
   /** Names of the project secrets injected into the run; their values are never shown. */
   secrets: z.array(SecretNameSchema),
+  /** The stored script file the run was made from (its content copied at creation), or null for an inline script. */
+  fileId: IdSchema.nullable(),
+  /** sha256 of the script as it was copied from that file: later changes to the file do not change the run. */
+  fileSha256: z.string().nullable(),
   cwd: z.string().nullable(),
   timeoutSeconds: z.number().int(),
   expiresAt: IsoDateSchema,

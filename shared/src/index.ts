@@ -11,3 +11,4 @@ export * from './events';
 export * from './validate';
 export * from './tokens';
 export * from './tls';
+export * from './deliveries';

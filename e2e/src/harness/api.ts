@@ -11,6 +11,7 @@ import {
   MachineSchema,
   MemberSchema,
   ProjectSchema,
+  StoredFileSchema,
   UserSchema,
   type AuthResponse,
   type CreateEnrolmentTokenRequest,
@@ -21,6 +22,8 @@ import {
   type ErrorBody,
   type Execution,
   type ExecutionLog,
+  type FileKind,
+  type StoredFile,
   type Machine,
   type Member,
   type Project,
@@ -183,6 +186,19 @@ export class ApiClient {
   }
   getMachine(projectId: string, machineId: string): Promise<Machine> {
     return this.expect('GET', `/api/projects/${projectId}/machines/${machineId}`, 200, MachineSchema);
+  }
+
+  // ------------------------------------------------------------ files
+  /** A raw-body upload (one request). */
+  uploadFile(projectId: string, kind: FileKind, name: string, bytes: Buffer | Uint8Array): Promise<StoredFile> {
+    return this.expect('POST', `/api/projects/${projectId}/files`, 201, StoredFileSchema, {
+      query: { kind, name },
+      headers: { 'content-type': 'application/octet-stream' },
+      rawBody: new Uint8Array(bytes),
+    });
+  }
+  async deleteFile(fileId: string): Promise<ApiResponse> {
+    return this.request('DELETE', `/api/files/${fileId}`);
   }
 
   // ------------------------------------------------------------ executions

@@ -17,7 +17,7 @@ import type { MachineProfile } from '../machines/machine.mapper';
  */
 
 /** Resources a machine can own. A future containers feature adds 'container'. */
-export type OwnedKind = 'execution';
+export type OwnedKind = 'execution' | 'delivery';
 
 /** Events the gateway itself handles (the machine's presence); features handle the rest. */
 export type CoreAgentEvent = 'agent:hello' | 'agent:heartbeat';

@@ -1,4 +1,4 @@
-import type { ExecutionDispatch, ExecutionSummary, Machine, OutputChunk } from '@kapitan/shared';
+import type { DeliveryDispatch, DeliveryKind, DeliveryMachine, ExecutionDispatch, ExecutionSummary, Machine, OutputChunk } from '@kapitan/shared';
 
 /**
  * Services record, then publish one of these; the channels forward them to
@@ -17,5 +17,7 @@ export interface DomainEvents {
   /** `payloads`, when the publisher has them at hand, spare the listener a read. */
   'execution.dispatch': { machineId: string; executionIds: string[]; payloads?: ExecutionDispatch[] };
   'execution.cancel': { machineId: string; executionId: string };
+  'delivery.updated': { projectId: string; kind: DeliveryKind; machine: DeliveryMachine };
+  'delivery.dispatch': { machineId: string; payloads: DeliveryDispatch[] };
 }
 export type DomainEventName = keyof DomainEvents;

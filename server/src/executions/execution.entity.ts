@@ -37,6 +37,14 @@ export class ExecutionEntity {
   @Column({ type: 'simple-json', nullable: true })
   secrets: string[] | null;
 
+  /** The stored script file the run was made from; no foreign key: the run keeps its copy when the file goes. */
+  @Column({ type: 'varchar', length: 36, nullable: true })
+  fileId: string | null;
+
+  /** sha256 of the script content copied from that file. */
+  @Column({ type: 'varchar', length: 64, nullable: true })
+  fileSha256: string | null;
+
   @Column({ type: 'varchar', length: 1024, nullable: true })
   cwd: string | null;
 

@@ -27,6 +27,8 @@ export function toExecution(e: ExecutionEntity): Execution {
     args: e.args,
     env: e.env,
     secrets: e.secrets ?? [],
+    fileId: e.fileId ?? null,
+    fileSha256: e.fileSha256 ?? null,
     cwd: e.cwd,
     timeoutSeconds: e.timeoutSeconds,
     expiresAt: e.expiresAt.toISOString(),

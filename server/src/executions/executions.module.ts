@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { FilesModule } from '../files/files.module';
 import { MachinesModule } from '../machines/machines.module';
 import { ProjectsModule } from '../projects/projects.module';
 import { SecretsModule } from '../secrets/secrets.module';
@@ -14,7 +15,7 @@ import { ExecutionsService } from './executions.service';
 import { OutputWriter } from './output-writer.service';
 
 @Module({
-  imports: [TypeOrmModule.forFeature([ExecutionEntity, ExecutionChunkEntity]), MachinesModule, ProjectsModule, SecretsModule],
+  imports: [TypeOrmModule.forFeature([ExecutionEntity, ExecutionChunkEntity]), MachinesModule, ProjectsModule, SecretsModule, FilesModule],
   controllers: [ExecutionsController],
   providers: [ExecutionsService, ExecutionLogService, ExecutionLifecycleService, OutputWriter, ExecutionSecretsService, ExecutionAgentHandlers, ExecutionLiveHandlers],
   exports: [ExecutionsService],

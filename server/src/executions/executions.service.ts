@@ -9,12 +9,14 @@ import {
   ExecutionSummary,
   FINAL_EXECUTION_STATUSES,
   isFinalStatus,
+  LIMITS,
   ListExecutionsQuery,
 } from '@kapitan/shared';
 import { randomUUID } from 'node:crypto';
 import { DataSource, In, Not, Repository } from 'typeorm';
 import { ApiException, conflict, notFound } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
+import { FilesService } from '../files/files.service';
 import { MachinesService } from '../machines/machines.service';
 import { ProjectsService } from '../projects/projects.service';
 import { ExecutionEntity } from './execution.entity';
@@ -40,6 +42,7 @@ export class ExecutionsService {
     private readonly projects: ProjectsService,
     private readonly events: DomainEventsService,
     private readonly secrets: ExecutionSecretsService,
+    private readonly files: FilesService,
   ) {}
 
   async create(userId: string, projectId: string, body: CreateExecutionRequest): Promise<CreateExecutionResponse> {
@@ -52,6 +55,7 @@ export class ExecutionsService {
     }
     // Before any row: a name the project has no secret for (another project's included) is a 400 and nothing is created.
     const resolved = await this.secrets.resolveForCreate(projectId, body.secrets);
+    const source = await this.scriptOf(projectId, body);
     const runId = randomUUID();
     const now = new Date();
     const online = new Set(targets.filter((m) => m.status === 'online').map((m) => m.id));
@@ -63,7 +67,9 @@ export class ExecutionsService {
         machineId: m.id,
         // Marked dispatched only when the push can reach a connected agent; the rest wait for its hello.
         status: online.has(m.id) ? 'dispatched' : 'queued',
-        script: body.script,
+        script: source.script,
+        fileId: source.fileId,
+        fileSha256: source.fileSha256,
         args: body.args ?? [],
         env: body.env ?? {},
         secrets: body.secrets ?? [],
@@ -90,6 +96,32 @@ export class ExecutionsService {
       if (e.status === 'dispatched') this.events.publish('execution.dispatch', { machineId: e.machineId, executionIds: [e.id], payloads: [this.secrets.withResolved(e, resolved)] });
     }
     return { runId, executions: rows.map((e) => ({ id: e.id, machineId: e.machineId, status: e.status })) };
+  }
+
+  /**
+   * The script to run: inline, or copied now from a stored file of kind
+   * `script` of this project. Copied, not referenced: queued and repeated
+   * deliveries run exactly what was chosen, whatever later happens to the
+   * file (deleted, or another upload under the same name), and the row says
+   * which file and which content (sha256) it was.
+   */
+  private async scriptOf(projectId: string, body: CreateExecutionRequest): Promise<{ script: string; fileId: string | null; fileSha256: string | null }> {
+    if (body.fileId === undefined) return { script: body.script!, fileId: null, fileSha256: null };
+    const refused = (message: string) => new ApiException(400, ErrorCode.validation, message, [{ path: 'fileId', message }]);
+    const file = await this.files.findInProject(projectId, body.fileId).catch((err: unknown) => {
+      // Another project's file is one that does not exist: the same 404 as for any missing file.
+      throw err instanceof ApiException && err.getStatus() === 404 ? notFound('file') : err;
+    });
+    if (file.kind !== 'script') throw refused(`file ${file.name} is of kind ${file.kind}; only a file of kind script can be run`);
+    const { bytes, file: read } = await this.files.readSmall(projectId, file.id, LIMITS.scriptMaxBytes);
+    let script: string;
+    try {
+      script = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      throw refused(`file ${file.name} is not UTF-8 text`);
+    }
+    if (!script.length) throw refused(`file ${file.name} is empty`);
+    return { script, fileId: read.id, fileSha256: read.sha256 };
   }
 
   async list(userId: string, projectId: string, q: ListExecutionsQuery): Promise<ExecutionSummary[]> {

@@ -1,15 +1,14 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query, Req, Res, StreamableFile } from '@nestjs/common';
 import { ApiBearerAuth, ApiBody, ApiConsumes, ApiTags } from '@nestjs/swagger';
-import { CompleteUploadRequestSchema, CreateUploadRequestSchema, ErrorCode, StoredFile, Upload, UploadChunkQuerySchema } from '@kapitan/shared';
+import { CompleteUploadRequestSchema, CreateUploadRequestSchema, StoredFile, Upload, UploadChunkQuerySchema } from '@kapitan/shared';
 import type { Request, Response } from 'express';
 import { createZodDto } from 'nestjs-zod';
 import { AuthUser, CurrentUser } from '../auth/auth-user';
-import { ApiException } from '../common/api-exception';
 import { IdParamPipe } from '../common/uuid.pipe';
 import { ZodPipe } from '../common/zod-query.pipe';
 import { FileIngestService } from './file-ingest.service';
 import { FilesService } from './files.service';
-import { parseRange, RangeNotSatisfiable } from './range';
+import { sendFileContent } from './content-response';
 import { ResumableUploadsService } from './resumable-uploads.service';
 
 class CreateUploadDto extends createZodDto(CreateUploadRequestSchema) {}
@@ -87,36 +86,8 @@ export class FilesController {
 
   /** The bytes; one Range (`bytes=a-b`, `a-`, `-n`) → 206, an unservable one → 416. */
   @Get('files/:id/content')
-  async content(@CurrentUser() u: AuthUser, @FileId() id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<StreamableFile | undefined> {
-    let size = 0;
-    const range = req.headers.range;
-    try {
-      const { file, range: served, stream } = await this.files.content(u.userId, id, (s) => {
-        size = s;
-        return parseRange(range, s);
-      });
-      const etag = `"${file.sha256}"`;
-      res.setHeader('ETag', etag);
-      res.setHeader('Accept-Ranges', 'bytes');
-      if (!served && req.headers['if-none-match'] === etag) {
-        stream.destroy();
-        res.status(304);
-        return undefined;
-      }
-      const length = served ? served.end - served.start + 1 : file.size;
-      if (served) {
-        res.status(206);
-        res.setHeader('Content-Range', `bytes ${served.start}-${served.end}/${file.size}`);
-      }
-      return new StreamableFile(stream, {
-        type: 'application/octet-stream',
-        length,
-        disposition: `attachment; filename="${file.name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"; filename*=UTF-8''${encodeURIComponent(file.name)}`,
-      });
-    } catch (err) {
-      if (!(err instanceof RangeNotSatisfiable)) throw err;
-      throw new ApiException(416, ErrorCode.validation, err.message, [{ path: 'range', message: err.message }], { 'Content-Range': `bytes */${size}` });
-    }
+  content(@CurrentUser() u: AuthUser, @FileId() id: string, @Req() req: Request, @Res({ passthrough: true }) res: Response): Promise<StreamableFile | undefined> {
+    return sendFileContent(req, res, (range) => this.files.content(u.userId, id, range));
   }
 }
 

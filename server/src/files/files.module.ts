@@ -1,7 +1,11 @@
 import { Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { ProjectsModule } from '../projects/projects.module';
+import { MachinesModule } from '../machines/machines.module';
 import { UsersModule } from '../users/users.module';
+import { AgentDownloadsService } from './agent-downloads.service';
+import { AgentFileGrants } from './agent-file-grants';
+import { AgentFilesController } from './agent-files.controller';
 import { BlobStore } from './blob-store';
 import { FileIngestService } from './file-ingest.service';
 import { FileReferences } from './file-references';
@@ -13,12 +17,13 @@ import { ResumableUploadsService } from './resumable-uploads.service';
 /**
  * The file store of each project. Other features use FilesService (agents'
  * downloads: contentForProject) and register what keeps a file in use with
- * FileReferences.
+ * FileReferences, and which machine may download which file with
+ * AgentFileGrants.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([FileEntity, FileUploadEntity]), ProjectsModule, UsersModule],
-  controllers: [FilesController, UploadsController],
-  providers: [BlobStore, FilesService, FileIngestService, ResumableUploadsService, FileReferences],
-  exports: [FilesService, FileReferences],
+  imports: [TypeOrmModule.forFeature([FileEntity, FileUploadEntity]), ProjectsModule, UsersModule, MachinesModule],
+  controllers: [FilesController, UploadsController, AgentFilesController],
+  providers: [BlobStore, FilesService, FileIngestService, ResumableUploadsService, FileReferences, AgentFileGrants, AgentDownloadsService],
+  exports: [FilesService, FileReferences, AgentFileGrants],
 })
 export class FilesModule {}

@@ -136,10 +136,34 @@ export class FilesService implements OnApplicationBootstrap {
    * that has already authorised the reader (an agent downloading what it was
    * told to deploy). 404 when the file is not that project's.
    */
-  async contentForProject(projectId: string, fileId: string, range: ByteRange | null = null): Promise<FileContent> {
+  async contentForProject(projectId: string, fileId: string, range: ByteRange | null = null, rangeOf?: (size: number) => ByteRange | null): Promise<FileContent> {
     const row = await this.files.findOne({ where: { id: fileId, projectId } });
     if (!row) throw notFound('file');
-    return this.open(row, range);
+    return this.open(row, rangeOf ? rangeOf(row.size) : range);
+  }
+
+  /** The row of a project's file, for a feature about to reference it (a run, a deploy); 404 when it is not that project's. */
+  async findInProject(projectId: string, fileId: string): Promise<StoredFile> {
+    const row = await this.files.findOne({ where: { id: fileId, projectId } });
+    if (!row) throw notFound('file');
+    return (await this.toDtos([row]))[0];
+  }
+
+  /**
+   * The whole content of a small file of the project, read into memory: a
+   * script snapshotted into an execution. Refused (400 naming `fileId`) over
+   * `maxBytes`, so nothing large is ever read whole.
+   */
+  async readSmall(projectId: string, fileId: string, maxBytes: number): Promise<{ file: StoredFile; bytes: Buffer }> {
+    const row = await this.files.findOne({ where: { id: fileId, projectId } });
+    if (!row) throw notFound('file');
+    if (row.size > maxBytes) {
+      throw new ApiException(400, ErrorCode.validation, `the file has ${row.size} bytes; at most ${maxBytes} can be used here`, [{ path: 'fileId', message: `over ${maxBytes} bytes` }]);
+    }
+    const { file, stream } = await this.open(row, null);
+    const parts: Buffer[] = [];
+    for await (const part of stream) parts.push(part as Buffer);
+    return { file, bytes: Buffer.concat(parts) };
   }
 
   private async open(row: FileEntity, range: ByteRange | null): Promise<FileContent> {

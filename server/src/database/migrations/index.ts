@@ -6,6 +6,8 @@ import { ApiTokens1764619200000 } from './1764619200000-ApiTokens';
 import { ExecutionSecrets1764633600000 } from './1764633600000-ExecutionSecrets';
 import { FileStore1764700000000 } from './1764700000000-FileStore';
 import { EnrolmentTokenAgentLabels1764720000000 } from './1764720000000-EnrolmentTokenAgentLabels';
+import { ExecutionFromFile1764740000000 } from './1764740000000-ExecutionFromFile';
+import { Deliveries1764750000000 } from './1764750000000-Deliveries';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -17,4 +19,6 @@ export const MIGRATIONS = [
   ExecutionSecrets1764633600000,
   FileStore1764700000000,
   EnrolmentTokenAgentLabels1764720000000,
+  ExecutionFromFile1764740000000,
+  Deliveries1764750000000,
 ];

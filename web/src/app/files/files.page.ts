@@ -18,6 +18,7 @@ import { Clock } from '../core/util/clock';
 import { BytesPipe, TimeAgoPipe } from '../core/util/pipes';
 import { patchList } from '../core/util/resource';
 import { ProjectContext } from '../projects/project-context';
+import { FileActionPanel, type FileAction } from './file-action.panel';
 import { FilesApi } from './files-api';
 
 /** One upload under way in this page. */
@@ -46,6 +47,7 @@ interface Transfer {
     MatProgressBarModule,
     MatTooltipModule,
     EmptyState,
+    FileActionPanel,
     TimeAgoPipe,
     BytesPipe,
   ],
@@ -142,6 +144,20 @@ interface Transfer {
                   <mat-icon>download</mat-icon>
                 </button>
                 @if (ctx.canOperate()) {
+                  @if (f.kind === 'script') {
+                    <button matIconButton (click)="act(f, 'run')" matTooltip="Run on machines" [attr.aria-label]="'Run ' + f.name" data-testid="run-file">
+                      <mat-icon>play_arrow</mat-icon>
+                    </button>
+                  }
+                  @if (f.kind !== 'image') {
+                    <button matIconButton (click)="act(f, 'deploy')" matTooltip="Deploy to machines" [attr.aria-label]="'Deploy ' + f.name" data-testid="deploy-file">
+                      <mat-icon>publish</mat-icon>
+                    </button>
+                  } @else {
+                    <button matIconButton (click)="act(f, 'distribute')" matTooltip="Distribute to machines' Docker" [attr.aria-label]="'Distribute ' + f.name" data-testid="distribute-file">
+                      <mat-icon>layers</mat-icon>
+                    </button>
+                  }
                   <button
                     matIconButton
                     (click)="remove(f)"
@@ -158,6 +174,9 @@ interface Transfer {
             <tr mat-header-row *matHeaderRowDef="columns"></tr>
             <tr mat-row *matRowDef="let f; columns: columns" data-testid="file-row" [attr.data-name]="f.name"></tr>
           </table>
+          @if (acting(); as a) {
+            <app-file-action-panel [file]="a.file" [action]="a.action" (closed)="acting.set(null)" />
+          }
         } @else if (files.hasValue()) {
           <app-empty-state icon="folder_off" title="No files">
             Scripts, files to deploy and image tarballs (<code>docker save</code>) uploaded here are kept by their sha256.
@@ -214,6 +233,8 @@ export class FilesPage {
   protected readonly busy = signal<string | null>(null);
   protected readonly dragging = signal(false);
   protected readonly transfers = signal<Transfer[]>([]);
+  /** The run, deploy or distribution being prepared or watched. */
+  protected readonly acting = signal<{ file: StoredFile; action: FileAction } | null>(null);
   private nextTransferId = 1;
   private readonly running = new Map<number, Subscription>();
 
@@ -233,6 +254,12 @@ export class FilesPage {
     const e = this.files.error();
     return e ? ApiError.from(e) : null;
   });
+
+  protected act(file: StoredFile, action: FileAction): void {
+    // A new panel each time (the @if re-creates it): no state of the last action carries over.
+    this.acting.set(null);
+    queueMicrotask(() => this.acting.set({ file, action }));
+  }
 
   protected percent(t: Transfer): number {
     return t.total > 0 ? Math.floor((t.loaded / t.total) * 100) : 100;

@@ -2,10 +2,13 @@ import { Injectable, effect, inject, signal, untracked } from '@angular/core';
 import {
   LIVE_NAMESPACE,
   LiveClientEvents,
+  LiveDeliveryEventSchema,
   LiveExecutionEventSchema,
   LiveMachineEventSchema,
   LiveOutputEventSchema,
   LiveServerEvents,
+  type DeliveryKind,
+  type DeliveryMachine,
   type ExecutionSummary,
   type LiveClientToServerEventMap,
   type LiveServerToClientEventMap,
@@ -24,6 +27,8 @@ export type LiveState = 'offline' | 'connecting' | 'online';
 export type ProjectLiveEvent =
   | { type: 'machine'; machine: Machine }
   | { type: 'execution'; execution: ExecutionSummary }
+  /** One machine's part of a deploy or distribution. */
+  | { type: 'delivery'; kind: DeliveryKind; machine: DeliveryMachine }
   /** The room was joined again after a reconnect: events may have been missed, reload lists. */
   | { type: 'resync' }
   | { type: 'error'; message: string };
@@ -69,7 +74,7 @@ export class LiveService {
   }
 
   /**
-   * Machine and execution updates of one project (`subscribe:project`), joined while
+   * Machine, execution and delivery updates of one project (`subscribe:project`), joined while
    * anyone listens and re-joined after every reconnect.
    */
   project(projectId: string): Observable<ProjectLiveEvent> {
@@ -189,6 +194,12 @@ export class LiveService {
       if (!p.success) return warnInvalid(LiveServerEvents.execution, p.error);
       this.toProject(p.data.projectId, { type: 'execution', execution: p.data.execution });
       for (const s of this.executionStreams.get(p.data.execution.id) ?? []) s.onExecution(p.data.execution);
+    });
+
+    socket.on(LiveServerEvents.delivery, (payload) => {
+      const p = LiveDeliveryEventSchema.safeParse(payload);
+      if (!p.success) return warnInvalid(LiveServerEvents.delivery, p.error);
+      this.toProject(p.data.projectId, { type: 'delivery', kind: p.data.kind, machine: p.data.machine });
     });
 
     socket.on(LiveServerEvents.output, (payload) => {

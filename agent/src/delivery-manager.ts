@@ -1,0 +1,125 @@
+/**
+ * Deliveries on this agent: a deploy (a file written to a path) or a
+ * distribution (an image loaded into Docker), each fetched through the
+ * download cache (verified by sha256 before use). Dispatches arrive at
+ * least once; each delivery id is applied once: a repeat while it runs is
+ * ignored, a repeat after it ended re-sends the result it had (remembered
+ * in the state directory, so a restart does not apply it twice).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DELIVERY_LIMITS, type DeliveryDispatch, type DeliveryFinished, type DeliveryProgress } from '@kapitan/shared';
+import { deliveryChannel } from './delivery-channel';
+import { writeDeployed } from './deploy-writer';
+import { DownloadError, type FileCache } from './file-cache';
+import { loadImage } from './image-loader';
+import { silentLogger, type Logger } from './logger';
+import type { Outbox } from './outbox';
+import { writeFileAtomic } from './state';
+
+export const DELIVERIES_FILE = 'deliveries.json';
+/** Results remembered for repeats; the server stops repeating once it stored one. */
+const REMEMBERED_MAX = 1000;
+/** A download's progress is reported at most this often. */
+const PROGRESS_EVERY_MS = 250;
+
+export interface DeliveryManagerOptions {
+  outbox: Outbox;
+  cache: FileCache;
+  stateDir: string;
+  /** Directories deploys may write into (their real paths; see deploy-writer.ts). */
+  deployRoots: readonly string[];
+  dockerSocket: string;
+  logger?: Logger;
+}
+
+export class DeliveryManager {
+  private readonly active = new Map<string, Promise<void>>();
+  private readonly done: Map<string, DeliveryFinished>;
+  private readonly logger: Logger;
+  private readonly file: string;
+
+  constructor(private readonly options: DeliveryManagerOptions) {
+    this.logger = options.logger ?? silentLogger;
+    this.file = path.join(options.stateDir, DELIVERIES_FILE);
+    this.done = new Map(readRemembered(this.file).map((r) => [r.deliveryId, r]));
+  }
+
+  /** Deliveries being applied now. */
+  activeIds(): string[] {
+    return [...this.active.keys()];
+  }
+
+  /** Resolves when every delivery under way has ended (tests, shutdown). */
+  async idle(): Promise<void> {
+    await Promise.all(this.active.values());
+  }
+
+  handle(d: DeliveryDispatch): void {
+    if (this.active.has(d.deliveryId)) return;
+    const known = this.done.get(d.deliveryId);
+    if (known) {
+      // The server has not stored the result yet: send it again unless the outbox still holds it.
+      if (!this.options.outbox.keys(deliveryChannel).includes(d.deliveryId)) this.options.outbox.close(deliveryChannel, d.deliveryId, known);
+      return;
+    }
+    const run = this.apply(d).finally(() => this.active.delete(d.deliveryId));
+    this.active.set(d.deliveryId, run);
+  }
+
+  private async apply(d: DeliveryDispatch): Promise<void> {
+    const log = this.logger.child({ deliveryId: d.deliveryId, kind: d.kind, fileId: d.file.fileId });
+    let lastAt = 0;
+    const progress = (status: DeliveryProgress['status'], receivedBytes: number, force = false) => {
+      const now = Date.now();
+      if (!force && now - lastAt < PROGRESS_EVERY_MS) return;
+      lastAt = now;
+      this.options.outbox.add(deliveryChannel, d.deliveryId, { deliveryId: d.deliveryId, status, receivedBytes });
+    };
+    let result: DeliveryFinished;
+    progress('downloading', 0, true);
+    try {
+      const lease = await this.options.cache.acquire(d.file, (received) => progress('downloading', received, received === d.file.size));
+      try {
+        if (d.kind === 'deploy') {
+          progress('writing', d.file.size, true);
+          const written = await writeDeployed(lease.path, { path: d.path, mode: d.mode, owner: d.owner }, this.options.deployRoots);
+          log.info('file deployed', { path: written, size: d.file.size });
+          result = { deliveryId: d.deliveryId, status: 'succeeded', reason: null };
+        } else {
+          progress('loading', d.file.size, true);
+          const ids = await loadImage(lease.path, this.options.dockerSocket);
+          log.info('image loaded', { imageIds: ids });
+          result = { deliveryId: d.deliveryId, status: 'succeeded', reason: null, imageId: ids[0] };
+        }
+      } finally {
+        lease.release();
+      }
+    } catch (err) {
+      const message = err instanceof DownloadError ? `download failed: ${err.message}` : (err as Error).message;
+      log.warn('delivery failed', { error: message });
+      result = { deliveryId: d.deliveryId, status: 'failed', reason: message.slice(0, DELIVERY_LIMITS.reasonMax) };
+    }
+    this.remember(result);
+    this.options.outbox.close(deliveryChannel, d.deliveryId, result);
+  }
+
+  private remember(result: DeliveryFinished): void {
+    this.done.set(result.deliveryId, result);
+    while (this.done.size > REMEMBERED_MAX) this.done.delete(this.done.keys().next().value!);
+    try {
+      writeFileAtomic(this.file, JSON.stringify([...this.done.values()]));
+    } catch (err) {
+      this.logger.warn('could not remember a delivery result', { error: (err as Error).message });
+    }
+  }
+}
+
+function readRemembered(file: string): DeliveryFinished[] {
+  try {
+    const parsed: unknown = JSON.parse(fs.readFileSync(file, 'utf8'));
+    return Array.isArray(parsed) ? (parsed as DeliveryFinished[]).filter((r) => typeof r?.deliveryId === 'string') : [];
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * Run, deploy and distribute from the Files tab, in a real Chromium against
+ * a real server and a real agent process: the targets are chosen in the
+ * page, each machine's part is shown live (status, bytes), and a deploy the
+ * agent refuses shows its reason.
+ *
+ * UI contract: file-row (data-name) with run-file, deploy-file,
+ * distribute-file · file-action-panel (data-action) with target-all,
+ * target-some, target-machine (data-machine-id), deploy-path, deploy-mode,
+ * deploy-owner, action-submit, action-error · action-machine
+ * (data-machine-id, data-status) with action-status, action-percent,
+ * action-reason, action-execution.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Page } from 'playwright-core';
+import { WEB_INDEX, describeOrSkip, launchBrowser, logIn, makeTempDir, removeDir, requireChromium, startServer, type TestAgent, type TestBrowser, type TestServer } from './harness';
+import { setupProject, startOnlineAgent, type TestProject } from './agents/fixtures';
+
+describeOrSkip(requireChromium())('deliveries in the dashboard (SQLite, Chromium, a real agent)', () => {
+  let server: TestServer;
+  let p: TestProject;
+  let agent: TestAgent;
+  let root: string;
+  let browser: TestBrowser | undefined;
+
+  beforeAll(async () => {
+    if (!fs.existsSync(WEB_INDEX)) throw new Error(`${WEB_INDEX} is missing: build the dashboard (npm run build -w web)`);
+    root = await makeTempDir('kapitan-e2e-browser-deploy-');
+    server = await startServer({ database: 'sqlite' });
+    p = await setupProject(server.url, 'deliveries-ui');
+    agent = await startOnlineAgent(server.url, p, { env: { KAPITAN_AGENT_DEPLOY_DIRS: root } });
+    browser = await launchBrowser({ baseURL: server.url });
+    await logIn(browser.page, p.owner);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await agent?.dispose();
+    await server?.dispose();
+    if (root) await removeDir(root);
+  });
+
+  const row = (page: Page, name: string) => page.locator(`[data-testid=file-row][data-name="${name}"]`);
+  const machineLine = (page: Page) => page.locator(`[data-testid=action-machine][data-machine-id="${agent.machineId}"]`);
+
+  test('deploy a file to a chosen machine: its progress is shown live, it ends succeeded and the file is on the machine', async () => {
+    const bytes = Buffer.from('listen 8080\n'.repeat(2000));
+    await p.api.uploadFile(p.projectId, 'file', 'app.conf', bytes);
+    const { page } = browser!;
+    await page.goto(`/projects/${p.projectId}/files`);
+    await row(page, 'app.conf').getByTestId('deploy-file').click();
+    const panel = page.getByTestId('file-action-panel');
+    await panel.getByTestId('target-some').click();
+    await panel.locator(`[data-testid=target-machine][data-machine-id="${agent.machineId}"] input`).check();
+    const target = path.join(root, 'app.conf');
+    await panel.getByTestId('deploy-path').fill(target);
+    await panel.getByTestId('deploy-mode').fill('0600');
+    await panel.getByTestId('action-submit').click();
+    await machineLine(page).and(page.locator('[data-status=succeeded]')).waitFor({ timeout: 30_000 });
+    expect(await machineLine(page).getByTestId('action-percent').textContent()).toContain('100 %');
+    expect(fs.readFileSync(target)).toEqual(bytes);
+    expect(fs.statSync(target).mode & 0o777).toBe(0o600);
+  });
+
+  test('a deploy onto a planted symlink is refused by the agent, and the page shows why', async () => {
+    await p.api.uploadFile(p.projectId, 'file', 'evil.conf', Buffer.from('x\n'));
+    const victim = path.join(root, '..', `${path.basename(root)}-victim`);
+    fs.writeFileSync(victim, 'precious\n');
+    fs.symlinkSync(victim, path.join(root, 'planted.conf'));
+    try {
+      const { page } = browser!;
+      await page.goto(`/projects/${p.projectId}/files`);
+      await row(page, 'evil.conf').getByTestId('deploy-file').click();
+      const panel = page.getByTestId('file-action-panel');
+      await panel.getByTestId('deploy-path').fill(path.join(root, 'planted.conf'));
+      await panel.getByTestId('action-submit').click();
+      await machineLine(page).and(page.locator('[data-status=failed]')).waitFor({ timeout: 30_000 });
+      expect(await machineLine(page).getByTestId('action-reason').textContent()).toContain('symbolic link');
+      expect(fs.readFileSync(victim, 'utf8')).toBe('precious\n');
+    } finally {
+      fs.rmSync(victim, { force: true });
+    }
+  });
+
+  test('a path the server refuses is shown in the page before anything is sent', async () => {
+    const { page } = browser!;
+    await page.goto(`/projects/${p.projectId}/files`);
+    await row(page, 'app.conf').getByTestId('deploy-file').click();
+    const panel = page.getByTestId('file-action-panel');
+    await panel.getByTestId('deploy-path').fill('relative/path');
+    await panel.getByTestId('action-submit').click();
+    await panel.getByTestId('action-error').filter({ hasText: /path/ }).waitFor();
+    expect(await page.getByTestId('action-machine').count()).toBe(0);
+  });
+
+  test('run an uploaded script from its row: the run ends succeeded and links to its output', async () => {
+    await p.api.uploadFile(p.projectId, 'script', 'hello.sh', Buffer.from('#!/bin/sh\necho hello from the files tab\n'));
+    const { page } = browser!;
+    await page.goto(`/projects/${p.projectId}/files`);
+    await row(page, 'hello.sh').getByTestId('run-file').click();
+    await page.getByTestId('file-action-panel').getByTestId('action-submit').click();
+    await machineLine(page).and(page.locator('[data-status=succeeded]')).waitFor({ timeout: 30_000 });
+    await machineLine(page).getByTestId('action-execution').click();
+    await page.waitForURL(/\/executions\/[0-9a-f-]{36}$/);
+    const executionId = page.url().split('/').pop()!;
+    expect(await p.api.getExecutionLogText(executionId)).toBe('hello from the files tab\n');
+  });
+});

@@ -1,0 +1,37 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { notFound, unauthenticated } from '../common/api-exception';
+import { EnrolmentService } from '../machines/enrolment.service';
+import { AgentFileGrants } from './agent-file-grants';
+import { FileContent, FilesService } from './files.service';
+import { ByteRange } from './range';
+
+const BEARER = /^Bearer\s+(\S+)$/i;
+
+/**
+ * Agents' downloads: the machine credential (the same one as in the socket
+ * handshake) as a Bearer token, then the file only if it is the machine's
+ * project's and a delivery to that machine still needs it. Everything else
+ * answers 404 in the same words, so a credential learns nothing about files
+ * it was not sent.
+ */
+@Injectable()
+export class AgentDownloadsService {
+  private readonly logger = new Logger(AgentDownloadsService.name);
+
+  constructor(
+    private readonly enrolment: EnrolmentService,
+    private readonly grants: AgentFileGrants,
+    private readonly files: FilesService,
+  ) {}
+
+  async content(authorization: string | undefined, fileId: string, range: (size: number) => ByteRange | null): Promise<FileContent> {
+    const credential = BEARER.exec(authorization ?? '')?.[1];
+    const machine = credential ? await this.enrolment.authenticate(credential) : null;
+    if (!machine) throw unauthenticated('a valid machine credential is required (Authorization: Bearer kpm_…)');
+    if (!(await this.grants.allows(machine.machineId, fileId))) {
+      this.logger.warn({ machineId: machine.machineId, fileId }, 'agent download refused: no pending delivery of this file to this machine');
+      throw notFound('file');
+    }
+    return this.files.contentForProject(machine.projectId, fileId, null, range);
+  }
+}
