@@ -10,3 +10,4 @@ export * from './files';
 export * from './events';
 export * from './validate';
 export * from './tokens';
+export * from './schedules';

@@ -12,6 +12,12 @@ function manualTimers() {
       return { id, unref: () => undefined } as never;
     },
     clearInterval: (h) => fns.delete((h as { id: number }).id),
+    setTimeout: (fn) => {
+      const id = next++;
+      fns.set(id, fn);
+      return { id, unref: () => undefined } as never;
+    },
+    clearTimeout: (h) => h && fns.delete((h as { id: number }).id),
   };
   return { timers, fire: () => [...fns.values()].forEach((f) => f()), count: () => fns.size };
 }
