@@ -5,11 +5,10 @@
  * (ScheduleClock), so slots, missed runs and overlaps are exact rather than
  * waited for. Several nodes on one database: schedules-nodes.spec.ts.
  */
-import { type MachineFacts, type Occurrence, type Schedule } from '@kapitan/shared';
+import { type Occurrence, type Schedule } from '@kapitan/shared';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SchedulerService } from '../common/scheduler.service';
 import {
   bearer,
   createScratchDatabase,
@@ -24,33 +23,7 @@ import {
   waitFor,
 } from '../testing/test-app';
 import { ScheduleClock } from './schedule-clock';
-import { SCHEDULES_JOB } from './schedules.service';
-
-export const FACTS: MachineFacts = {
-  hostname: 'spec-host',
-  os: 'Debian',
-  platform: 'linux',
-  kernel: '6.1',
-  arch: 'x64',
-  cpus: 2,
-  memoryBytes: 1024,
-  agentVersion: 'spec',
-  dockerAvailable: false,
-};
-
-/** Moves this node's clock to `at` and runs one firing pass (after any in progress). */
-export async function tickAt(t: TestApp, at: Date): Promise<void> {
-  t.app.get(ScheduleClock).offsetMs = at.getTime() - Date.now();
-  await t.app.get(SchedulerService).runNow(SCHEDULES_JOB);
-}
-
-/** A project with one enrolled (offline) machine; its executions queue. */
-export async function projectWithMachine(t: TestApp, token: string): Promise<{ projectId: string; machineId: string }> {
-  const projectId = (await t.http.post('/api/projects').set(bearer(token)).send({ name: 'p' }).expect(201)).body.id;
-  const enrol = (await t.http.post(`/api/projects/${projectId}/enrolment-tokens`).set(bearer(token)).send({}).expect(201)).body;
-  const machineId = (await t.http.post('/api/agent/enrol').send({ token: enrol.token, facts: FACTS }).expect(201)).body.machineId;
-  return { projectId, machineId };
-}
+import { projectWithMachine, tickAt } from '../testing/schedules';
 
 const slotAligned = (ms: number, stepMs: number): Date => new Date(Math.ceil(ms / stepMs) * stepMs);
 
