@@ -260,6 +260,30 @@ describeBothDatabases('schedules', (database) => {
       await t.http.delete(`/api/schedules/${s.id}`).set(bearer(owner)).expect(204);
     });
 
+    it("the creator removed from the project: occurrences are skipped with why, nothing runs in their name", async () => {
+      const op = await signupUser(t.http);
+      await t.http.post(`/api/projects/${projectId}/members`).set(bearer(owner)).send({ email: op.email, role: 'operator' }).expect(201);
+      const s = (await create({ ...base(), name: 'by-op', cron: '*/10 * * * * *' }, op.token).expect(201)).body as Schedule;
+      await t.http.delete(`/api/projects/${projectId}/members/${op.user.id}`).set(bearer(owner)).expect(204);
+      await tickAt(t, new Date(s.nextRunAt as string));
+      const h = await history(s.id);
+      expect(h.map((o) => o.status)).toEqual(['skipped']);
+      expect(h[0].reason).toMatch(/creator may no longer run scripts/);
+      expect(await count('executions', 'createdBy = ?', [op.user.id])).toBe(0);
+      await t.http.delete(`/api/schedules/${s.id}`).set(bearer(owner)).expect(204);
+    });
+
+    it('a file a schedule uses cannot be deleted (409 naming the schedule); once the schedule is gone, it can', async () => {
+      const file = (await t.http.post(`/api/projects/${projectId}/files?kind=script&name=job.sh`).set(bearer(owner)).set('Content-Type', 'application/octet-stream').send(Buffer.from('#!/bin/sh\ntrue\n')).expect(201)).body;
+      const s = (await create({ ...base(), name: 'uses-file', cron: '0 3 * * *' }).expect(201)).body as Schedule;
+      // The run request names files by fileId once runs can; the column the reference check reads is set here directly.
+      await t.db.query('UPDATE schedules SET fileId = ? WHERE id = ?', [file.id, s.id]);
+      const refused = expectError(await t.http.delete(`/api/files/${file.id}`).set(bearer(owner)), 409);
+      expect(refused.message).toContain('schedule uses-file');
+      await t.http.delete(`/api/schedules/${s.id}`).set(bearer(owner)).expect(204);
+      await t.http.delete(`/api/files/${file.id}`).set(bearer(owner)).expect(204);
+    });
+
     describe('overlap', () => {
       it('skip: a slot while the previous runs is skipped with why; after it ends, the next fires', async () => {
         const { s, first } = await every10s({ overlapPolicy: 'skip' });
