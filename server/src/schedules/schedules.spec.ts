@@ -159,6 +159,7 @@ describeBothDatabases('schedules', (database) => {
         ['an empty name', () => ({ ...base(), name: '   ', cron: '0 3 * * *' }), 'name'],
         ['a cron with NUL', () => ({ ...base(), cron: '0 3 * * *\0' }), 'cron'],
         ['an arg with NUL', () => ({ ...base(), cron: '0 3 * * *', args: ['a\0'] }), 'args.0'],
+        ['a target list over the bound', () => ({ ...base(), cron: '0 3 * * *', targets: { machineIds: Array.from({ length: 1001 }, (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`) } }), 'targets.machineIds'],
         ['no targets', () => ({ name: 'x', script: 'true', cron: '0 3 * * *' }), 'targets'],
         ['no script', () => ({ name: 'x', targets: { all: true }, cron: '0 3 * * *' }), 'script'],
         ['an unknown overlap policy', () => ({ ...base(), cron: '0 3 * * *', overlapPolicy: 'sometimes' }), 'overlapPolicy'],
