@@ -19,6 +19,7 @@ import { SecretsModule } from './secrets/secrets.module';
 import { FilesModule } from './files/files.module';
 import { TlsModule } from './tls/tls.module';
 import { DeliveriesModule } from './deliveries/deliveries.module';
+import { SchedulesModule } from './schedules/schedules.module';
 
 @Module({})
 export class AppModule {
@@ -58,6 +59,7 @@ export class AppModule {
         SecretsModule,
         FilesModule,
         DeliveriesModule,
+        SchedulesModule,
         HealthModule,
         TlsModule,
         ...web,

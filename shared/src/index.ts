@@ -12,3 +12,4 @@ export * from './validate';
 export * from './tokens';
 export * from './tls';
 export * from './deliveries';
+export * from './schedules';

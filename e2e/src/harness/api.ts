@@ -12,8 +12,13 @@ import {
   MemberSchema,
   ProjectSchema,
   StoredFileSchema,
+  OccurrenceSchema,
+  ScheduleSchema,
   UserSchema,
   type AuthResponse,
+  type CreateScheduleRequest,
+  type Occurrence,
+  type Schedule,
   type CreateEnrolmentTokenRequest,
   type CreateExecutionRequest,
   type CreateExecutionResponse,
@@ -218,6 +223,20 @@ export class ApiClient {
     if (res.status !== 200) throw new ApiError('GET', path, res);
     return res.text;
   }
+  // ------------------------------------------------------------ schedules
+  createSchedule(projectId: string, body: CreateScheduleRequest): Promise<Schedule> {
+    return this.expect('POST', `/api/projects/${projectId}/schedules`, 201, ScheduleSchema, { body }) as Promise<Schedule>;
+  }
+  getSchedule(scheduleId: string): Promise<Schedule> {
+    return this.expect('GET', `/api/schedules/${scheduleId}`, 200, ScheduleSchema) as Promise<Schedule>;
+  }
+  listOccurrences(scheduleId: string): Promise<Occurrence[]> {
+    return this.expect('GET', `/api/schedules/${scheduleId}/occurrences`, 200, OccurrenceSchema.array());
+  }
+  async pauseSchedule(scheduleId: string): Promise<void> {
+    await this.expect('POST', `/api/schedules/${scheduleId}/pause`, 200, ScheduleSchema);
+  }
+
   async cancelExecution(executionId: string): Promise<void> {
     const path = `/api/executions/${executionId}/cancel`;
     const res = await this.request('POST', path);

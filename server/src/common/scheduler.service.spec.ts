@@ -12,6 +12,12 @@ function manualTimers() {
       return { id, unref: () => undefined } as never;
     },
     clearInterval: (h) => fns.delete((h as { id: number }).id),
+    setTimeout: (fn) => {
+      const id = next++;
+      fns.set(id, fn);
+      return { id, unref: () => undefined } as never;
+    },
+    clearTimeout: (h) => h && fns.delete((h as { id: number }).id),
   };
   return { timers, fire: () => [...fns.values()].forEach((f) => f()), count: () => fns.size };
 }
@@ -72,5 +78,45 @@ describe('SchedulerService', () => {
     expect(t.count()).toBe(0);
     s.every('late', 1000, async () => undefined); // after shutdown: never started
     expect(t.count()).toBe(0);
+  });
+});
+
+describe('SchedulerService.timed', () => {
+  it('re-arms after each run with the delay the task answers, capped; wake runs it at once; shutdown stops it', async () => {
+    const delays: number[] = [];
+    const pending: (() => void)[] = [];
+    const timers: SchedulerTimers = {
+      setInterval: () => ({}),
+      clearInterval: () => undefined,
+      setTimeout: (fn, ms) => {
+        delays.push(ms);
+        pending.push(fn);
+        return { unref: () => undefined };
+      },
+      clearTimeout: () => undefined,
+    };
+    const s = new SchedulerService(timers);
+    const answers = [250, 99_999];
+    let runs = 0;
+    s.timed('t', 1000, async () => {
+      runs++;
+      return answers.shift() ?? 1000;
+    });
+    expect(delays).toEqual([0]);
+    const flush = async () => {
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+    };
+    pending.shift()?.();
+    await flush();
+    expect(runs).toBe(1);
+    expect(delays).toEqual([0, 250]);
+    pending.shift()?.();
+    await flush();
+    expect(delays).toEqual([0, 250, 1000]); // capped
+    s.wake('t');
+    expect(delays).toEqual([0, 250, 1000, 0]);
+    await s.onModuleDestroy();
+    s.wake('t');
+    expect(delays).toHaveLength(4);
   });
 });

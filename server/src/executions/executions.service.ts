@@ -13,7 +13,7 @@ import {
   ListExecutionsQuery,
 } from '@kapitan/shared';
 import { randomUUID } from 'node:crypto';
-import { DataSource, In, Not, Repository } from 'typeorm';
+import { DataSource, EntityManager, In, Not, Repository } from 'typeorm';
 import { ApiException, conflict, notFound } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
 import { FilesService } from '../files/files.service';
@@ -47,6 +47,92 @@ export class ExecutionsService {
 
   async create(userId: string, projectId: string, body: CreateExecutionRequest): Promise<CreateExecutionResponse> {
     await this.projects.requireRole(userId, projectId, 'operator');
+    return this.start(userId, projectId, body, randomUUID());
+  }
+
+  /**
+   * A run made for someone by the system (a schedule's occurrence): the
+   * creator must still be an operator of the project. `claim` runs inside
+   * the transaction that inserts the rows; when it answers false (another
+   * node holds the occurrence now) nothing is inserted and null comes back.
+   */
+  async createOnBehalf(
+    createdBy: string,
+    projectId: string,
+    body: CreateExecutionRequest,
+    runId: string,
+    claim: (tx: EntityManager) => Promise<boolean>,
+  ): Promise<CreateExecutionResponse | null> {
+    await this.projects.requireRole(createdBy, projectId, 'operator');
+    return this.start(createdBy, projectId, body, runId, claim);
+  }
+
+  /**
+   * What a stored run request (a schedule's) must pass before it is kept:
+   * named machines of this project, secrets the project has. A 400 naming
+   * the field, whatever resolveTargets would say for a run.
+   */
+  async checkRunSpec(projectId: string, body: CreateExecutionRequest): Promise<void> {
+    try {
+      await this.machines.resolveTargets(projectId, body.targets);
+    } catch (err) {
+      if (err instanceof ApiException && err.getStatus() === 404) throw new ApiException(400, ErrorCode.validation, err.message, err.details);
+      throw err;
+    }
+    await this.secrets.resolveForCreate(projectId, body.secrets);
+    await this.scriptOf(projectId, body).catch((err: unknown) => {
+      // Stored for later: a file that is not this project's is a bad field of the request, not a missing resource.
+      if (err instanceof ApiException && err.getStatus() === 404) throw new ApiException(400, ErrorCode.validation, 'no such file in this project', [{ path: 'fileId', message: 'no such file in this project' }]);
+      throw err;
+    });
+  }
+
+  /** The executions of these runs, by run, for history views. */
+  async byRuns(runIds: string[]): Promise<Map<string, { id: string; machineId: string; status: ExecutionStatus }[]>> {
+    const out = new Map<string, { id: string; machineId: string; status: ExecutionStatus }[]>();
+    if (!runIds.length) return out;
+    const rows = await this.executions.find({ where: { runId: In(runIds) }, select: ['id', 'runId', 'machineId', 'status', 'createdAt'], order: { createdAt: 'ASC' } });
+    for (const r of rows) {
+      const list = out.get(r.runId) ?? [];
+      list.push({ id: r.id, machineId: r.machineId, status: r.status });
+      out.set(r.runId, list);
+    }
+    return out;
+  }
+
+  /** Cancels every unfinished execution of a run, for the system (a schedule replacing its previous occurrence). */
+  async cancelRun(runId: string, reason: string): Promise<void> {
+    const open = await this.executions.find({ where: { runId, status: Not(In(FINAL_EXECUTION_STATUSES as ExecutionStatus[])) } });
+    const now = new Date();
+    for (const e of open) {
+      if (e.status === 'queued' || e.status === 'dispatched') {
+        const done = await this.lifecycle.finishIf(e.id, [e.status], { status: 'cancelled', finishedAt: now, cancelRequestedAt: now, reason });
+        if (done) {
+          // A dispatched start may be in flight: the agent is told too.
+          if (e.status === 'dispatched') this.events.publish('execution.cancel', { machineId: e.machineId, executionId: e.id });
+          continue;
+        }
+      }
+      await this.executions.update({ id: e.id, status: Not(In(FINAL_EXECUTION_STATUSES as ExecutionStatus[])) }, { cancelRequestedAt: now });
+      this.events.publish('execution.cancel', { machineId: e.machineId, executionId: e.id });
+    }
+  }
+
+  private async start(userId: string, projectId: string, body: CreateExecutionRequest, runId: string): Promise<CreateExecutionResponse>;
+  private async start(
+    userId: string,
+    projectId: string,
+    body: CreateExecutionRequest,
+    runId: string,
+    claim?: (tx: EntityManager) => Promise<boolean>,
+  ): Promise<CreateExecutionResponse | null>;
+  private async start(
+    userId: string,
+    projectId: string,
+    body: CreateExecutionRequest,
+    runId: string,
+    claim?: (tx: EntityManager) => Promise<boolean>,
+  ): Promise<CreateExecutionResponse | null> {
     const targets = await this.machines.resolveTargets(projectId, body.targets);
     if (!targets.length) {
       throw new ApiException(400, ErrorCode.validation, 'no machine of this project matches the targets', [
@@ -56,7 +142,6 @@ export class ExecutionsService {
     // Before any row: a name the project has no secret for (another project's included) is a 400 and nothing is created.
     const resolved = await this.secrets.resolveForCreate(projectId, body.secrets);
     const source = await this.scriptOf(projectId, body);
-    const runId = randomUUID();
     const now = new Date();
     const online = new Set(targets.filter((m) => m.status === 'online').map((m) => m.id));
     const rows = targets.map((m) =>
@@ -88,9 +173,12 @@ export class ExecutionsService {
         lastSeq: null,
       }),
     );
-    await this.dataSource.transaction(async (tx) => {
+    const claimed = await this.dataSource.transaction(async (tx) => {
+      if (claim && !(await claim(tx))) return false;
       for (let i = 0; i < rows.length; i += 200) await tx.getRepository(ExecutionEntity).insert(rows.slice(i, i + 200));
+      return true;
     });
+    if (!claimed) return null;
     for (const e of rows) {
       this.events.publish('execution.updated', { projectId, execution: toSummary(e) });
       if (e.status === 'dispatched') this.events.publish('execution.dispatch', { machineId: e.machineId, executionIds: [e.id], payloads: [this.secrets.withResolved(e, resolved)] });

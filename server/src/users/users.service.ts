@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { isUniqueViolation } from '../common/unique-violation';
 import { InjectRepository } from '@nestjs/typeorm';
 import { User } from '@kapitan/shared';
 import { EntityManager, In, Repository } from 'typeorm';
@@ -63,8 +64,4 @@ export class UsersService {
   }
 }
 
-export function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string; driverError?: { code?: string } };
-  const code = e?.driverError?.code ?? e?.code;
-  return code === 'ER_DUP_ENTRY' || code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
-}
+export { isUniqueViolation };

@@ -8,6 +8,7 @@ import { FileStore1764700000000 } from './1764700000000-FileStore';
 import { EnrolmentTokenAgentLabels1764720000000 } from './1764720000000-EnrolmentTokenAgentLabels';
 import { ExecutionFromFile1764740000000 } from './1764740000000-ExecutionFromFile';
 import { Deliveries1764750000000 } from './1764750000000-Deliveries';
+import { Schedules1764800000000 } from './1764800000000-Schedules';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   EnrolmentTokenAgentLabels1764720000000,
   ExecutionFromFile1764740000000,
   Deliveries1764750000000,
+  Schedules1764800000000,
 ];

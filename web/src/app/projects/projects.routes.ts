@@ -18,6 +18,7 @@ export const PROJECTS_ROUTES: Routes = [
         title: 'Run a script · Kapitan',
         loadComponent: () => import('../executions/run-form.page').then((m) => m.RunFormPage),
       },
+      { path: 'schedules', loadChildren: () => import('../schedules/schedules.routes').then((m) => m.SCHEDULES_ROUTES) },
       { path: 'files', loadChildren: () => import('../files/files.routes').then((m) => m.FILES_ROUTES) },
       { path: 'secrets', loadChildren: () => import('../secrets/secrets.routes').then((m) => m.SECRETS_ROUTES) },
       {
