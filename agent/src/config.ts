@@ -5,7 +5,6 @@ import { DEFAULT_KILL_GRACE_MS, DEFAULT_STREAM_LINGER_MS } from './executor';
 import { DEFAULT_PARTIAL_HOLD_MS } from './line-chunker';
 import { parseLogLevel, type LogLevel } from './logger';
 import { DEFAULT_OUTBOX_BYTES } from './outbox';
-import { DEFAULT_DOCKER_SOCKET } from './facts';
 
 export interface AgentConfig {
   logLevel: LogLevel;
@@ -16,6 +15,7 @@ export interface AgentConfig {
   ackTimeoutMs: number;
   streamLingerMs: number;
   partialLineHoldMs: number;
+  /** Docker socket path; empty: `DOCKER_HOST`, else /var/run/docker.sock (containers/docker-target.ts). */
   dockerSocket: string;
 }
 
@@ -28,7 +28,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   ackTimeoutMs: 60_000,
   streamLingerMs: DEFAULT_STREAM_LINGER_MS,
   partialLineHoldMs: DEFAULT_PARTIAL_HOLD_MS,
-  dockerSocket: DEFAULT_DOCKER_SOCKET,
+  dockerSocket: '',
 };
 
 export const ENV = {
@@ -63,6 +63,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AgentConfig
     ackTimeoutMs: int(env, ENV.ackTimeoutMs, DEFAULT_CONFIG.ackTimeoutMs, 10),
     streamLingerMs: int(env, ENV.streamLingerMs, DEFAULT_CONFIG.streamLingerMs, 0),
     partialLineHoldMs: int(env, ENV.partialLineHoldMs, DEFAULT_CONFIG.partialLineHoldMs, 0),
-    dockerSocket: env[ENV.dockerSocket] || DEFAULT_CONFIG.dockerSocket,
+    dockerSocket: env[ENV.dockerSocket]?.trim() || DEFAULT_CONFIG.dockerSocket,
   };
 }
