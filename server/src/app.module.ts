@@ -17,6 +17,7 @@ import { AgentChannelModule, AgentGatewayModule } from './agent-channel/agent-ch
 import { LiveChannelModule, LiveModule } from './live/live.module';
 import { SecretsModule } from './secrets/secrets.module';
 import { FilesModule } from './files/files.module';
+import { ContainersModule } from './containers/containers.module';
 
 @Module({})
 export class AppModule {
@@ -55,6 +56,7 @@ export class AppModule {
         LiveModule,
         SecretsModule,
         FilesModule,
+        ContainersModule,
         HealthModule,
         ...web,
       ],

@@ -1,4 +1,4 @@
-import type { ExecutionDispatch, ExecutionSummary, Machine, OutputChunk } from '@kapitan/shared';
+import type { ContainerLogLine, ContainerOperation, ContainerOperationDispatch, ExecutionDispatch, ExecutionSummary, Machine, MachineContainer, MachineDockerStatus, OutputChunk } from '@kapitan/shared';
 
 /**
  * Services record, then publish one of these; the channels forward them to
@@ -17,5 +17,11 @@ export interface DomainEvents {
   /** `payloads`, when the publisher has them at hand, spare the listener a read. */
   'execution.dispatch': { machineId: string; executionIds: string[]; payloads?: ExecutionDispatch[] };
   'execution.cancel': { machineId: string; executionId: string };
+  'containers.updated': { projectId: string; machineId: string; snapshot: boolean; containers: MachineContainer[]; removed: string[] };
+  'docker.status': { projectId: string; status: MachineDockerStatus };
+  'container-operation.updated': { projectId: string; operation: ContainerOperation };
+  'container-operation.dispatch': { machineId: string; dispatch: ContainerOperationDispatch };
+  /** Lines of a followed log, from the agent of `machineId` (bound to its socket, never from the payload). */
+  'container.logs': { machineId: string; streamId: string; lines: ContainerLogLine[]; dropped?: number; ended?: boolean; reason?: string };
 }
 export type DomainEventName = keyof DomainEvents;

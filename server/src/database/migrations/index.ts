@@ -6,6 +6,7 @@ import { ApiTokens1764619200000 } from './1764619200000-ApiTokens';
 import { ExecutionSecrets1764633600000 } from './1764633600000-ExecutionSecrets';
 import { FileStore1764700000000 } from './1764700000000-FileStore';
 import { EnrolmentTokenAgentLabels1764720000000 } from './1764720000000-EnrolmentTokenAgentLabels';
+import { Containers1764800000000 } from './1764800000000-Containers';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   ExecutionSecrets1764633600000,
   FileStore1764700000000,
   EnrolmentTokenAgentLabels1764720000000,
+  Containers1764800000000,
 ];
