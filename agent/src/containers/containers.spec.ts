@@ -9,11 +9,11 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { AgentToServerEventMap, Container, ContainerOperationFinished, ContainersChanged, ContainersSnapshot, DockerStatus } from '@kapitan/shared';
 import { buildBusyboxImage, dockerUnavailableReason, removeImages } from '../docker-fixture';
+import { DockerSocketProxy } from '../docker-proxy';
 import { Outbox, type OutboxMessage } from '../outbox';
 import { tmpDir, waitFor } from '../test-support/wait';
 import { dockerodeLoaded, dockerTarget } from './docker-target';
@@ -61,39 +61,6 @@ class RecordingLink extends EventEmitter implements ServerLink {
       }
     }
     return m;
-  }
-}
-
-/** A unix socket in front of the engine's: `cut()` drops every connection and stops listening, `restore()` listens again. */
-class SocketProxy {
-  private server: net.Server | null = null;
-  private readonly conns = new Set<net.Socket>();
-  constructor(readonly socketPath: string) {}
-  async restore(): Promise<void> {
-    fs.rmSync(this.socketPath, { force: true });
-    const server = net.createServer((client) => {
-      const upstream = net.connect(DOCKER_SOCK);
-      this.conns.add(client).add(upstream);
-      const drop = (): void => {
-        client.destroy();
-        upstream.destroy();
-        this.conns.delete(client);
-        this.conns.delete(upstream);
-      };
-      client.on('error', drop).on('close', drop);
-      upstream.on('error', drop).on('close', drop);
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => server.listen(this.socketPath, resolve));
-    this.server = server;
-  }
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = null;
-    for (const c of this.conns) c.destroy();
-    this.conns.clear();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-    fs.rmSync(this.socketPath, { force: true });
   }
 }
 
@@ -187,7 +154,7 @@ describe('container supervision (real engine)', () => {
 
   test('the engine goes away and comes back: unavailable with a reason, then available and a fresh snapshot', async () => {
     if (reason) return;
-    const proxy = new SocketProxy(path.join(dir, `proxy-${randomUUID().slice(0, 8)}.sock`));
+    const proxy = new DockerSocketProxy(path.join(dir, `proxy-${randomUUID().slice(0, 8)}.sock`));
     await proxy.restore();
     stop.push(() => proxy.cut());
     const link = new RecordingLink();

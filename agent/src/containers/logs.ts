@@ -186,7 +186,7 @@ export class ContainerLogFollower {
     clearTimeout(f.lease);
     f.source?.removeAllListeners('end');
     f.source?.destroy();
-    this.logger.debug('container log follow ended', { streamId: f.streamId, reason });
+    this.logger.info('container log follow ended', { streamId: f.streamId, reason });
     if (tell) {
       if (f.flushTimer) clearTimeout(f.flushTimer);
       return;

@@ -30,3 +30,24 @@ export function requirement(dependency: string, reason: string | null): string |
 export function describeOrSkip(...reasons: (string | null)[]): jest.Describe {
   return reasons.some((r) => r !== null) ? describe.skip : describe;
 }
+
+/**
+ * Why a test cannot use the Docker engine, or null: the engine answers and
+ * Debian's static busybox (what test images are made of) is installed.
+ */
+export function probeDockerSync(): string | null {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+  try {
+    execFileSync('docker', ['info', '--format', '{{.ServerVersion}}'], { timeout: 15_000, stdio: 'pipe' });
+  } catch (err) {
+    return `no Docker engine answers \`docker info\` (${String((err as Error).message).split('\n')[0]})`;
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  if (!(require('node:fs') as typeof import('node:fs')).existsSync('/usr/bin/busybox')) return '/usr/bin/busybox is missing (install busybox-static)';
+  return null;
+}
+
+export function requireDocker(): string | null {
+  return requirement('Docker engine', probeDockerSync());
+}
