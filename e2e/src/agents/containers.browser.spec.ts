@@ -57,7 +57,7 @@ describeOrSkip(requireChromium(), requireDocker())('containers on the machine pa
 
   test('state changes live, actions with confirmation, logs in the viewer, create from the form, Docker loss shown', async () => {
     const page = browser.page;
-    const id = await docker('run', '-d', '--label', `kapitan.test=${RUN}`, '--name', `web-${RUN}`, image, 'sh', '-c', "trap 'exit 0' TERM; i=0; while true; do i=$((i+1)); echo \"hello-$i\"; sleep 0.3; done");
+    const id = await docker('run', '-d', '--label', `kapitan.test=${RUN}`, '--name', `web-${RUN}`, image, 'sh', '-c', "trap 'exit 0' TERM; i=0; echo '<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>'; while true; do i=$((i+1)); echo \"hello-$i\"; sleep 0.3; done");
     await logIn(page, p.owner);
     await page.goto(`/projects/${p.projectId}/machines/${agent.machineId}`);
     const row = page.locator(`[data-testid="containers-table"] tr[data-container-id="${id}"]`);
@@ -79,6 +79,10 @@ describeOrSkip(requireChromium(), requireDocker())('containers on the machine pa
     await waitFor(async () => ((await count()) > 0 ? true : null), { timeoutMs: 15_000, message: 'log lines in the viewer' });
     const before = await count();
     await waitFor(async () => ((await count()) > before + 2 ? true : null), { timeoutMs: 15_000, message: 'more live log lines' });
+    // markup in a container's log is text (threat model T34): shown, never run or parsed
+    expect(await text.textContent()).toContain('<img src=x onerror=');
+    expect(await page.locator('[data-testid="container-log-viewer"] img').count()).toBe(0);
+    expect(await page.evaluate('window.__pwned')).toBeUndefined();
     await page.getByTestId('container-logs-close').click();
 
     // create from the form: the operation succeeds when the container runs, and it shows up

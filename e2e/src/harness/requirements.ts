@@ -51,3 +51,25 @@ export function probeDockerSync(): string | null {
 export function requireDocker(): string | null {
   return requirement('Docker engine', probeDockerSync());
 }
+
+/** The test Redis: `KAPITAN_TEST_REDIS_URL`, else the local one. */
+export function redisUrl(): string {
+  return process.env.KAPITAN_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+}
+
+function probeRedis(url: string): string | null {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const { hostname, port } = new URL(url);
+  // A synchronous probe, because describe blocks are decided before any test runs.
+  const out = spawnSync(
+    process.execPath,
+    ['-e', `const s=require('net').connect(${Number(port || 6379)},'${hostname}');s.on('connect',()=>{s.write('PING\\r\\n')});s.on('data',d=>{process.exit(String(d).startsWith('+PONG')?0:1)});s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),2000)`],
+    { timeout: 5000 },
+  );
+  return out.status === 0 ? null : `no Redis answering PING at ${url}`;
+}
+
+export function requireRedis(url = redisUrl()): string | null {
+  return requirement('Redis', probeRedis(url));
+}
