@@ -17,7 +17,7 @@ import {
   emitWithAck,
   jwtSecret,
   redisUrl,
-  requireDocker,
+  requireDockerSync,
   requireMysql,
   requireRedis,
   startServer,
@@ -33,7 +33,7 @@ const run = promisify(execFile);
 const RUN = `nodes-${process.pid}-${Date.now()}`;
 const docker = async (...args: string[]): Promise<string> => (await run('docker', args, { timeout: 60_000 })).stdout.trim();
 
-describeOrSkip(requireMysql(), requireRedis(), requireDocker())('containers on two server nodes (MySQL + Redis, real agent, real Docker)', () => {
+describeOrSkip(requireMysql(), requireRedis(), requireDockerSync())('containers on two server nodes (MySQL + Redis, real agent, real Docker)', () => {
   let db: TestDatabase;
   let a: TestServer;
   let b: TestServer;

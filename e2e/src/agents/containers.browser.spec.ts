@@ -16,14 +16,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { buildBusyboxImage, DockerSocketProxy, removeImages } from '@kapitan/agent/testing';
-import { WEB_INDEX, describeOrSkip, launchBrowser, logIn, makeTempDir, removeDir, requireChromium, requireDocker, startServer, waitFor, type TestAgent, type TestBrowser, type TestServer } from '../harness';
+import { WEB_INDEX, describeOrSkip, launchBrowser, logIn, makeTempDir, removeDir, requireChromium, requireDockerSync, startServer, waitFor, type TestAgent, type TestBrowser, type TestServer } from '../harness';
 import { setupProject, startOnlineAgent, type TestProject } from './fixtures';
 
 const run = promisify(execFile);
 const RUN = `browser-${process.pid}-${Date.now()}`;
 const docker = async (...args: string[]): Promise<string> => (await run('docker', args, { timeout: 60_000 })).stdout.trim();
 
-describeOrSkip(requireChromium(), requireDocker())('containers on the machine page (SQLite, real agent, real Docker, Chromium)', () => {
+describeOrSkip(requireChromium(), requireDockerSync())('containers on the machine page (SQLite, real agent, real Docker, Chromium)', () => {
   let server: TestServer;
   let p: TestProject;
   let agent: TestAgent;

@@ -19,14 +19,14 @@ import {
   type MachineDockerStatus,
 } from '@kapitan/shared';
 import { buildBusyboxImage, DockerSocketProxy, removeImages } from '@kapitan/agent/testing';
-import { connectLive, describeOrSkip, emitWithAck, makeTempDir, removeDir, requireDocker, startServer, waitFor, waitForSocketEvent, type LiveSocket, type TestAgent, type TestServer } from '../harness';
+import { connectLive, describeOrSkip, emitWithAck, makeTempDir, removeDir, requireDockerSync, startServer, waitFor, waitForSocketEvent, type LiveSocket, type TestAgent, type TestServer } from '../harness';
 import { setupProject, startOnlineAgent, type TestProject } from './fixtures';
 
 const run = promisify(execFile);
 const RUN = `e2e-${process.pid}-${Date.now()}`;
 const docker = async (...args: string[]): Promise<string> => (await run('docker', args, { timeout: 60_000 })).stdout.trim();
 
-describeOrSkip(requireDocker())('containers (real agent, real Docker)', () => {
+describeOrSkip(requireDockerSync())('containers (real agent, real Docker)', () => {
   let server: TestServer;
   let p: TestProject;
   let agent: TestAgent;

@@ -48,7 +48,8 @@ export function probeDockerSync(): string | null {
   return null;
 }
 
-export function requireDocker(): string | null {
+/** Like requireDocker (docker.ts), synchronous: for `describeOrSkip`, decided before any test runs. */
+export function requireDockerSync(): string | null {
   return requirement('Docker engine', probeDockerSync());
 }
 
