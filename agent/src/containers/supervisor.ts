@@ -181,7 +181,7 @@ export class ContainerSupervisor extends EventEmitter<SupervisorEvents> {
       if (gen !== this.generation) return;
       this.unavailable(gen, err ? `${why}: ${dockerError(err)}` : why);
     };
-    events.on('error', lost('lost the Docker engine'));
+    events.on('error', lost(`lost the Docker engine at ${describeTarget(this.options.target)}`));
     events.on('end', lost('the Docker engine closed its event stream (restarted or stopped)'));
     events.on('close', lost('the Docker engine closed its event stream (restarted or stopped)'));
   }
@@ -264,7 +264,7 @@ export class ContainerSupervisor extends EventEmitter<SupervisorEvents> {
     try {
       containers = await readContainers(docker);
     } catch (err) {
-      return this.unavailable(gen, `could not list containers: ${dockerError(err)}`);
+      return this.unavailable(gen, `lost the Docker engine at ${describeTarget(this.options.target)} while listing containers: ${dockerError(err)}`);
     }
     const snapshotId = randomUUID();
     const size = CONTAINER_LIMITS.snapshotPartMax;
@@ -297,7 +297,7 @@ export class ContainerSupervisor extends EventEmitter<SupervisorEvents> {
     try {
       now = await readContainers(docker, ids);
     } catch (err) {
-      return this.unavailable(gen, `could not read containers: ${dockerError(err)}`);
+      return this.unavailable(gen, `lost the Docker engine at ${describeTarget(this.options.target)} while reading containers: ${dockerError(err)}`);
     }
     const present = new Set(now.map((c) => c.id));
     const removed = ids.filter((id) => !present.has(id));
