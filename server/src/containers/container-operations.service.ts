@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { ContainerAction, ContainerOperation, ContainerOperationDispatch, ContainerOperationFinished, ContainerOperationStarted, CreateContainerRequest } from '@kapitan/shared';
 import { ErrorCode } from '@kapitan/shared';
@@ -6,12 +6,14 @@ import { randomUUID } from 'node:crypto';
 import { In, LessThan, Repository } from 'typeorm';
 import { ApiException, notFound } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
+import { SchedulerService } from '../common/scheduler.service';
 import { ContainerOperationEntity } from './container.entity';
 import { toOperationDto } from './container.mapper';
 import { ContainerStateService } from './container-state.service';
 
 /** A container operation not received by its agent within this long fails instead of acting late. */
 export const OPERATION_EXPIRES_MS = 10 * 60_000;
+export const OPERATION_SWEEP_EVERY_MS = 15_000;
 
 const toDispatch = (o: ContainerOperationEntity): ContainerOperationDispatch => ({ operationId: o.id, kind: o.kind, containerId: o.containerId, spec: o.spec });
 
@@ -22,12 +24,25 @@ const toDispatch = (o: ContainerOperationEntity): ContainerOperationDispatch => 
  * so a repeated or late report changes nothing.
  */
 @Injectable()
-export class ContainerOperationsService {
+export class ContainerOperationsService implements OnModuleInit {
   constructor(
     @InjectRepository(ContainerOperationEntity) private readonly ops: Repository<ContainerOperationEntity>,
     private readonly state: ContainerStateService,
     private readonly events: DomainEventsService,
+    private readonly scheduler: SchedulerService,
   ) {}
+
+  onModuleInit(): void {
+    // An operation for a machine that stays away must not act when it comes back hours later.
+    this.scheduler.every('container-operations.expire', OPERATION_SWEEP_EVERY_MS, async () => void (await this.expire()));
+  }
+
+  /** Queued operations past their expiry fail (every node may run this at once: the updates are conditional). */
+  async expire(now = new Date()): Promise<number> {
+    const expired = await this.ops.find({ where: { status: 'queued', expiresAt: LessThan(now) }, select: ['id'], take: 1000 });
+    for (const o of expired) await this.finish(o.id, 'failed', 'expired: the agent did not receive it in time', null, now, ['queued']);
+    return expired.length;
+  }
 
   async action(userId: string, machineId: string, containerId: string, action: ContainerAction): Promise<ContainerOperation> {
     const projectId = await this.state.visibleMachine(userId, machineId, 'operator');
@@ -98,8 +113,7 @@ export class ContainerOperationsService {
 
   /** At a hello: what is still owed to the machine (sent again; the agent applies each once), after failing what expired. */
   async pendingFor(machineId: string): Promise<ContainerOperationDispatch[]> {
-    const expired = await this.ops.find({ where: { machineId, status: 'queued', expiresAt: LessThan(new Date()) } });
-    for (const o of expired) await this.finish(o.id, 'failed', 'expired: the agent did not receive it in time', null, new Date(), ['queued']);
+    await this.expire();
     const open = await this.ops.find({ where: { machineId, status: In(['queued', 'running']) }, order: { createdAt: 'ASC' }, take: 1000 });
     return open.map(toDispatch);
   }

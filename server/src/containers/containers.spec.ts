@@ -12,6 +12,7 @@ import type { Socket } from 'socket.io-client';
 import { bearer, createTestApp, describeBothDatabases, expectError, expectValidationError, signupUser, TestApp, waitFor } from '../testing/test-app';
 import { closeSockets, connectAgent, connectLive, emitWithAck, enrolMachine, helloBody, nextEvent, record, setupProject, SpecProject } from '../testing/sockets';
 import { ContainerLogsService } from './container-logs.service';
+import { ContainerOperationsService, OPERATION_EXPIRES_MS } from './container-operations.service';
 
 const hex = (c: string) => c.repeat(64);
 const container = (id: string, over: Partial<Container> = {}): Container => ({
@@ -226,6 +227,20 @@ describeBothDatabases('containers', (database) => {
     expect((await dispatched).spec).toMatchObject({ image: 'kapitan-test/busybox:1', name: 'web', env: { A: '1' } });
     await emitWithAck(agentA, AgentEvents.containerOperationFinished, { operationId: res.body.id, status: 'succeeded', error: null, containerId: hex('7'), finishedAt: new Date().toISOString() });
     await waitFor('succeeded', async () => (await t.http.get(`/api/container-operations/${res.body.id}`).set(bearer(a.owner.token))).body.status === 'succeeded' || undefined);
+  });
+
+  test('a queued operation past its expiry fails with the reason and is not sent at the next hello', async () => {
+    agentA.close();
+    const res = await t.http.post(`/api/machines/${ma.machineId}/containers/${hex('a')}/restart`).set(bearer(a.owner.token)).expect(202);
+    const ops = t.app.get(ContainerOperationsService);
+    expect(await ops.expire(new Date(Date.now() + OPERATION_EXPIRES_MS + 1000))).toBeGreaterThanOrEqual(1);
+    const got = (await t.http.get(`/api/container-operations/${res.body.id}`).set(bearer(a.owner.token)).expect(200)).body;
+    expect(got).toMatchObject({ status: 'failed', error: expect.stringMatching(/expired/) });
+    agentA = await connectAgent(t.url, ma.credential);
+    const sent = record<{ operationId: string }>(agentA, ServerToAgentEvents.containerOperation);
+    expect((await emitWithAck(agentA, AgentEvents.hello, helloBody())).ok).toBe(true);
+    await emitWithAck(agentA, AgentEvents.heartbeat, { at: new Date().toISOString() });
+    expect(sent.map((s) => s.operationId)).not.toContain(res.body.id);
   });
 
   test('logs: a viewer subscribes, the agent is asked to follow, lines arrive; another agent cannot feed the stream; leaving stops the follow', async () => {
