@@ -21,6 +21,8 @@ import { EmptyState } from '../core/ui/empty-state.component';
 import { StatusChip } from '../core/ui/status-chip.component';
 import { LogViewer, type LogEvent } from '../executions/log-viewer/log-viewer.component';
 import { ProjectContext } from '../projects/project-context';
+import { Clock } from '../core/util/clock';
+import { TimeAgoPipe } from '../core/util/pipes';
 import { ContainersApi } from './containers-api';
 import { toCreateRequest, type CreateFormValue } from './container-create.form';
 
@@ -53,6 +55,7 @@ const CONFIRM: Record<ContainerAction, { title: string; text: string; danger: bo
     StatusChip,
     EmptyState,
     LogViewer,
+    TimeAgoPipe,
   ],
   templateUrl: './machine-containers.component.html',
   styles: `
@@ -70,6 +73,7 @@ export class MachineContainers {
   readonly machineId = input.required<string>();
 
   protected readonly ctx = inject(ProjectContext);
+  protected readonly clock = inject(Clock);
   private readonly api = inject(ContainersApi);
   private readonly live = inject(LiveService);
   private readonly notify = inject(Notify);
