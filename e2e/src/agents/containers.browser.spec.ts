@@ -83,6 +83,10 @@ describeOrSkip(requireChromium(), requireDockerSync())('containers on the machin
     expect(await text.textContent()).toContain('<img src=x onerror=');
     expect(await page.locator('[data-testid="container-log-viewer"] img').count()).toBe(0);
     expect(await page.evaluate('window.__pwned')).toBeUndefined();
+    // follow again from now on: the viewer starts over, without the lines written before
+    await page.getByTestId('container-logs-tail').click();
+    await page.getByRole('option', { name: 'now on' }).click();
+    await waitFor(async () => ((await count()) > 0 && !((await text.textContent()) ?? '').includes('<img') ? true : null), { timeoutMs: 15_000, message: 'a follow from now on' });
     await page.getByTestId('container-logs-close').click();
 
     // create from the form: the operation succeeds when the container runs, and it shows up

@@ -103,10 +103,13 @@ export class MachineContainers {
   });
 
   protected readonly logsOf = signal<MachineContainer | null>(null);
+  /** Lines of the log before now to start from; changing it follows again. */
+  protected readonly logTail = signal(1000);
+  protected readonly tails = [0, 100, 1000, 10_000, 100_000];
   protected readonly logSource = computed<Observable<LogEvent> | null>(() => {
     const c = this.logsOf();
     if (!c) return null;
-    return this.live.containerLogs(this.machineId(), c.id, 1000).pipe(map((e): LogEvent => e));
+    return this.live.containerLogs(this.machineId(), c.id, this.logTail()).pipe(map((e): LogEvent => e));
   });
 
   constructor() {
