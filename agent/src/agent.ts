@@ -20,6 +20,13 @@ import { Outbox, type OutboxOptions, type OutboxSpool } from './outbox';
 import { FileSpool, SPOOL_DIR } from './spool';
 import { RUN_DIR, type AgentState } from './state';
 import type { ExecutorOptions } from './executor';
+import { DEFAULT_DOCKER_SOCKET } from './facts';
+import { dockerTarget, type DockerTarget } from './containers/docker-target';
+import { ContainerLogFollower } from './containers/logs';
+import { containerOperationChannel } from './containers/operation-channel';
+import { FileOperationJournal, MemoryOperationJournal, type OperationJournal } from './containers/operation-journal';
+import { ContainerOperations } from './containers/operations';
+import { ContainerSupervisor, type SupervisorOptions } from './containers/supervisor';
 
 /** The default deploy root inside the state directory. */
 export const DEPLOY_DIR = 'deploys';
@@ -45,6 +52,15 @@ export interface AgentOptions {
   outbox?: Partial<Omit<OutboxOptions, 'spool'>>;
   executor?: Partial<Omit<ExecutorOptions, 'workDir' | 'logger'>>;
   createRunner?: RunnerFactory;
+  /**
+   * Supervise the machine's Docker engine (containers, operations, logs).
+   * Default: on, unless a journal is passed in (in-memory agents).
+   */
+  containers?: boolean;
+  /** Overrides of the supervisor (tests: debounce, backoff cap). */
+  supervisor?: Partial<Omit<SupervisorOptions, 'target' | 'link' | 'logger'>>;
+  /** Default: DOCKER_HOST from process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export class Agent {
@@ -59,6 +75,9 @@ export class Agent {
   readonly deliveries: DeliveryManager;
   /** Where deploys may write: KAPITAN_AGENT_DEPLOY_DIRS, else `<state dir>/deploys`. */
   readonly deployRoots: readonly string[];
+  /** Null when containers are not supervised. */
+  readonly containers: { supervisor: ContainerSupervisor; operations: ContainerOperations; logs: ContainerLogFollower; journal: OperationJournal } | null;
+  readonly dockerTarget: DockerTarget;
   private readonly logger: Logger;
   private started = false;
   private stopped = false;
@@ -83,7 +102,9 @@ export class Agent {
       createRunner: options.createRunner,
       logger,
     });
-    const facts = options.facts ?? (() => collectFacts({ dockerSocket: this.config.dockerSocket }));
+    this.dockerTarget = dockerTarget(this.config.dockerSocket || undefined, options.env ?? process.env, DEFAULT_DOCKER_SOCKET);
+    const socketPath = this.dockerTarget.kind === 'unix' ? this.dockerTarget.socketPath : undefined;
+    const facts = options.facts ?? (() => collectFacts({ dockerSocket: socketPath }));
     this.connection = new AgentConnection({
       serverUrl: options.state.server,
       credential: options.state.credential,
@@ -126,16 +147,40 @@ export class Agent {
     this.connection.on(ServerToAgentEvents.dispatch, (p) => this.manager.handleDispatch(p));
     this.connection.on(ServerToAgentEvents.cancel, (p) => this.manager.handleCancel(p));
     this.connection.on(ServerToAgentEvents.deliver, (p) => this.deliveries.handle(p));
+
+    if (options.containers ?? !options.journal) {
+      const link = this.connection;
+      const supervisor = new ContainerSupervisor({ target: this.dockerTarget, link, logger, ...options.supervisor });
+      const journal = options.journal ? new MemoryOperationJournal() : new FileOperationJournal(options.stateDir, logger);
+      const operations = new ContainerOperations({
+        outbox: this.outbox,
+        journal,
+        docker: () => ({ client: supervisor.client, reason: supervisor.dockerStatus.reason }),
+        touched: (id) => supervisor.touch(id),
+        logger,
+      });
+      const logs = new ContainerLogFollower({ link, docker: () => supervisor.client, logger });
+      this.containers = { supervisor, operations, logs, journal };
+      this.connection.on('ready', () => supervisor.onServerReady());
+      this.connection.on(ServerToAgentEvents.containerOperation, (p) => operations.handle(p));
+      this.connection.on(ServerToAgentEvents.containerLogsFollow, (p) => logs.follow(p));
+      this.connection.on(ServerToAgentEvents.containerLogsStop, (p) => logs.stop(p.streamId));
+    } else {
+      this.containers = null;
+    }
   }
 
   /** Queue what a previous run left unsent (spool), report what it left unfinished, then connect. */
   start(): void {
     if (this.started) return;
     this.started = true;
-    const restored = this.outbox.restore([executionChannel, deliveryChannel]);
+    const restored = this.outbox.restore(this.containers ? [executionChannel, deliveryChannel, containerOperationChannel] : [executionChannel, deliveryChannel]);
     if (restored.length > 0) this.logger.info('output of a previous run restored from the spool', { streams: restored.length });
     const n = this.manager.recoverFromJournal(restored);
     if (n > 0) this.logger.info('executions from a previous run will be reported', { count: n });
+    const interrupted = this.containers?.operations.recover(restored) ?? 0;
+    if (interrupted > 0) this.logger.warn('container operations interrupted by a restart are reported failed', { count: interrupted });
+    this.containers?.supervisor.start();
     this.connection.start();
   }
 
@@ -149,6 +194,8 @@ export class Agent {
     this.stopped = true;
     await this.manager.shutdown(options.scriptGraceMs ?? 2000);
     if (this.connection.ready && !this.outbox.isEmpty()) await this.outbox.whenEmpty(options.drainMs ?? 2000);
+    this.containers?.logs.stopAll();
+    this.containers?.supervisor.stop();
     this.connection.stop();
     this.outbox.detach();
     this.spool?.close();
@@ -162,6 +209,8 @@ export class Agent {
   abandon(): void {
     this.stopped = true;
     this.manager.abandon();
+    this.containers?.logs.stopAll();
+    this.containers?.supervisor.stop();
     this.connection.stop();
     this.outbox.clear();
     this.journal.close();

@@ -5,7 +5,6 @@ import { DEFAULT_KILL_GRACE_MS, DEFAULT_STREAM_LINGER_MS } from './executor';
 import { DEFAULT_PARTIAL_HOLD_MS } from './line-chunker';
 import { parseLogLevel, type LogLevel } from './logger';
 import { DEFAULT_OUTBOX_BYTES } from './outbox';
-import { DEFAULT_DOCKER_SOCKET } from './facts';
 import { DEFAULT_CACHE_BYTES } from './file-cache';
 
 export interface AgentConfig {
@@ -17,6 +16,7 @@ export interface AgentConfig {
   ackTimeoutMs: number;
   streamLingerMs: number;
   partialLineHoldMs: number;
+  /** Docker socket path; empty: `DOCKER_HOST`, else /var/run/docker.sock (containers/docker-target.ts). */
   dockerSocket: string;
   /** Bound of the download cache in the state directory (files and images the server sends). */
   cacheBytes: number;
@@ -33,7 +33,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   ackTimeoutMs: 60_000,
   streamLingerMs: DEFAULT_STREAM_LINGER_MS,
   partialLineHoldMs: DEFAULT_PARTIAL_HOLD_MS,
-  dockerSocket: DEFAULT_DOCKER_SOCKET,
+  dockerSocket: '',
   cacheBytes: DEFAULT_CACHE_BYTES,
   deployDirs: [],
 };
@@ -81,7 +81,7 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AgentConfig
     ackTimeoutMs: int(env, ENV.ackTimeoutMs, DEFAULT_CONFIG.ackTimeoutMs, 10),
     streamLingerMs: int(env, ENV.streamLingerMs, DEFAULT_CONFIG.streamLingerMs, 0),
     partialLineHoldMs: int(env, ENV.partialLineHoldMs, DEFAULT_CONFIG.partialLineHoldMs, 0),
-    dockerSocket: env[ENV.dockerSocket] || DEFAULT_CONFIG.dockerSocket,
+    dockerSocket: env[ENV.dockerSocket]?.trim() || DEFAULT_CONFIG.dockerSocket,
     cacheBytes: int(env, ENV.cacheBytes, DEFAULT_CONFIG.cacheBytes, 1024 * 1024),
     deployDirs: dirs(env, ENV.deployDirs),
   };

@@ -170,6 +170,29 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     return this.attempts;
   }
 
+  /**
+   * Emit an agent event outside the outbox and wait for its ack, for reports
+   * that heal themselves (container state is sent again whole at the next
+   * connect): rejects when not ready or not acknowledged within the ack timeout.
+   */
+  request<E extends keyof AgentToServerEventMap>(event: E, payload: Parameters<AgentToServerEventMap[E]>[0], timeoutMs?: number): Promise<unknown> {
+    const socket = this.socket;
+    if (!socket || !this.isReady || !socket.connected) return Promise.reject(new Error('not connected'));
+    return new Promise((resolve, reject) => {
+      const s = socket.timeout(timeoutMs ?? this.options.ackTimeoutMs ?? 60_000);
+      (s as unknown as { emit(event: string, payload: unknown, ack: (err: Error | null, ack?: unknown) => void): void }).emit(event, payload, (err, ack) => {
+        if (err) return reject(err);
+        if (socket === this.socket) this.lastAckAt = Date.now();
+        const revokedNow = revokedBy(ack);
+        if (revokedNow !== null) {
+          reject(new Error('machine revoked'));
+          return this.revoke(revokedNow);
+        }
+        resolve(ack);
+      });
+    });
+  }
+
   start(): void {
     if (!this.stopped || this.revokedReason !== null) return;
     this.stopped = false;

@@ -5,3 +5,4 @@
  */
 export * from './simulated';
 export * from './docker-fixture';
+export * from './docker-proxy';

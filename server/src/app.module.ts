@@ -20,6 +20,7 @@ import { FilesModule } from './files/files.module';
 import { TlsModule } from './tls/tls.module';
 import { DeliveriesModule } from './deliveries/deliveries.module';
 import { SchedulesModule } from './schedules/schedules.module';
+import { ContainersModule } from './containers/containers.module';
 
 @Module({})
 export class AppModule {
@@ -60,6 +61,7 @@ export class AppModule {
         FilesModule,
         DeliveriesModule,
         SchedulesModule,
+        ContainersModule,
         HealthModule,
         TlsModule,
         ...web,

@@ -7,6 +7,18 @@
 import { z } from 'zod';
 import { ErrorBodySchema, IdSchema, IsoDateSchema } from './common';
 import { DeliveryDispatchSchema, DeliveryFinishedSchema, DeliveryProgressSchema, LiveDeliveryEventSchema, type DeliveryDispatch, type DeliveryFinished, type DeliveryProgress, type LiveDeliveryEvent } from './deliveries';
+import {
+  CONTAINER_LIMITS,
+  ContainerIdSchema,
+  ContainerLogLineSchema,
+  ContainerOperationSchema,
+  ContainerSchema,
+  CreateContainerRequestSchema,
+  ContainerOperationKindSchema,
+  DockerStatusSchema,
+  MachineContainerSchema,
+  MachineDockerStatusSchema,
+} from './containers';
 import { ExecutionSummarySchema, OutputChunkSchema } from './executions';
 import { LIMITS } from './limits';
 import { MachineFactsSchema, MachineSchema } from './machines';
@@ -128,6 +140,88 @@ export const ExecutionFinishedSchema = z.strictObject({
 });
 export type ExecutionFinished = z.infer<typeof ExecutionFinishedSchema>;
 
+// ---- containers (agent → server)
+
+/**
+ * The engine's containers, in parts of at most CONTAINER_LIMITS.snapshotPartMax.
+ * Every part of one snapshot carries the same `snapshotId`; the last part
+ * (`last: true`) makes the snapshot replace what the server held: a
+ * container no part named is gone.
+ */
+export const ContainersSnapshotSchema = z.strictObject({
+  snapshotId: IdSchema,
+  containers: z.array(ContainerSchema).max(CONTAINER_LIMITS.snapshotPartMax),
+  last: z.boolean(),
+});
+export type ContainersSnapshot = z.infer<typeof ContainersSnapshotSchema>;
+
+/** A patch from Docker's event stream: containers as they are now, and ids that no longer exist. */
+export const ContainersChangedSchema = z
+  .strictObject({
+    containers: z.array(ContainerSchema).max(CONTAINER_LIMITS.changesMax),
+    removed: z.array(ContainerIdSchema).max(CONTAINER_LIMITS.changesMax),
+  })
+  .refine((c) => c.containers.length + c.removed.length > 0, 'an empty change');
+export type ContainersChanged = z.infer<typeof ContainersChangedSchema>;
+
+export const ContainerOperationStartedSchema = z.strictObject({
+  operationId: IdSchema,
+  startedAt: z.iso.datetime({ offset: true }),
+});
+export type ContainerOperationStarted = z.infer<typeof ContainerOperationStartedSchema>;
+
+export const ContainerOperationFinishedSchema = z.strictObject({
+  operationId: IdSchema,
+  status: z.enum(['succeeded', 'failed']),
+  /** Docker's error text, or why waiting for the container to run ended. */
+  error: z.string().max(CONTAINER_LIMITS.errorMax).nullable(),
+  containerId: ContainerIdSchema.nullable(),
+  finishedAt: z.iso.datetime({ offset: true }),
+});
+export type ContainerOperationFinished = z.infer<typeof ContainerOperationFinishedSchema>;
+
+/**
+ * Lines of a followed container log. Lossy by design: the engine keeps the
+ * log, so a viewer that missed lines can follow again from a tail; `dropped`
+ * counts lines the agent let go because the server was not keeping up.
+ */
+export const ContainerLogsSchema = z.strictObject({
+  streamId: IdSchema,
+  lines: z.array(ContainerLogLineSchema).max(CONTAINER_LIMITS.logLinesPerMessageMax),
+  dropped: z.number().int().min(0).optional(),
+  /** The follow ended (the container stopped, or the agent gave up); `reason` says why. */
+  ended: z.boolean().optional(),
+  reason: z.string().max(CONTAINER_LIMITS.errorMax).optional(),
+});
+export type ContainerLogs = z.infer<typeof ContainerLogsSchema>;
+
+// ---- containers (server → agent)
+
+/** Do this to a container (or create one). At least once; the agent applies each operation id once. */
+export const ContainerOperationDispatchSchema = z.strictObject({
+  operationId: IdSchema,
+  kind: ContainerOperationKindSchema,
+  containerId: ContainerIdSchema.nullable(),
+  spec: CreateContainerRequestSchema.nullable(),
+});
+export type ContainerOperationDispatch = z.infer<typeof ContainerOperationDispatchSchema>;
+
+/**
+ * Follow a container's log from `tail` lines back. Sent again while someone
+ * watches: a follow that is not renewed within `leaseMs` stops by itself, so
+ * a server node that died with the watcher's socket does not leave the agent
+ * reading forever.
+ */
+export const ContainerLogsFollowSchema = z.strictObject({
+  streamId: IdSchema,
+  containerId: ContainerIdSchema,
+  tail: z.number().int().min(0).max(CONTAINER_LIMITS.logTailMax),
+  leaseMs: z.number().int().min(1000).max(600_000),
+});
+export type ContainerLogsFollow = z.infer<typeof ContainerLogsFollowSchema>;
+export const ContainerLogsStopSchema = z.strictObject({ streamId: IdSchema });
+export type ContainerLogsStop = z.infer<typeof ContainerLogsStopSchema>;
+
 export const AgentEvents = {
   hello: 'agent:hello',
   heartbeat: 'agent:heartbeat',
@@ -136,6 +230,12 @@ export const AgentEvents = {
   executionFinished: 'execution:finished',
   deliveryProgress: 'delivery:progress',
   deliveryFinished: 'delivery:finished',
+  dockerStatus: 'docker:status',
+  containersSnapshot: 'containers:snapshot',
+  containersChanged: 'containers:changed',
+  containerOperationStarted: 'container-operation:started',
+  containerOperationFinished: 'container-operation:finished',
+  containerLogs: 'container:logs',
 } as const satisfies Record<string, keyof AgentToServerEventMap>;
 
 export const ServerToAgentEvents = {
@@ -143,6 +243,9 @@ export const ServerToAgentEvents = {
   cancel: 'execution:cancel',
   revoked: 'agent:revoked',
   deliver: 'delivery:dispatch',
+  containerOperation: 'container-operation:dispatch',
+  containerLogsFollow: 'container:logs:follow',
+  containerLogsStop: 'container:logs:stop',
 } as const satisfies Record<string, keyof ServerToAgentEventMap>;
 
 /** agent → server. Every event takes an ack; an event without one is refused. */
@@ -154,6 +257,12 @@ export interface AgentToServerEventMap {
   'execution:finished': (p: ExecutionFinished, ack: AckFn) => void;
   'delivery:progress': (p: DeliveryProgress, ack: AckFn) => void;
   'delivery:finished': (p: DeliveryFinished, ack: AckFn) => void;
+  'docker:status': (p: z.infer<typeof DockerStatusSchema>, ack: AckFn) => void;
+  'containers:snapshot': (p: ContainersSnapshot, ack: AckFn) => void;
+  'containers:changed': (p: ContainersChanged, ack: AckFn) => void;
+  'container-operation:started': (p: ContainerOperationStarted, ack: AckFn) => void;
+  'container-operation:finished': (p: ContainerOperationFinished, ack: AckFn) => void;
+  'container:logs': (p: ContainerLogs, ack: AckFn) => void;
 }
 /** server → agent. */
 export interface ServerToAgentEventMap {
@@ -161,6 +270,9 @@ export interface ServerToAgentEventMap {
   'execution:cancel': (p: ExecutionCancel) => void;
   'agent:revoked': (p: AgentRevoked) => void;
   'delivery:dispatch': (p: DeliveryDispatch) => void;
+  'container-operation:dispatch': (p: ContainerOperationDispatch) => void;
+  'container:logs:follow': (p: ContainerLogsFollow) => void;
+  'container:logs:stop': (p: ContainerLogsStop) => void;
 }
 
 true satisfies NamesEvery<typeof AgentEvents, AgentToServerEventMap>;
@@ -175,6 +287,12 @@ export const agentToServerSchemas = {
   'execution:finished': ExecutionFinishedSchema,
   'delivery:progress': DeliveryProgressSchema,
   'delivery:finished': DeliveryFinishedSchema,
+  'docker:status': DockerStatusSchema,
+  'containers:snapshot': ContainersSnapshotSchema,
+  'containers:changed': ContainersChangedSchema,
+  'container-operation:started': ContainerOperationStartedSchema,
+  'container-operation:finished': ContainerOperationFinishedSchema,
+  'container:logs': ContainerLogsSchema,
 } as const satisfies Record<keyof AgentToServerEventMap, z.ZodType>;
 
 /** Runtime schemas of what the agent accepts. */
@@ -183,6 +301,9 @@ export const serverToAgentSchemas = {
   'execution:cancel': ExecutionCancelSchema,
   'agent:revoked': AgentRevokedSchema,
   'delivery:dispatch': DeliveryDispatchSchema,
+  'container-operation:dispatch': ContainerOperationDispatchSchema,
+  'container:logs:follow': ContainerLogsFollowSchema,
+  'container:logs:stop': ContainerLogsStopSchema,
 } as const satisfies Record<keyof ServerToAgentEventMap, z.ZodType>;
 
 // ---------------------------------------------------------------- /live
@@ -221,6 +342,40 @@ export const liveServerToClientSchemas = {
   'delivery:updated': LiveDeliveryEventSchema,
 } as const satisfies Record<keyof LiveServerToClientEventMap, z.ZodType>;
 
+/** A machine's containers changed: `snapshot` means `containers` is now the whole list. */
+export const LiveContainersEventSchema = z.object({
+  projectId: IdSchema,
+  machineId: IdSchema,
+  snapshot: z.boolean(),
+  containers: z.array(MachineContainerSchema),
+  removed: z.array(ContainerIdSchema),
+});
+export type LiveContainersEvent = z.infer<typeof LiveContainersEventSchema>;
+export const LiveDockerStatusEventSchema = z.object({ projectId: IdSchema, status: MachineDockerStatusSchema });
+export type LiveDockerStatusEvent = z.infer<typeof LiveDockerStatusEventSchema>;
+export const LiveContainerOperationEventSchema = z.object({ projectId: IdSchema, operation: ContainerOperationSchema });
+export type LiveContainerOperationEvent = z.infer<typeof LiveContainerOperationEventSchema>;
+export const LiveContainerLogsEventSchema = z.object({
+  streamId: IdSchema,
+  lines: z.array(ContainerLogLineSchema),
+  dropped: z.number().int().min(0).optional(),
+  ended: z.boolean().optional(),
+  reason: z.string().optional(),
+});
+export type LiveContainerLogsEvent = z.infer<typeof LiveContainerLogsEventSchema>;
+
+export const SubscribeContainerLogsSchema = z.strictObject({
+  machineId: IdSchema,
+  containerId: ContainerIdSchema,
+  /** Lines of the log before now to start with. */
+  tail: z.number().int().min(0).max(CONTAINER_LIMITS.logTailMax).default(1000),
+});
+export type SubscribeContainerLogs = z.input<typeof SubscribeContainerLogsSchema>;
+export const ContainerLogsSubscribedAckBodySchema = z.object({ streamId: IdSchema });
+export type ContainerLogsSubscribedAck = Ack<z.infer<typeof ContainerLogsSubscribedAckBodySchema>>;
+export const ContainerLogsSubscribedAckSchema = ackSchema(ContainerLogsSubscribedAckBodySchema);
+export const UnsubscribeContainerLogsSchema = z.strictObject({ streamId: IdSchema });
+
 export const ExecutionChunksAckBodySchema = z.object({
   execution: ExecutionSummarySchema,
   chunks: z.array(OutputChunkSchema),
@@ -236,6 +391,8 @@ export const LiveClientEvents = {
   subscribeExecution: 'subscribe:execution',
   unsubscribeExecution: 'unsubscribe:execution',
   executionHistory: 'execution:history',
+  subscribeContainerLogs: 'subscribe:container-logs',
+  unsubscribeContainerLogs: 'unsubscribe:container-logs',
 } as const satisfies Record<string, keyof LiveClientToServerEventMap>;
 
 export const LiveServerEvents = {
@@ -243,6 +400,10 @@ export const LiveServerEvents = {
   execution: 'execution:updated',
   output: 'execution:output',
   delivery: 'delivery:updated',
+  containers: 'containers:updated',
+  dockerStatus: 'docker:status',
+  containerOperation: 'container-operation:updated',
+  containerLogs: 'container:logs',
 } as const satisfies Record<string, keyof LiveServerToClientEventMap>;
 
 /** dashboard → server. */
@@ -252,6 +413,8 @@ export interface LiveClientToServerEventMap {
   'subscribe:execution': (p: SubscribeExecution, ack: (a: ExecutionChunksAck) => void) => void;
   'unsubscribe:execution': (p: { executionId: string }, ack: AckFn) => void;
   'execution:history': (p: ExecutionHistory, ack: (a: ExecutionChunksAck) => void) => void;
+  'subscribe:container-logs': (p: SubscribeContainerLogs, ack: (a: ContainerLogsSubscribedAck) => void) => void;
+  'unsubscribe:container-logs': (p: { streamId: string }, ack: AckFn) => void;
 }
 /** server → dashboard. */
 export interface LiveServerToClientEventMap {
@@ -259,6 +422,10 @@ export interface LiveServerToClientEventMap {
   'execution:updated': (p: LiveExecutionEvent) => void;
   'execution:output': (p: LiveOutputEvent) => void;
   'delivery:updated': (p: LiveDeliveryEvent) => void;
+  'containers:updated': (p: LiveContainersEvent) => void;
+  'docker:status': (p: LiveDockerStatusEvent) => void;
+  'container-operation:updated': (p: LiveContainerOperationEvent) => void;
+  'container:logs': (p: LiveContainerLogsEvent) => void;
 }
 
 true satisfies NamesEvery<typeof LiveClientEvents, LiveClientToServerEventMap>;
@@ -270,6 +437,8 @@ export const liveClientToServerSchemas = {
   'subscribe:execution': SubscribeExecutionSchema,
   'unsubscribe:execution': z.strictObject({ executionId: IdSchema }),
   'execution:history': ExecutionHistorySchema,
+  'subscribe:container-logs': SubscribeContainerLogsSchema,
+  'unsubscribe:container-logs': UnsubscribeContainerLogsSchema,
 } as const satisfies Record<keyof LiveClientToServerEventMap, z.ZodType>;
 
 /** Socket.io rooms: one name each, so every node's adapter routes the same way. */
@@ -281,4 +450,9 @@ export const Rooms = {
   execution: (executionId: string) => `execution:${executionId}`,
   session: (sessionId: string) => `session:${sessionId}`,
   user: (userId: string) => `user:${userId}`,
+  /**
+   * `/live`: one container log follow. Named with the machine whose agent
+   * feeds it, so an agent can only ever reach its own machine's streams.
+   */
+  containerLogs: (machineId: string, streamId: string) => `container-logs:${machineId}:${streamId}`,
 } as const;

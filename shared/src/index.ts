@@ -7,6 +7,7 @@ export * from './machines';
 export * from './executions';
 export * from './secrets';
 export * from './files';
+export * from './containers';
 export * from './events';
 export * from './validate';
 export * from './tokens';

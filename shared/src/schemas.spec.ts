@@ -21,12 +21,36 @@ const id = '6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b';
 
 describe('the contracts', () => {
   it('declare a schema for every event of every map, so nothing reaches a handler unparsed', () => {
-    expect(Object.keys(agentToServerSchemas).sort()).toEqual(['agent:heartbeat', 'agent:hello', 'delivery:finished', 'delivery:progress', 'execution:finished', 'execution:output', 'execution:started']);
-    expect(Object.keys(serverToAgentSchemas).sort()).toEqual(['agent:revoked', 'delivery:dispatch', 'execution:cancel', 'execution:dispatch']);
+    expect(Object.keys(agentToServerSchemas).sort()).toEqual([
+      'agent:heartbeat',
+      'agent:hello',
+      'container-operation:finished',
+      'container-operation:started',
+      'container:logs',
+      'containers:changed',
+      'containers:snapshot',
+      'delivery:finished',
+      'delivery:progress',
+      'docker:status',
+      'execution:finished',
+      'execution:output',
+      'execution:started',
+    ]);
+    expect(Object.keys(serverToAgentSchemas).sort()).toEqual([
+      'agent:revoked',
+      'container-operation:dispatch',
+      'container:logs:follow',
+      'container:logs:stop',
+      'delivery:dispatch',
+      'execution:cancel',
+      'execution:dispatch',
+    ]);
     expect(Object.keys(liveClientToServerSchemas).sort()).toEqual([
       'execution:history',
+      'subscribe:container-logs',
       'subscribe:execution',
       'subscribe:project',
+      'unsubscribe:container-logs',
       'unsubscribe:execution',
       'unsubscribe:project',
     ]);

@@ -5,7 +5,6 @@
  * agent through A, its output the dashboard through B, and presence read the
  * same on both. (Scale-out proper — node failure, schedules — is a later issue.)
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { AgentEvents, isFinalStatus, LiveClientEvents, LiveServerEvents, ServerToAgentEvents, type ExecutionChunksAck, type ExecutionDispatch, type OutputChunk } from '@kapitan/shared';
 import {
@@ -18,7 +17,8 @@ import {
   emitWithAck,
   jwtSecret,
   requireMysql,
-  requirement,
+  redisUrl,
+  requireRedis,
   signupUser,
   startAgent,
   startServer,
@@ -30,20 +30,9 @@ import {
 } from '../harness';
 import { enrolRaw, FACTS, setupProject } from './fixtures';
 
-const REDIS_URL = process.env.KAPITAN_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const REDIS_URL = redisUrl();
 
-function probeRedis(url: string): string | null {
-  const { hostname, port } = new URL(url);
-  // A synchronous probe, because describe blocks are decided before any test runs.
-  const out = spawnSync(
-    process.execPath,
-    ['-e', `const s=require('net').connect(${Number(port || 6379)},'${hostname}');s.on('connect',()=>{s.write('PING\\r\\n')});s.on('data',d=>{process.exit(String(d).startsWith('+PONG')?0:1)});s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(1),2000)`],
-    { timeout: 5000 },
-  );
-  return out.status === 0 ? null : `no Redis answering PING at ${url}`;
-}
-
-describeOrSkip(requireMysql(), requirement('Redis', probeRedis(REDIS_URL)))('two server nodes (MySQL + Redis)', () => {
+describeOrSkip(requireMysql(), requireRedis(REDIS_URL))('two server nodes (MySQL + Redis)', () => {
   let db: TestDatabase;
   let a: TestServer;
   let b: TestServer;

@@ -16,8 +16,11 @@ import type { MachineProfile } from '../machines/machine.mapper';
  * check, and only then calls the handler — so no feature can forget one.
  */
 
-/** Resources a machine can own. A future containers feature adds 'container'. */
-export type OwnedKind = 'execution' | 'delivery';
+/**
+ * Resources a machine can own. Containers are not among them: their rows are
+ * keyed by the socket's machine, so a report can only ever write its own.
+ */
+export type OwnedKind = 'execution' | 'delivery' | 'container-operation';
 
 /** Events the gateway itself handles (the machine's presence); features handle the rest. */
 export type CoreAgentEvent = 'agent:hello' | 'agent:heartbeat';

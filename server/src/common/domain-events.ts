@@ -1,4 +1,4 @@
-import type { DeliveryDispatch, DeliveryKind, DeliveryMachine, ExecutionDispatch, ExecutionSummary, Machine, OutputChunk } from '@kapitan/shared';
+import type { ContainerLogLine, ContainerOperation, ContainerOperationDispatch, DeliveryDispatch, DeliveryKind, DeliveryMachine, ExecutionDispatch, ExecutionSummary, Machine, MachineContainer, MachineDockerStatus, OutputChunk } from '@kapitan/shared';
 
 /**
  * Services record, then publish one of these; the channels forward them to
@@ -19,5 +19,11 @@ export interface DomainEvents {
   'execution.cancel': { machineId: string; executionId: string };
   'delivery.updated': { projectId: string; kind: DeliveryKind; machine: DeliveryMachine };
   'delivery.dispatch': { machineId: string; payloads: DeliveryDispatch[] };
+  'containers.updated': { projectId: string; machineId: string; snapshot: boolean; containers: MachineContainer[]; removed: string[] };
+  'docker.status': { projectId: string; status: MachineDockerStatus };
+  'container-operation.updated': { projectId: string; operation: ContainerOperation };
+  'container-operation.dispatch': { machineId: string; dispatch: ContainerOperationDispatch };
+  /** Lines of a followed log, from the agent of `machineId` (bound to its socket, never from the payload). */
+  'container.logs': { machineId: string; streamId: string; lines: ContainerLogLine[]; dropped?: number; ended?: boolean; reason?: string };
 }
 export type DomainEventName = keyof DomainEvents;

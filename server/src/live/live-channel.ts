@@ -29,6 +29,8 @@ export interface LiveContext {
    */
   join(room: string, projectId: string): Promise<boolean>;
   leave(room: string): Promise<void>;
+  /** Is this socket in the room now? */
+  inRoom(room: string): boolean;
 }
 
 export type LiveHandler<E extends LiveEvent> = (ctx: LiveContext, payload: LivePayload<E>) => Promise<LiveAck<E>>;
@@ -80,6 +82,15 @@ export class LiveChannel {
 
   attach(ns: LiveNamespace): void {
     this.ns = ns;
+  }
+
+  /**
+   * Sockets of this node in `room`. Enough for rooms a socket of this node
+   * created for itself alone (a log follow); for rooms that span nodes, ask
+   * the adapter (`fetchSockets`).
+   */
+  localRoomSize(room: string): number {
+    return this.ns?.adapter.rooms.get(room)?.size ?? 0;
   }
 
   handlerFor(event: string): LiveHandler<LiveEvent> | undefined {

@@ -147,6 +147,7 @@ export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnec
         delete socket.data.watch[room];
         await socket.leave(room);
       },
+      inRoom: (room) => socket.rooms.has(room),
     };
   }
 

@@ -74,6 +74,12 @@ export class MachinesService {
     return chosen;
   }
 
+  /** The project of a machine that is not revoked, or null: for routes that name only the machine. */
+  async projectOf(machineId: string): Promise<string | null> {
+    const m = await this.machines.findOne({ where: { id: machineId, revokedAt: IsNull() }, select: ['id', 'projectId'] });
+    return m?.projectId ?? null;
+  }
+
   private async findLive(projectId: string, machineId: string): Promise<MachineEntity> {
     const m = await this.machines.findOne({ where: { id: machineId, projectId, revokedAt: IsNull() } });
     if (!m) throw notFound('machine');

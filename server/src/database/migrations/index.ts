@@ -9,6 +9,7 @@ import { EnrolmentTokenAgentLabels1764720000000 } from './1764720000000-Enrolmen
 import { ExecutionFromFile1764740000000 } from './1764740000000-ExecutionFromFile';
 import { Deliveries1764750000000 } from './1764750000000-Deliveries';
 import { Schedules1764800000000 } from './1764800000000-Schedules';
+import { Containers1764810000000 } from './1764810000000-Containers';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   ExecutionFromFile1764740000000,
   Deliveries1764750000000,
   Schedules1764800000000,
+  Containers1764810000000,
 ];

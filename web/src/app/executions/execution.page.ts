@@ -12,6 +12,7 @@ import { filter, tap } from 'rxjs';
 import { ApiError } from '../core/api/api-error';
 import { Notify } from '../core/api/notify.service';
 import { LiveService } from '../core/live/live.service';
+import type { ExecutionFeedEvent } from '../core/live/execution-stream';
 import { confirm } from '../core/ui/confirm-dialog.component';
 import { EmptyState } from '../core/ui/empty-state.component';
 import { StatusChip } from '../core/ui/status-chip.component';
@@ -107,7 +108,7 @@ export class ExecutionPage {
         else if (e.type === 'error') this.streamError.set(e.message);
         else if (this.streamError()) this.streamError.set(null);
       }),
-      filter((e): e is LogEvent => e.type === 'output' || e.type === 'gap'),
+      filter((e): e is Extract<ExecutionFeedEvent, LogEvent> => e.type === 'output' || e.type === 'gap'),
     );
   });
 

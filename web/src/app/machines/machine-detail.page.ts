@@ -26,6 +26,7 @@ import { ExecutionsTable } from '../executions/executions-table.component';
 import { mergeExecution } from '../executions/merge-execution';
 import { ProjectContext } from '../projects/project-context';
 import { MachinesApi } from './machines-api';
+import { MachineContainers } from '../containers/machine-containers.component';
 
 @Component({
   selector: 'app-machine-detail-page',
@@ -43,6 +44,7 @@ import { MachinesApi } from './machines-api';
     LabelChips,
     EmptyState,
     ExecutionsTable,
+    MachineContainers,
     TimeAgoPipe,
     BytesPipe,
   ],

@@ -9,7 +9,15 @@ import {
   LiveServerEvents,
   type DeliveryKind,
   type DeliveryMachine,
+  LiveContainerLogsEventSchema,
+  LiveContainerOperationEventSchema,
+  LiveContainersEventSchema,
+  LiveDockerStatusEventSchema,
+  type ContainerOperation,
   type ExecutionSummary,
+  type LiveContainersEvent,
+  type MachineDockerStatus,
+  type OutputChunk,
   type LiveClientToServerEventMap,
   type LiveServerToClientEventMap,
   type Machine,
@@ -29,6 +37,9 @@ export type ProjectLiveEvent =
   | { type: 'execution'; execution: ExecutionSummary }
   /** One machine's part of a deploy or distribution. */
   | { type: 'delivery'; kind: DeliveryKind; machine: DeliveryMachine }
+  | { type: 'containers'; event: LiveContainersEvent }
+  | { type: 'docker'; status: MachineDockerStatus }
+  | { type: 'container-operation'; operation: ContainerOperation }
   /** The room was joined again after a reconnect: events may have been missed, reload lists. */
   | { type: 'resync' }
   | { type: 'error'; message: string };
@@ -40,6 +51,18 @@ interface ProjectRoom {
 }
 
 const ACK_TIMEOUT_MS = 15_000;
+
+/** What a container log follow shows: its lines as output, and notes (lines dropped, the follow ended). */
+export type ContainerLogFeedEvent = { type: 'output'; chunks: OutputChunk[] } | { type: 'note'; text: string };
+
+interface LogFollow {
+  machineId: string;
+  containerId: string;
+  tail: number;
+  streamId: string | null;
+  seq: number;
+  emit(e: ContainerLogFeedEvent): void;
+}
 
 /**
  * The dashboard's one `/live` socket. It authenticates with the JWT in the
@@ -59,6 +82,7 @@ export class LiveService {
 
   private readonly projectRooms = new Map<string, ProjectRoom>();
   private readonly executionStreams = new Map<string, Set<ExecutionStream>>();
+  private readonly logFollows = new Set<LogFollow>();
 
   private readonly _state = signal<LiveState>('offline');
   private readonly _lastError = signal<string | null>(null);
@@ -134,6 +158,45 @@ export class LiveService {
     });
   }
 
+  /**
+   * A container's log, from `tail` lines back, then live, while subscribed.
+   * Lossy by design (the engine keeps the log): after a reconnect it goes on
+   * from now, with a note that lines may be missing.
+   */
+  containerLogs(machineId: string, containerId: string, tail: number): Observable<ContainerLogFeedEvent> {
+    return new Observable<ContainerLogFeedEvent>((subscriber) => {
+      const f: LogFollow = { machineId, containerId, tail, streamId: null, seq: 0, emit: (e) => subscriber.next(e) };
+      this.logFollows.add(f);
+      if (this.socket?.connected) this.followLogs(f);
+      return () => {
+        this.logFollows.delete(f);
+        const streamId = f.streamId;
+        if (streamId && this.socket?.connected) {
+          this.socket.emitWithAck(LiveClientEvents.unsubscribeContainerLogs, { streamId }).catch(() => undefined);
+        }
+      };
+    });
+  }
+
+  private followLogs(f: LogFollow): void {
+    const socket = this.socket;
+    if (!socket) return;
+    const tail = f.streamId === null ? f.tail : 0;
+    if (f.streamId !== null) f.emit({ type: 'note', text: 'reconnected: lines written meanwhile may be missing' });
+    f.streamId = null;
+    socket.emitWithAck(LiveClientEvents.subscribeContainerLogs, { machineId: f.machineId, containerId: f.containerId, tail }).then(
+      (ack) => {
+        if (!this.logFollows.has(f)) {
+          if (ack.ok) socket.emitWithAck(LiveClientEvents.unsubscribeContainerLogs, { streamId: ack.streamId }).catch(() => undefined);
+          return;
+        }
+        if (!ack.ok) return f.emit({ type: 'note', text: ack.error.message });
+        f.streamId = ack.streamId;
+      },
+      () => undefined,
+    );
+  }
+
   // ------------------------------------------------------------------ socket lifecycle
 
   private open(token: string): void {
@@ -161,6 +224,7 @@ export class LiveService {
       this._lastError.set(null);
       for (const room of this.projectRooms.values()) this.joinProject(room);
       for (const set of this.executionStreams.values()) for (const s of set) s.connect();
+      for (const f of this.logFollows) this.followLogs(f);
     });
 
     socket.on('disconnect', () => {
@@ -206,6 +270,35 @@ export class LiveService {
       const p = LiveOutputEventSchema.safeParse(payload);
       if (!p.success) return warnInvalid(LiveServerEvents.output, p.error);
       for (const s of this.executionStreams.get(p.data.executionId) ?? []) s.onLive(p.data.chunks);
+    });
+
+    socket.on(LiveServerEvents.containers, (payload) => {
+      const p = LiveContainersEventSchema.safeParse(payload);
+      if (!p.success) return warnInvalid(LiveServerEvents.containers, p.error);
+      this.toProject(p.data.projectId, { type: 'containers', event: p.data });
+    });
+
+    socket.on(LiveServerEvents.dockerStatus, (payload) => {
+      const p = LiveDockerStatusEventSchema.safeParse(payload);
+      if (!p.success) return warnInvalid(LiveServerEvents.dockerStatus, p.error);
+      this.toProject(p.data.projectId, { type: 'docker', status: p.data.status });
+    });
+
+    socket.on(LiveServerEvents.containerOperation, (payload) => {
+      const p = LiveContainerOperationEventSchema.safeParse(payload);
+      if (!p.success) return warnInvalid(LiveServerEvents.containerOperation, p.error);
+      this.toProject(p.data.projectId, { type: 'container-operation', operation: p.data.operation });
+    });
+
+    socket.on(LiveServerEvents.containerLogs, (payload) => {
+      const p = LiveContainerLogsEventSchema.safeParse(payload);
+      if (!p.success) return warnInvalid(LiveServerEvents.containerLogs, p.error);
+      for (const f of this.logFollows) {
+        if (f.streamId !== p.data.streamId) continue;
+        if (p.data.dropped) f.emit({ type: 'note', text: `${p.data.dropped} lines dropped: the server was not keeping up` });
+        if (p.data.lines.length) f.emit({ type: 'output', chunks: p.data.lines.map((l) => ({ seq: f.seq++, stream: l.stream, data: l.data + '\n' })) });
+        if (p.data.ended) f.emit({ type: 'note', text: `log ended: ${p.data.reason ?? 'the container stopped'}` });
+      }
     });
   }
 

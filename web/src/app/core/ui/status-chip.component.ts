@@ -1,10 +1,10 @@
 import { ChangeDetectionStrategy, Component, computed, input } from '@angular/core';
 import { MatIconModule } from '@angular/material/icon';
-import type { ExecutionStatus, MachineStatus } from '@kapitan/shared';
+import type { ContainerState, ExecutionStatus, MachineStatus } from '@kapitan/shared';
 
 type Tone = 'ok' | 'info' | 'warn' | 'err' | 'muted';
 
-const LOOK: Record<ExecutionStatus | MachineStatus, { tone: Tone; icon: string; label: string }> = {
+const LOOK: Record<ExecutionStatus | MachineStatus | ContainerState, { tone: Tone; icon: string; label: string }> = {
   online: { tone: 'ok', icon: '', label: 'online' },
   offline: { tone: 'muted', icon: '', label: 'offline' },
   queued: { tone: 'muted', icon: 'schedule', label: 'queued' },
@@ -16,6 +16,12 @@ const LOOK: Record<ExecutionStatus | MachineStatus, { tone: Tone; icon: string; 
   timed_out: { tone: 'err', icon: 'timer_off', label: 'timed out' },
   lost: { tone: 'err', icon: 'link_off', label: 'lost' },
   expired: { tone: 'warn', icon: 'hourglass_disabled', label: 'expired' },
+  created: { tone: 'muted', icon: 'inventory_2', label: 'created' },
+  paused: { tone: 'warn', icon: 'pause_circle', label: 'paused' },
+  restarting: { tone: 'warn', icon: 'autorenew', label: 'restarting' },
+  removing: { tone: 'muted', icon: 'delete', label: 'removing' },
+  exited: { tone: 'muted', icon: 'stop_circle', label: 'exited' },
+  dead: { tone: 'err', icon: 'error', label: 'dead' },
 };
 
 /** A status pill for machines (online/offline) and executions; `data-status` carries the raw value. */
@@ -77,7 +83,7 @@ const LOOK: Record<ExecutionStatus | MachineStatus, { tone: Tone; icon: string; 
   `,
 })
 export class StatusChip {
-  readonly status = input.required<ExecutionStatus | MachineStatus>();
+  readonly status = input.required<ExecutionStatus | MachineStatus | ContainerState>();
   readonly title = input<string | null>(null);
   protected readonly look = computed(() => LOOK[this.status()] ?? { tone: 'muted', icon: 'help', label: this.status() });
 }

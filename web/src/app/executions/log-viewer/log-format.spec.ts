@@ -66,3 +66,11 @@ describe('TextTail', () => {
     expect(t.toString()).toBe('line 998\nline 999\npartial');
   });
 });
+
+describe('LogFormatter.note', () => {
+  it("marks Kapitan's own lines and lets no control sequence of the note through", () => {
+    const n = new LogFormatter().note('3 lines dropped\u001b[2J\u0007');
+    expect(n.text).toBe('\n[kapitan] 3 lines dropped [2J \n');
+    expect(stripAnsi(n.terminal)).toBe(n.text);
+  });
+});

@@ -49,6 +49,12 @@ export class LogFormatter {
   }
 
   /** A visible note where stored output is missing (never silently closed). */
+  /** A line of Kapitan's own (never the source's output), dimmed. */
+  note(text: string): { terminal: string; text: string } {
+    const note = `[kapitan] ${text.replace(/[\x00-\x1f\x7f]/g, ' ')}`;
+    return { terminal: `\n${SGR_DIM_YELLOW}${note}${SGR_RESET}\n`, text: `\n${note}\n` };
+  }
+
   gap(fromSeq: number, toSeq: number): { terminal: string; text: string } {
     const n = toSeq - fromSeq + 1;
     const note = `[kapitan] ${n} output chunk${n === 1 ? '' : 's'} (#${fromSeq}${n > 1 ? `–${toSeq}` : ''}) missing here`;

@@ -20,8 +20,8 @@ import type { Observable } from 'rxjs';
 import type { ExecutionFeedEvent } from '../../core/live/execution-stream';
 import { LogFormatter, TextTail } from './log-format';
 
-/** What the viewer renders: ordered output and notes about missing chunks. */
-export type LogEvent = Extract<ExecutionFeedEvent, { type: 'output' | 'gap' }>;
+/** What the viewer renders: ordered output, notes about missing chunks, and notes of its source (a container log's). */
+export type LogEvent = Extract<ExecutionFeedEvent, { type: 'output' | 'gap' }> | { type: 'note'; text: string };
 
 const TEXT_FLUSH_MS = 50;
 const USER_SCROLL_WINDOW_MS = 800;
@@ -172,7 +172,7 @@ export class LogViewer {
   }
 
   private render(e: LogEvent): void {
-    const out = e.type === 'output' ? this.formatter.format(e.chunks) : this.formatter.gap(e.fromSeq, e.toSeq);
+    const out = e.type === 'output' ? this.formatter.format(e.chunks) : e.type === 'gap' ? this.formatter.gap(e.fromSeq, e.toSeq) : this.formatter.note(e.text);
     if (!out.terminal) return;
     if (!this.hasOutput()) this.hasOutput.set(true);
     this.term.write(out.terminal, () => {
