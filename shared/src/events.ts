@@ -334,14 +334,6 @@ export const LiveExecutionEventSchema = z.object({ projectId: IdSchema, executio
 export type LiveExecutionEvent = z.infer<typeof LiveExecutionEventSchema>;
 export const LiveOutputEventSchema = z.object({ executionId: IdSchema, chunks: z.array(OutputChunkSchema) });
 export type LiveOutputEvent = z.infer<typeof LiveOutputEventSchema>;
-/** Every server → dashboard payload's schema, for receivers that parse (the dashboard's tests). */
-export const liveServerToClientSchemas = {
-  'machine:updated': LiveMachineEventSchema,
-  'execution:updated': LiveExecutionEventSchema,
-  'execution:output': LiveOutputEventSchema,
-  'delivery:updated': LiveDeliveryEventSchema,
-} as const satisfies Record<keyof LiveServerToClientEventMap, z.ZodType>;
-
 /** A machine's containers changed: `snapshot` means `containers` is now the whole list. */
 export const LiveContainersEventSchema = z.object({
   projectId: IdSchema,
@@ -375,6 +367,18 @@ export const ContainerLogsSubscribedAckBodySchema = z.object({ streamId: IdSchem
 export type ContainerLogsSubscribedAck = Ack<z.infer<typeof ContainerLogsSubscribedAckBodySchema>>;
 export const ContainerLogsSubscribedAckSchema = ackSchema(ContainerLogsSubscribedAckBodySchema);
 export const UnsubscribeContainerLogsSchema = z.strictObject({ streamId: IdSchema });
+
+/** Every server → dashboard payload's schema, for receivers that parse (the dashboard's tests). */
+export const liveServerToClientSchemas = {
+  'machine:updated': LiveMachineEventSchema,
+  'execution:updated': LiveExecutionEventSchema,
+  'execution:output': LiveOutputEventSchema,
+  'delivery:updated': LiveDeliveryEventSchema,
+  'containers:updated': LiveContainersEventSchema,
+  'docker:status': LiveDockerStatusEventSchema,
+  'container-operation:updated': LiveContainerOperationEventSchema,
+  'container:logs': LiveContainerLogsEventSchema,
+} as const satisfies Record<keyof LiveServerToClientEventMap, z.ZodType>;
 
 export const ExecutionChunksAckBodySchema = z.object({
   execution: ExecutionSummarySchema,
