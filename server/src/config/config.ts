@@ -97,6 +97,12 @@ export const EnvSchema = z
     KAPITAN_FILES_MAX_SCRIPT_BYTES: ByteSizeSchema.default(1024 * 1024),
     KAPITAN_FILES_MAX_FILE_BYTES: ByteSizeSchema.default(4 * 1024 ** 3),
     KAPITAN_FILES_MAX_IMAGE_BYTES: ByteSizeSchema.default(32 * 1024 ** 3),
+    /**
+     * Shifts this node's clock for schedules only, by up to an hour either way:
+     * how the tests run several real nodes that disagree about the time.
+     * Leave unset in production.
+     */
+    KAPITAN_SCHEDULE_CLOCK_SKEW_MS: z.coerce.number().int().min(-3_600_000).max(3_600_000).default(0),
     /** HTTPS beside plain HTTP: a port, or `off`. 0 picks a free port (tests). */
     HTTPS_PORT: z
       .string()
@@ -202,6 +208,8 @@ export interface AppConfig {
   secrets: { key: Buffer; keyId: string };
   /** The file store: its directory and the largest file of each kind, in bytes. */
   files: { dir: string; maxBytes: { script: number; file: number; image: number } };
+  /** Milliseconds added to the clock schedules fire by (KAPITAN_SCHEDULE_CLOCK_SKEW_MS; tests of drift). */
+  scheduleClockSkewMs: number;
   /** HTTPS: null port = off; a configured certificate, or the directory of the generated one. */
   tls: { httpsPort: number | null; certFile?: string; keyFile?: string; dir: string; publicUrl: string; publicHost: string };
 }
@@ -248,6 +256,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxBytes: { script: e.KAPITAN_FILES_MAX_SCRIPT_BYTES, file: e.KAPITAN_FILES_MAX_FILE_BYTES, image: e.KAPITAN_FILES_MAX_IMAGE_BYTES },
     },
     tls: tlsConfig(e, dataDir),
+    scheduleClockSkewMs: e.KAPITAN_SCHEDULE_CLOCK_SKEW_MS,
     secrets: secretsKey(e.KAPITAN_SECRETS_KEY ? decodeSecretsKey(e.KAPITAN_SECRETS_KEY)! : persistedSecretsKey(dataDir)),
   };
 }

@@ -1,4 +1,5 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, AppConfig } from '../config/config';
 
 /**
  * The node's idea of now, for everything that compares with a slot. One
@@ -7,8 +8,12 @@ import { Injectable } from '@nestjs/common';
  */
 @Injectable()
 export class ScheduleClock {
-  /** Added to the system clock; tests only. */
-  offsetMs = 0;
+  /** Added to the system clock: KAPITAN_SCHEDULE_CLOCK_SKEW_MS, for tests of drift between nodes (0 otherwise). */
+  offsetMs: number;
+
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    this.offsetMs = config.scheduleClockSkewMs;
+  }
 
   now(): Date {
     return new Date(Date.now() + this.offsetMs);
