@@ -135,7 +135,8 @@ export class Agent {
       cache: this.files,
       stateDir: options.stateDir,
       deployRoots: this.deployRoots,
-      dockerSocket: this.config.dockerSocket,
+      // The same engine the container supervisor watches: the configured socket, DOCKER_HOST, or the default.
+      dockerSocket: this.dockerTarget,
       logger,
     });
     const expected = options.state.machineId;

@@ -6,6 +6,7 @@
  * ignored, a repeat after it ended re-sends the result it had (remembered
  * in the state directory, so a restart does not apply it twice).
  */
+import type { DockerTarget } from './containers/docker-target';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DELIVERY_LIMITS, type DeliveryDispatch, type DeliveryFinished, type DeliveryProgress } from '@kapitan/shared';
@@ -29,7 +30,8 @@ export interface DeliveryManagerOptions {
   stateDir: string;
   /** Directories deploys may write into (their real paths; see deploy-writer.ts). */
   deployRoots: readonly string[];
-  dockerSocket: string;
+  /** The Docker engine images are loaded into: a socket path, or the agent's resolved target. */
+  dockerSocket: string | DockerTarget;
   logger?: Logger;
 }
 

@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import type Docker from 'dockerode';
+import { dockerClient, type DockerTarget } from './containers/docker-target';
 
 export class ImageLoadError extends Error {
   constructor(
@@ -84,16 +85,15 @@ function idsFromManifest(text: string): string[] {
 export type LoadProgress = (message: string) => void;
 
 /** Loads `tarball` into the engine on `socketPath`; resolves with the image ids now present and checked. */
-export async function loadImage(tarball: string, socketPath: string, onProgress?: LoadProgress): Promise<string[]> {
+export async function loadImage(tarball: string, engine: string | DockerTarget, onProgress?: LoadProgress): Promise<string[]> {
   const expected = manifestImageIds(tarball);
-  // Lazy: only agents that receive images pay for dockerode.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const DockerCtor = require('dockerode') as typeof Docker;
-  const docker = new DockerCtor({ socketPath });
+  const target: DockerTarget = typeof engine === 'string' ? { kind: 'unix', socketPath: engine } : engine;
+  // Lazy (dockerClient requires dockerode on first use): only agents that receive images pay for it.
+  const docker = dockerClient(target);
   try {
     await docker.ping();
   } catch (err) {
-    throw new ImageLoadError('docker_unavailable', `no Docker engine answers on ${socketPath} (${(err as Error).message})`);
+    throw new ImageLoadError('docker_unavailable', `no Docker engine answers on ${describeTarget(target)} (${(err as Error).message})`);
   }
   let stream: NodeJS.ReadableStream;
   try {
@@ -125,4 +125,8 @@ export async function loadImage(tarball: string, socketPath: string, onProgress?
     if (actual !== id) throw new ImageLoadError('id_mismatch', `the engine reports image ${actual}, not the ${id} the tarball's manifest names`);
   }
   return expected;
+}
+
+function describeTarget(t: DockerTarget): string {
+  return t.kind === 'unix' ? t.socketPath : `${t.protocol}://${t.host}:${t.port}`;
 }

@@ -161,6 +161,24 @@ describe('operator CLI (real server, SQLite, real agent)', () => {
     expect(failed.stderr).toMatch(/failed \(exit 7\)/);
   });
 
+  it('deploys a local file to a path on the machine and reports it per machine', async () => {
+    const conf = path.join(tmp, 'app.conf');
+    fs.writeFileSync(conf, 'listen = 8080\n');
+    const target = path.join(agent.stateDir, 'deploys', 'app.conf');
+    const env = { KAPITAN_URL: server.url, KAPITAN_TOKEN: operator.token };
+    const r = await kapitan(['deploy', conf, '--project', p.projectId, '--path', target, '--mode', '0640', '--machine', agent.machineId], env);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: expect.stringMatching(/: succeeded/) });
+    expect(JSON.parse(r.stdout)).toMatchObject({ kind: 'deploy', path: target, machines: [{ machineId: agent.machineId, status: 'succeeded' }] });
+    expect(fs.readFileSync(target, 'utf8')).toBe('listen = 8080\n');
+    expect(fs.statSync(target).mode & 0o777).toBe(0o640);
+
+    // Outside what the agent may write: refused on the agent, exit 1 with its reason.
+    const outside = await kapitan(['deploy', conf, '--project', p.projectId, '--path', path.join(tmp, 'elsewhere.conf'), '--all'], env);
+    expect(outside.code).toBe(1);
+    expect(outside.stderr).toMatch(/: failed — /);
+    expect(fs.existsSync(path.join(tmp, 'elsewhere.conf'))).toBe(false);
+  });
+
   it('refuses what the token may not do, and bad usage, changing nothing', async () => {
     const small = path.join(tmp, 'small.txt');
     fs.writeFileSync(small, 'hello\n');
@@ -187,6 +205,8 @@ describe('operator CLI (real server, SQLite, real agent)', () => {
       { args: ['run', '--project', p.projectId, '--all'], why: /name the script once/ },
       { args: ['run', '--project', p.projectId, '--all', '--script', 'true', '--env', 'NOEQUALS'], why: /--env takes NAME=value/ },
       { args: ['frobnicate'], why: /unknown command "frobnicate"/ },
+      { args: ['deploy', small, '--project', p.projectId, '--all'], why: /--path is required/ },
+      { args: ['distribute', small, '--project', p.projectId, '--all', '--path', '/x'], why: /--path, --mode and --owner are for deploy/ },
     ];
     for (const u of usage) {
       const r = await kapitan(u.args, { KAPITAN_URL: server.url, KAPITAN_TOKEN: operator.token });

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { buildBusyboxImage, removeImages } from '@kapitan/agent/testing';
+import { buildBusyboxImage, imageId, removeImages } from '@kapitan/agent/testing';
 import type { CreatedApiToken, StoredFile } from '@kapitan/shared';
 import { REPO_ROOT, requireDocker, startServer, type TestAgent, type TestServer } from './harness';
 import { setupProject, startOnlineAgent, type TestProject } from './agents/fixtures';
@@ -69,7 +69,7 @@ describe('README operator recipes (real server, SQLite, real agent)', () => {
       reason = await requireDocker();
     });
 
-    it('upload-image: a docker save tarball goes up in chunks and is stored with its sha256', async () => {
+    it('upload-image, distribute-image: a docker save tarball goes up in chunks, then into the agent’s engine', async () => {
       if (reason) return;
       const tag = `kapitan-test/recipe:${process.pid}`;
       await buildBusyboxImage(tag, 'recipe');
@@ -80,6 +80,15 @@ describe('README operator recipes (real server, SQLite, real agent)', () => {
         const sha = createHash('sha256').update(fs.readFileSync(path.join(tmp, 'app.tar'))).digest('hex');
         expect((await files()).find((f) => f.id === id)).toMatchObject({ kind: 'image', name: 'app.tar', sha256: sha });
         expect(fs.readdirSync(tmp).filter((f) => f.includes('.part.'))).toEqual([]);
+
+        // distribute-image: the engine loses the image, the recipe brings it back through the agent.
+        const built = await imageId(tag);
+        await removeImages(tag);
+        expect(await imageId(tag)).toBeNull();
+        const d = await bash(recipe('distribute-image'), tmp, { ...env, FILE: id! });
+        expect({ code: d.code, stdout: d.stdout, stderr: d.stderr }).toEqual({ code: 0, stdout: expect.any(String), stderr: '' });
+        expect(d.stdout).toContain(`${agent.machineId}: succeeded ${built}`);
+        expect(await imageId(tag)).toBe(built);
       } finally {
         await removeImages(tag);
       }

@@ -8,6 +8,12 @@
  *   kapitan run --project <id> (--script <text> | --script-file <path> | --file-id <id>)
  *               (--all | --label k=v … | --machine <id> …) [--arg a …] [--env K=V …]
  *               [--secret NAME …] [--timeout <s>] [--no-follow]
+ *   kapitan deploy <fileId|path> --project <id> --path /target/file [--mode 0644] [--owner user:group]
+ *               (--all | --label k=v … | --machine <id> …) [--no-follow]
+ *   kapitan distribute <fileId|path> --project <id> (--all | --label k=v … | --machine <id> …) [--no-follow]
+ *
+ * A path (an existing local file) is uploaded first (kind `file` for deploy,
+ * `image` for distribute), then delivered.
  *
  * The server and token come from KAPITAN_URL and KAPITAN_TOKEN (or --url,
  * --token: a token on the command line is visible to other users of the
@@ -16,11 +22,13 @@
  * 1 the work failed (a run not succeeded everywhere, an upload refused),
  * 2 usage error.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { FileKindSchema } from '../files';
 import type { CreateExecutionRequest, CreateExecutionResponse, Targets } from '../executions';
+import type { Delivery } from '../deliveries';
 import { Api, ApiFailure } from './api';
+import { followDelivery } from './deliver';
 import { describeOutcome, followRun } from './follow';
 import { uploadFile } from './upload';
 
@@ -38,6 +46,9 @@ const USAGE = `usage:
   kapitan run --project <id> (--script <text> | --script-file <path> | --file-id <id>)
               (--all | --label k=v ... | --machine <id> ...)
               [--arg <a> ...] [--env K=V ...] [--secret NAME ...] [--timeout <seconds>] [--no-follow]
+  kapitan deploy <fileId|path> --project <id> --path /target/file [--mode 0644] [--owner user:group]
+              (--all | --label k=v ... | --machine <id> ...) [--no-follow]
+  kapitan distribute <fileId|path> --project <id> (--all | --label k=v ... | --machine <id> ...) [--no-follow]
 options for every command:
   --url <url>      the Kapitan server (default: $KAPITAN_URL)
   --token <token>  an API token (default: $KAPITAN_TOKEN; prefer the environment)
@@ -58,6 +69,10 @@ export async function main(io: CliIO): Promise<number> {
         return await upload(rest, io);
       case 'run':
         return await run(rest, io);
+      case 'deploy':
+        return await deliver('deploy', rest, io);
+      case 'distribute':
+        return await deliver('distribution', rest, io);
       case undefined:
         io.stderr.write(`${USAGE}\n`);
         return 2;
@@ -124,9 +139,7 @@ async function run(args: string[], io: CliIO): Promise<number> {
       script: { type: 'string' },
       'script-file': { type: 'string' },
       'file-id': { type: 'string' },
-      all: { type: 'boolean' },
-      label: { type: 'string', multiple: true },
-      machine: { type: 'string', multiple: true },
+      ...TARGET_OPTIONS,
       arg: { type: 'string', multiple: true },
       env: { type: 'string', multiple: true },
       secret: { type: 'string', multiple: true },
@@ -166,6 +179,45 @@ async function run(args: string[], io: CliIO): Promise<number> {
     stderr: (t) => io.stderr.write(t),
   });
   for (const e of result.executions) io.stderr.write(`${describeOutcome(e, result.hostnames.get(e.machineId))}\n`);
+  return result.ok ? 0 : 1;
+}
+
+const TARGET_OPTIONS = {
+  all: { type: 'boolean' },
+  label: { type: 'string', multiple: true },
+  machine: { type: 'string', multiple: true },
+} as const;
+
+async function deliver(kind: 'deploy' | 'distribution', args: string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { ...COMMON, ...TARGET_OPTIONS, path: { type: 'string' }, mode: { type: 'string' }, owner: { type: 'string' }, 'no-follow': { type: 'boolean' } },
+  });
+  if (values.help) return help(io);
+  if (positionals.length !== 1) throw new UsageError(`${kind === 'deploy' ? 'deploy' : 'distribute'} takes exactly one file id or path`);
+  const projectId = required(values.project, 'project');
+  const body: Record<string, unknown> = { targets: targets(values) };
+  if (kind === 'deploy') {
+    body.path = required(values.path, 'path');
+    if (values.mode !== undefined) body.mode = values.mode;
+    if (values.owner !== undefined) body.owner = values.owner;
+  } else if (values.path || values.mode || values.owner) {
+    throw new UsageError('--path, --mode and --owner are for deploy; distribute loads an image');
+  }
+  const api = connect(values, io.env);
+  const what = positionals[0];
+  body.fileId = existsSync(what)
+    ? (await uploadFile(api, { projectId, file: what, kind: kind === 'deploy' ? 'file' : 'image', progress: io.stderr })).id
+    : what;
+  const created = await api.request<Delivery>('POST', `/projects/${projectId}/${kind === 'deploy' ? 'deploys' : 'distributions'}`, body);
+  if (values['no-follow']) {
+    io.stdout(`${JSON.stringify(created)}\n`);
+    return 0;
+  }
+  io.stderr.write(`${kind} ${created.id} of ${created.file.name} to ${created.machines.length} machine(s)\n`);
+  const result = await followDelivery(api, projectId, created.id, (line) => io.stderr.write(`${line}\n`));
+  io.stdout(`${JSON.stringify(result.delivery)}\n`);
   return result.ok ? 0 : 1;
 }
 

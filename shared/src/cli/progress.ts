@@ -17,7 +17,7 @@ export function formatBytes(n: number): string {
     v /= 1024;
     i++;
   }
-  return `${i === 0 ? v : v.toFixed(1)} ${UNITS[i]}`;
+  return `${i === 0 ? Math.round(v) : v.toFixed(1)} ${UNITS[i]}`;
 }
 
 export class ProgressBar {
