@@ -30,3 +30,4 @@ export * from './containers/operations';
 export * from './containers/operation-journal';
 export * from './containers/operation-channel';
 export * from './containers/logs';
+export * from './file-cache';
