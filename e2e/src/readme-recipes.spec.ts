@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { buildBusyboxImage, imageId, removeImages } from '@kapitan/agent/testing';
 import type { CreatedApiToken, StoredFile } from '@kapitan/shared';
-import { REPO_ROOT, requireDocker, startServer, type TestAgent, type TestServer } from './harness';
+import { REPO_ROOT, requireDockerSync, startServer, type TestAgent, type TestServer } from './harness';
 import { setupProject, startOnlineAgent, type TestProject } from './agents/fixtures';
 
 function recipe(name: string): string {
@@ -66,7 +66,7 @@ describe('README operator recipes (real server, SQLite, real agent)', () => {
   describe('with Docker', () => {
     let reason: string | null;
     beforeAll(async () => {
-      reason = await requireDocker();
+      reason = requireDockerSync();
     });
 
     it('upload-image, distribute-image: a docker save tarball goes up in chunks, then into the agent’s engine', async () => {

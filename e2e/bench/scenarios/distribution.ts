@@ -22,12 +22,12 @@ import { FileCache } from '@kapitan/agent';
 import type { EnrolResponse, StoredFile } from '@kapitan/shared';
 import { childEnv, spawnProcess } from '../../src/harness/process';
 import { REPO_ROOT } from '../../src/harness/paths';
+import { FACTS } from '../../src/agents/fixtures';
 import { ProcSampler } from '../lib/proc';
 import type { Row, ScenarioResult } from '../lib/report';
 import { KapitanServer } from '../lib/servers';
 import { MiB, type BenchContext, type Scenario } from '../lib/context';
 
-const FACTS = { hostname: 'bench', os: 'bench', platform: 'linux', kernel: '6', arch: 'x64', cpus: 2, memoryBytes: 1, agentVersion: 'bench', dockerAvailable: true };
 
 /** A tar archive holding `sizeMiB` of random bytes: what the store accepts as kind image. */
 function makeTarball(dir: string, sizeMiB: number): string {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { isFinalDelivery, type Delivery, type DeliveryMachine } from '@kapitan/shared';
 import { buildBusyboxImage, imageId, removeImages, saveImage } from '@kapitan/agent/testing';
-import { makeTempDir, removeDir, requireDocker, startServer, waitFor, type TestAgent, type TestServer } from '../harness';
+import { makeTempDir, removeDir, requireDockerSync, startServer, waitFor, type TestAgent, type TestServer } from '../harness';
 import { setupProject, startOnlineAgent, waitForFinal, type TestProject } from './fixtures';
 
 async function finalPart(p: TestProject, deliveryId: string): Promise<DeliveryMachine> {
@@ -110,7 +110,7 @@ describe('deliveries to a real agent (SQLite)', () => {
 
   test('an image tarball is distributed: downloaded, loaded into the real engine, its id checked against the manifest and found with the Docker API', async () => {
     // The skip rule: locally a missing engine prints its reason, under CI=true it fails.
-    if (await requireDocker()) return;
+    if (requireDockerSync()) return;
     const tag = `kapitan-test/distribute:${process.pid}-${Date.now()}`;
     const dir = await makeTempDir('kapitan-e2e-image-');
     try {

@@ -11,4 +11,3 @@ export * from './requirements';
 export * from './server';
 export * from './sockets';
 export * from './wait';
-export * from './docker';

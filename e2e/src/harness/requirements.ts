@@ -48,7 +48,7 @@ export function probeDockerSync(): string | null {
   return null;
 }
 
-/** Like requireDocker (docker.ts), synchronous: for `describeOrSkip`, decided before any test runs. */
+/** The skip rule for tests that need a Docker engine and busybox-static; synchronous, so `describeOrSkip` can use it before any test runs. */
 export function requireDockerSync(): string | null {
   return requirement('Docker engine', probeDockerSync());
 }

@@ -41,7 +41,7 @@ export async function settled(stream: WriteStream): Promise<void> {
  * reads; with 16 KiB of room (the default) each became its own write, and
  * the dispatch of those writes cost more than hashing the bytes.
  */
-const IO_BUFFER_BYTES = 1024 * 1024;
+export const IO_BUFFER_BYTES = 1024 * 1024;
 
 /** Counts, hashes and keeps the head of what passes, and fails the stream past `limit` bytes. */
 class Meter extends Transform {

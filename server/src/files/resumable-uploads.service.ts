@@ -11,7 +11,7 @@ import { IsNull, LessThan, Repository } from 'typeorm';
 import type { z } from 'zod';
 import { ApiException, notFound } from '../common/api-exception';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { asStorageError, BlobStore, settled, StagedBlob, storageFull, tooLarge } from './blob-store';
+import { asStorageError, BlobStore, IO_BUFFER_BYTES, settled, StagedBlob, storageFull, tooLarge } from './blob-store';
 import { FileUploadEntity } from './file.entity';
 import { ClientGone } from './file-ingest.service';
 import { FilesService } from './files.service';
@@ -131,7 +131,7 @@ export class ResumableUploadsService {
     let head = before?.head ?? Buffer.alloc(0);
     try {
       const limiter = new Transform({
-        highWaterMark: 1024 * 1024,
+        highWaterMark: IO_BUFFER_BYTES,
         transform(chunk: Buffer, _enc, done) {
           written += chunk.length;
           if (written > room) return done(chunkTooLarge(room, row.size - offset));
@@ -141,7 +141,7 @@ export class ResumableUploadsService {
         },
       });
       // r+ at `start`: the bytes land exactly at the claimed offset, so a chunk retried after a crash overwrites, never appends twice.
-      out = createWriteStream(path, { flags: 'r+', start: offset, flush: true, highWaterMark: 1024 * 1024 });
+      out = createWriteStream(path, { flags: 'r+', start: offset, flush: true, highWaterMark: IO_BUFFER_BYTES });
       await pipeline(req, limiter, out);
       if (gone()) throw new ClientGone();
     } catch (err) {

@@ -131,7 +131,7 @@ async function upload(args: string[], io: CliIO): Promise<number> {
 }
 
 async function run(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values } = parseArgs({
     args,
     allowPositionals: false,
     options: {
@@ -147,7 +147,6 @@ async function run(args: string[], io: CliIO): Promise<number> {
       'no-follow': { type: 'boolean' },
     },
   });
-  void positionals;
   if (values.help) return help(io);
   const projectId = required(values.project, 'project');
   const sources = [values.script, values['script-file'], values['file-id']].filter((v) => v !== undefined);
