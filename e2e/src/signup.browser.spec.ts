@@ -50,8 +50,11 @@ describeOrSkip(requireChromium())('sign-up in the browser (default mode, sqlite)
     await page.getByTestId('invitation-row').first().waitFor();
     // A second one, revoked at once.
     await page.getByTestId('create-invitation').click();
-    const revokedLink = (await page.getByTestId('invitation-link').textContent())!.trim();
-    expect(revokedLink).not.toBe(link);
+    // The link shown is replaced once the second invitation's answer arrives; read it only then.
+    const secondLink = page.getByTestId('invitation-link').filter({ hasNotText: link });
+    await secondLink.waitFor();
+    const revokedLink = (await secondLink.textContent())!.trim();
+    expect(revokedLink).toMatch(new RegExp(`^${server.url}/signup\\?invite=kpi_`));
     await page.getByTestId('invitation-row').nth(1).waitFor();
     await page.getByTestId('revoke-invitation').first().click();
     await page.locator('[data-testid="invitation-row"] [data-status="revoked"]').waitFor();
