@@ -32,6 +32,8 @@ interface Line {
   percent: number | null;
   reason: string | null;
   executionId: string | null;
+  /** A distribution's image as the machine's engine loaded it. */
+  imageId: string | null;
 }
 
 const FINAL_RUN: ExecutionStatus[] = ['succeeded', 'failed', 'cancelled', 'timed_out', 'lost', 'expired'];
@@ -101,6 +103,9 @@ const FINAL_RUN: ExecutionStatus[] = ['succeeded', 'failed', 'cancelled', 'timed
                 <mat-progress-bar mode="determinate" [value]="l.percent" />
                 <span class="muted" data-testid="action-percent">{{ l.percent }} %</span>
               }
+              @if (l.imageId) {
+                <code class="muted" data-testid="action-image" [title]="l.imageId">{{ l.imageId.slice(0, 19) }}</code>
+              }
               @if (l.executionId) {
                 <a [routerLink]="['../executions', l.executionId]" data-testid="action-execution">output</a>
               }
@@ -147,7 +152,8 @@ const FINAL_RUN: ExecutionStatus[] = ['succeeded', 'failed', 'cancelled', 'timed
       gap: 8px;
       padding: 4px 0;
     }
-    .lines .error-text {
+    .lines .error-text,
+    .lines code {
       grid-column: 1 / -1;
     }
   `,
@@ -181,7 +187,7 @@ export class FileActionPanel {
       if (e.type === 'delivery' && e.machine.deliveryId === this.deliveryId) this.upsert(fromDelivery(e.machine));
       if (e.type === 'execution' && this.executionToMachine.has(e.execution.id)) {
         const x = e.execution;
-        this.upsert({ machineId: x.machineId, status: x.status, percent: null, reason: FINAL_RUN.includes(x.status) ? x.reason : null, executionId: x.id });
+        this.upsert({ machineId: x.machineId, status: x.status, percent: null, reason: FINAL_RUN.includes(x.status) ? x.reason : null, executionId: x.id, imageId: null });
       }
     });
   }
@@ -209,7 +215,7 @@ export class FileActionPanel {
       this.executions.create(projectId, { fileId, targets }).subscribe({
         next: (r) => {
           for (const x of r.executions) this.executionToMachine.set(x.id, x.machineId);
-          this.lines.set(r.executions.map((x) => ({ machineId: x.machineId, status: x.status, percent: null, reason: null, executionId: x.id })));
+          this.lines.set(r.executions.map((x) => ({ machineId: x.machineId, status: x.status, percent: null, reason: null, executionId: x.id, imageId: null })));
         },
         error: fail,
       });
@@ -257,5 +263,6 @@ function fromDelivery(m: DeliveryMachine): Line {
     percent: moving ? (m.totalBytes > 0 ? Math.floor((m.receivedBytes / m.totalBytes) * 100) : 100) : null,
     reason: isFinalDelivery(m.status) ? m.reason : null,
     executionId: null,
+    imageId: m.imageId,
   };
 }
