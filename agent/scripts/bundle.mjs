@@ -21,6 +21,25 @@ const agentDir = path.resolve(import.meta.dirname, '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(agentDir, 'package.json'), 'utf8'));
 const outFile = path.join(agentDir, 'dist/bundle/kapitan-agent.cjs');
 
+/**
+ * Modules of dependencies the agent never uses, replaced by stubs that fail
+ * clearly if they ever were: they are loaded at require time and would sit
+ * in every idle agent's memory (see scripts/stubs/).
+ */
+const STUBS = [
+  { importer: /[\\/]dockerode[\\/]lib[\\/]docker\.js$/, request: './session', stub: 'dockerode-session.cjs' },
+  { importer: /[\\/]docker-modem[\\/]lib[\\/]modem\.js$/, request: './ssh', stub: 'docker-modem-ssh.cjs' },
+];
+const stubPlugin = {
+  name: 'kapitan-agent-stubs',
+  setup(b) {
+    b.onResolve({ filter: /^\.\/(session|ssh)$/ }, (args) => {
+      const hit = STUBS.find((s) => s.request === args.path && s.importer.test(args.importer));
+      return hit ? { path: path.join(agentDir, 'scripts/stubs', hit.stub) } : undefined;
+    });
+  },
+};
+
 await build({
   entryPoints: [path.join(agentDir, 'dist/main.js')],
   outfile: outFile,
@@ -32,8 +51,7 @@ await build({
   minifyWhitespace: true,
   minifySyntax: true,
   legalComments: 'none',
-  // ssh2 (under dockerode) tries these optional native addons inside try/catch; the agent talks to Docker over a unix socket only.
-  external: ['cpu-features', './crypto/build/Release/sshcrypto.node'],
+  plugins: [stubPlugin],
   define: { KAPITAN_AGENT_BUILD_VERSION: JSON.stringify(pkg.version) },
   logLevel: 'warning',
 });

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `kapitan-agent` executable. */
+import './lean-globals';
 import { runCli } from './cli';
 
 const argv = process.argv.slice(2);

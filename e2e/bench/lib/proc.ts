@@ -6,11 +6,12 @@ const CLK_TCK = 100; // USER_HZ on every Linux we run on
 export const PAGE = 4096;
 
 /** VmRSS and VmHWM in bytes, or null if the process is gone. */
-export function readStatus(pid: number): { rss: number; hwm: number } | null {
+export function readStatus(pid: number): { rss: number; hwm: number; anon: number; file: number } | null {
   try {
     const text = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (name: string): number => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? NaN) * 1024;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+    // RssFile is mostly the executable's own pages (Node's binary), RssAnon what the process allocated.
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM'), anon: kb('RssAnon'), file: kb('RssFile') };
   } catch {
     return null;
   }

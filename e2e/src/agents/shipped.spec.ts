@@ -3,12 +3,15 @@
  * single bundled file on the machine's own Node (Node 20 on these machines,
  * the oldest the agent supports), and the standalone executable that needs
  * no Node at all. Each reports its version, enrols, connects and runs a
- * script end to end against a real server.
+ * script end to end against a real server, and supervises the real Docker
+ * engine (the bundle replaces parts of dockerode it never uses with stubs:
+ * this proves what is left still works).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { REPO_ROOT, requirement, startServer, type TestServer } from '../harness';
+import type { MachineDockerStatus } from '@kapitan/shared';
+import { REPO_ROOT, requireDockerSync, requirement, startServer, waitFor, type TestServer } from '../harness';
 import { setupProject, startOnlineAgent, waitForFinal, type TestProject } from './fixtures';
 
 const BUNDLE = path.join(REPO_ROOT, 'agent/dist/bundle/kapitan-agent.cjs');
@@ -55,6 +58,16 @@ describe('the shipped agent forms (real server, SQLite)', () => {
         expect(await p.api.getExecutionLogText(e.id)).toContain('shipped\n');
         const machine = (await p.api.request<{ facts: { agentVersion: string } }>('GET', `/api/projects/${p.projectId}/machines/${agent.machineId}`)).body;
         expect(machine.facts.agentVersion).toBe(version);
+        if (!requireDockerSync()) {
+          const docker = await waitFor(
+            async () => {
+              const status = (await p.api.request<MachineDockerStatus>('GET', `/api/machines/${agent.machineId}/docker`)).body;
+              return status.available ? status : null;
+            },
+            { timeoutMs: 15_000, message: 'the shipped agent reaching the Docker engine' },
+          );
+          expect(docker.engineVersion).toMatch(/^\d+\./);
+        }
       } finally {
         await agent.dispose();
       }
