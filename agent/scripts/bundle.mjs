@@ -9,6 +9,12 @@
  *                                   executable: Node's single executable
  *                                   application, the bundle injected into
  *                                   the Node binary running this script
+ *   dist/bun/kapitan-agent          (with --bun) the same bundle compiled
+ *                                   by Bun (`bun build --compile`, Bun from
+ *                                   the npm registry): the other standalone
+ *                                   candidate, compared by the footprint
+ *                                   scenario and the e2e suite
+ *                                   (KAPITAN_E2E_AGENT_FORM=bun)
  *
  * The version is baked in at build time: a bundle has no package.json beside it.
  */
@@ -16,6 +22,7 @@ import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 const agentDir = path.resolve(import.meta.dirname, '..');
 const pkg = JSON.parse(fs.readFileSync(path.join(agentDir, 'package.json'), 'utf8'));
@@ -73,4 +80,12 @@ if (process.argv.includes('--sea')) {
   fs.rmSync(blob);
   fs.rmSync(config);
   console.log(`sea: ${path.relative(process.cwd(), exe)} (${(fs.statSync(exe).size / 1024 / 1024).toFixed(0)} MiB)`);
+}
+
+if (process.argv.includes('--bun')) {
+  const bun = path.join(path.dirname(fileURLToPath(import.meta.resolve('@oven/bun-linux-x64/package.json'))), 'bin/bun');
+  const exe = path.join(agentDir, 'dist/bun/kapitan-agent');
+  fs.mkdirSync(path.dirname(exe), { recursive: true });
+  execFileSync(bun, ['build', '--compile', '--target=bun-linux-x64', outFile, '--outfile', exe], { stdio: ['ignore', 'ignore', 'inherit'] });
+  console.log(`bun: ${path.relative(process.cwd(), exe)} (${(fs.statSync(exe).size / 1024 / 1024).toFixed(0)} MiB)`);
 }

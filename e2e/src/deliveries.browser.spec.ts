@@ -124,9 +124,9 @@ describeOrSkip(requireChromium())('deliveries in the dashboard (SQLite, Chromium
       await row(page, 'app-image.tar').getByTestId('distribute-file').click();
       const panel = page.getByTestId('file-action-panel');
       // Every status the machine's line shows, in the order the page rendered them.
-      await page.evaluate(() => {
-        const seen: string[] = [];
-        (window as unknown as { seenStatuses: string[] }).seenStatuses = seen;
+      // (A string: the e2e project has no DOM types.)
+      await page.evaluate(`(() => {
+        const seen = (window.seenStatuses = []);
         const note = () => {
           for (const el of document.querySelectorAll('[data-testid=action-machine]')) {
             const s = el.getAttribute('data-status');
@@ -134,12 +134,12 @@ describeOrSkip(requireChromium())('deliveries in the dashboard (SQLite, Chromium
           }
         };
         new MutationObserver(note).observe(document.body, { subtree: true, childList: true, attributes: true, attributeFilter: ['data-status'] });
-      });
+      })()`);
       await panel.getByTestId('action-submit').click();
       await machineLine(page).and(page.locator('[data-status=succeeded]')).waitFor({ timeout: 60_000 });
       expect(await machineLine(page).getByTestId('action-percent').textContent()).toContain('100 %');
       expect(await machineLine(page).getByTestId('action-image').getAttribute('title')).toBe(built.id);
-      const seen = await page.evaluate(() => (window as unknown as { seenStatuses: string[] }).seenStatuses);
+      const seen = (await page.evaluate('window.seenStatuses')) as string[];
       // The load is shown before the result, and nothing goes backwards.
       expect(seen).toContain('loading');
       const order = ['queued', 'dispatched', 'downloading', 'loading', 'succeeded'];

@@ -20,11 +20,20 @@ import { MiB, type BenchContext, type Scenario } from '../lib/context';
 
 const LINES_PER_TENTH = 500;
 
+function bunVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'node_modules/@oven/bun-linux-x64/package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
+}
+
 /** The forms clients receive (agent/scripts/bundle.mjs), measured idle beside the tsc build. */
 const SHIPPED: { form: string; entry: string; launcher: string[] }[] = [
   { form: 'bundle, this Node (24)', entry: path.join(REPO_ROOT, 'agent/dist/bundle/kapitan-agent.cjs'), launcher: [process.execPath] },
   { form: 'bundle, /usr/bin/node', entry: path.join(REPO_ROOT, 'agent/dist/bundle/kapitan-agent.cjs'), launcher: ['/usr/bin/node'] },
   { form: 'standalone executable (Node SEA)', entry: path.join(REPO_ROOT, 'agent/dist/sea/kapitan-agent'), launcher: [] },
+  { form: 'standalone executable (bun build --compile)', entry: path.join(REPO_ROOT, 'agent/dist/bun/kapitan-agent'), launcher: [] },
 ];
 
 async function shippedIdle(idleS: number, ctx: BenchContext): Promise<{ form: string; rssMean: number; rssMax: number; node: string }[]> {
@@ -36,8 +45,12 @@ async function shippedIdle(idleS: number, ctx: BenchContext): Promise<{ form: st
         ctx.log(`footprint: ${f.form} not available (${f.entry}), skipped`);
         continue;
       }
-      // The executable is the Node that built it (bundle.mjs injects into process.execPath): this one.
-      const node = f.launcher[0] ? execFileSync(f.launcher[0], ['--version'], { encoding: 'utf8' }).trim() : process.version;
+      // The SEA is the Node that built it (bundle.mjs injects into process.execPath): this one. Bun names its own version.
+      const node = f.launcher[0]
+        ? execFileSync(f.launcher[0], ['--version'], { encoding: 'utf8' }).trim()
+        : f.entry.includes('/bun/')
+          ? `Bun ${bunVersion()}`
+          : process.version;
       const agent = await startAgent({ serverUrl: server.url, token: await server.enrolmentToken(1), entry: f.entry, launcher: f.launcher, env: { KAPITAN_AGENT_LOG_LEVEL: 'warn' } });
       await waitForMachineStatus({ api: server.api, projectId: server.projectId, machineId: agent.machineId, status: 'online' });
       await sleep(5000);

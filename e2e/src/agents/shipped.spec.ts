@@ -16,6 +16,7 @@ import { setupProject, startOnlineAgent, waitForFinal, type TestProject } from '
 
 const BUNDLE = path.join(REPO_ROOT, 'agent/dist/bundle/kapitan-agent.cjs');
 const SEA = path.join(REPO_ROOT, 'agent/dist/sea/kapitan-agent');
+const BUN = path.join(REPO_ROOT, 'agent/dist/bun/kapitan-agent');
 const SYSTEM_NODE = '/usr/bin/node';
 const version = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'agent/package.json'), 'utf8')).version as string;
 
@@ -34,7 +35,7 @@ describe('the shipped agent forms (real server, SQLite)', () => {
   let p: TestProject;
 
   beforeAll(async () => {
-    for (const f of [BUNDLE, SEA]) if (!fs.existsSync(f)) throw new Error(`${f} is missing: npm run build -w agent`);
+    for (const f of [BUNDLE, SEA, BUN]) if (!fs.existsSync(f)) throw new Error(`${f} is missing: npm run build -w agent`);
     server = await startServer({ database: 'sqlite', env: { LOG_LEVEL: 'warn' } });
     p = await setupProject(server.url, 'shipped');
   });
@@ -42,7 +43,8 @@ describe('the shipped agent forms (real server, SQLite)', () => {
 
   const forms = [
     { name: 'the bundle on the machine’s Node', entry: BUNDLE, launcher: [SYSTEM_NODE], reason: () => requirement('system Node >= 20', systemNodeReason()) },
-    { name: 'the standalone executable', entry: SEA, launcher: [] as string[], reason: () => null },
+    { name: 'the standalone executable (Node SEA)', entry: SEA, launcher: [] as string[], reason: () => null },
+    { name: 'the standalone executable (Bun)', entry: BUN, launcher: [] as string[], reason: () => null },
   ];
 
   for (const form of forms) {

@@ -55,17 +55,40 @@ export interface TestAgent {
 let agentCount = 0;
 
 /**
+ * The agent the suite runs when a test names none: agent/dist/main.js on this
+ * Node, or — with KAPITAN_E2E_AGENT_FORM — a shipped form, so the whole
+ * suite can judge a runtime: `bundle` (this Node), `sea`, or `bun`
+ * (agent/dist/bun/kapitan-agent, built by hand for comparison).
+ */
+function defaultForm(): { entry: string; launcher: string[] } {
+  const form = process.env.KAPITAN_E2E_AGENT_FORM ?? 'dist';
+  switch (form) {
+    case 'dist':
+      return { entry: AGENT_ENTRY, launcher: [process.execPath] };
+    case 'bundle':
+      return { entry: path.join(REPO_ROOT, 'agent/dist/bundle/kapitan-agent.cjs'), launcher: [process.execPath] };
+    case 'sea':
+      return { entry: path.join(REPO_ROOT, 'agent/dist/sea/kapitan-agent'), launcher: [] };
+    case 'bun':
+      return { entry: path.join(REPO_ROOT, 'agent/dist/bun/kapitan-agent'), launcher: [] };
+    default:
+      throw new Error(`KAPITAN_E2E_AGENT_FORM must be dist, bundle, sea or bun, got ${JSON.stringify(form)}`);
+  }
+}
+
+/**
  * Enrols a REAL agent (`main.js enrol`, to completion) and starts
  * `main.js run` on the same state dir. Resolves once `run` is spawned; use
  * `waitForMachineStatus` to wait until the server sees it online.
  */
 export async function startAgent(options: StartAgentOptions): Promise<TestAgent> {
-  const entry = options.entry ?? AGENT_ENTRY;
+  const form = defaultForm();
+  const entry = options.entry ?? form.entry;
   if (!fs.existsSync(entry)) {
     throw new Error(`startAgent: ${entry} does not exist; build first (npm run build, or npm run build -w agent)`);
   }
   const name = options.name ?? `agent-${++agentCount}`;
-  const launcher = options.launcher ?? [process.execPath];
+  const launcher = options.launcher ?? (options.entry ? [process.execPath] : form.launcher);
   const command = launcher.length ? launcher[0]! : entry;
   const lead = launcher.length ? [...launcher.slice(1), entry] : [];
   let ownedDir: string | undefined;
