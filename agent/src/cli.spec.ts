@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EnrolRequestSchema, type MachineFacts } from '@kapitan/shared';
 import { normaliseServerUrl, parseLabels, runCli, type CliContext } from './cli';
-import { PID_FILE, readState, statePath } from './state';
+import { PID_FILE, readState, statePath, writeState } from './state';
 import { makeCa, RecordingHttpsServer } from './test-support/certs';
 import { FakeKapitanServer } from './test-support/fake-server';
 import { newId, tmpDir, waitFor } from './test-support/wait';
@@ -185,6 +185,18 @@ describe('enrol with pins, a CA file and a proxy', () => {
     expect(readState(dir)).toMatchObject({ server: httpsUrl, machineId, credential: 'cred-from-https', pins: [ours.pin, other.pin], caPem: ours.certPem });
     const status = await cli(['status', '--json', '--state-dir', dir]);
     expect(JSON.parse(status.stdout)).toMatchObject({ pins: [ours.pin, other.pin], ca: 'enrolled', proxy: null });
+  });
+
+  it('status shows the pins and a stored proxy without its password', async () => {
+    const r = await cli(['enrol', '--server', httpsUrl, '--token', 't', '--state-dir', dir, '--pin', ours.pin, '--ca-file', ours.certFile]);
+    expect(r.code).toBe(0);
+    writeState(dir, { ...readState(dir)!, proxy: 'http://user:hunter2@proxy.example:3128' });
+    const json = JSON.parse((await cli(['status', '--json', '--state-dir', dir])).stdout);
+    expect(json).toMatchObject({ pins: [ours.pin], ca: 'enrolled', proxy: 'http://***@proxy.example:3128' });
+    const text = (await cli(['status', '--state-dir', dir])).stdout;
+    expect(text).toContain(`pins:        ${ours.pin}`);
+    expect(text).toContain('proxy:       http://***@proxy.example:3128');
+    expect(text).not.toContain('hunter2');
   });
 
   it('refuses a server that fails the pin with exit 4, sending it nothing, and saves nothing', async () => {
