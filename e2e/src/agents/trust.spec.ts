@@ -8,16 +8,18 @@
  * `next` key, need no reinstall; HTTP CONNECT proxies carry enrolment,
  * socket and downloads.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import { InstanceTlsSchema, isFinalDelivery, type Delivery, type InstanceTls } from '@kapitan/shared';
+import { InstanceTlsSchema, isFinalDelivery, type CreatedApiToken, type Delivery, type InstanceTls } from '@kapitan/shared';
 import {
   freePort,
   makeTempDir,
   makeTestCa,
   REPO_ROOT,
   removeDir,
+  requirement,
   startAgent,
   startConnectProxy,
   startRecordingTlsServer,
@@ -32,6 +34,7 @@ import { setupProject, startOnlineAgent, waitForFinal, type TestProject } from '
 
 const EXIT_UNTRUSTED = 4;
 const SEA = path.join(REPO_ROOT, 'agent/dist/sea/kapitan-agent');
+const BUNDLE = path.join(REPO_ROOT, 'agent/dist/bundle/kapitan-agent.cjs');
 
 async function exitOf(agent: TestAgent, timeoutMs = 30_000): Promise<ProcessExit> {
   let timer: NodeJS.Timeout | undefined;
@@ -131,6 +134,34 @@ describe('agent trust over the real HTTPS server (SQLite)', () => {
     expect(state).toMatchObject({ server: httpsUrl, pins: tlsInfo.pins.map((x) => x.spkiSha256), caPem: tlsInfo.caPem });
   });
 
+  test('the README recipe, run as written: a pinned enrolment from GET /api/instance/tls', async () => {
+    const readme = fs.readFileSync(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    const script = /<!-- recipe: pinned-enrol -->\n```sh\n([\s\S]*?)```/.exec(readme)?.[1];
+    if (!script) throw new Error('README.md has no recipe "pinned-enrol"');
+    const work = await makeTempDir('kapitan-e2e-recipe-');
+    try {
+      const bin = path.join(work, 'bin');
+      fs.mkdirSync(bin);
+      fs.writeFileSync(path.join(bin, 'kapitan-agent'), `#!/bin/sh\nexec "${process.execPath}" "${path.join(REPO_ROOT, 'agent/dist/main.js')}" "$@"\n`, { mode: 0o755 });
+      const apiToken = (await p.api.request<CreatedApiToken>('POST', '/api/tokens', { body: { name: 'recipe', projectId: p.projectId, role: 'operator' } })).body.token;
+      const env = {
+        PATH: `${bin}:${process.env.PATH}`,
+        HOME: work,
+        KAPITAN_URL: server.url,
+        KAPITAN_TOKEN: apiToken,
+        AGENT_SERVER_URL: httpsUrl,
+        ENROL_TOKEN: (await p.api.createEnrolmentToken(p.projectId)).token,
+        KAPITAN_AGENT_STATE_DIR: path.join(work, 'state'),
+      };
+      const out = execFileSync('bash', ['-c', script], { cwd: work, env, encoding: 'utf8' });
+      expect(out).toMatch(/enrolled machine /);
+      const state = JSON.parse(fs.readFileSync(path.join(work, 'state', 'state.json'), 'utf8'));
+      expect(state).toMatchObject({ server: httpsUrl, pins: tlsInfo.pins.map((x) => x.spkiSha256), caPem: tlsInfo.caPem });
+    } finally {
+      await removeDir(work);
+    }
+  });
+
   test('an impostor at the server’s address: run exits 4 and enrol exits 4, and it receives nothing after the handshake', async () => {
     const relay = await startTcpRelay(httpsPort);
     const url = `https://localhost:${relay.port}`;
@@ -211,6 +242,19 @@ describe('agent trust over the real HTTPS server (SQLite)', () => {
     await runs(agent, 'standalone-proxied');
     expect(proxy.connects.length).toBeGreaterThanOrEqual(2);
     expect(JSON.parse(fs.readFileSync(path.join(agent.stateDir, 'state.json'), 'utf8')).proxy).toBe(proxy.url);
+    await agent.stop();
+    await proxy.close();
+  });
+
+  test('the bundle on the machine’s Node through HTTPS_PROXY (the lazily loaded proxy library is in the bundle)', async () => {
+    const systemNode = '/usr/bin/node';
+    const reason = requirement(`${systemNode} (Node >= 20)`, fs.existsSync(systemNode) ? null : `no ${systemNode}`);
+    if (reason) return;
+    const proxy = await startConnectProxy();
+    const agent = await online(httpsUrl, { entry: BUNDLE, launcher: [systemNode], env: { HTTPS_PROXY: proxy.url, NO_PROXY: undefined, no_proxy: undefined } });
+    await runs(agent, 'bundle-proxied');
+    await downloads(agent);
+    expect(proxy.connects.length).toBeGreaterThanOrEqual(3);
     await agent.stop();
     await proxy.close();
   });
