@@ -114,7 +114,9 @@ Connect to the server and keep the connection: receive scripts, run them,
 stream their output. Reconnects with backoff; stops on SIGTERM or SIGINT.
 If the server revokes the machine (or deletes it or its project), it stops,
 records that in the state file and exits 3; later runs refuse to start (exit
-3) until the machine is enrolled again. Logs JSON lines on stderr.
+3) until the machine is enrolled again. A server that fails the pins or the
+CA given at enrolment is sent nothing: run stops and exits 4. Logs JSON
+lines on stderr.
 
 Options:
   --state-dir DIR     state directory (see "${BIN} help enrol")

@@ -1,3 +1,4 @@
+/// <reference path="./proxy-from-env.d.ts" />
 /**
  * How the agent trusts the server it dials, and how it reaches it.
  *
