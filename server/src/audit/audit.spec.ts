@@ -1,8 +1,32 @@
-import { AuditEvent, AuditEventSchema, AuditPageSchema } from '@kapitan/shared';
+import { AgentEvents, AuditEvent, AuditEventSchema, AuditPageSchema } from '@kapitan/shared';
+import { createHash } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
 import { FACTS, projectWithMachine } from '../testing/schedules';
 import { bearer, createTestApp, describeBothDatabases, expectError, expectValidationError, signupUser, TestApp } from '../testing/test-app';
+import { closeSockets, connectAgent, emitWithAck, enrolMachine, helloBody, setupProject } from '../testing/sockets';
+import { SchedulerService } from '../common/scheduler.service';
+import { AuditEventEntity } from './audit-event.entity';
 import { AuditService } from './audit.service';
+
+/** The smallest archive the image check accepts: one `manifest.json` entry, as `docker save` writes it. */
+function tarball(content: Buffer): Buffer {
+  const header = Buffer.alloc(512);
+  header.write('manifest.json', 0);
+  header.write('0000644\0', 100);
+  header.write('0000000\0', 108);
+  header.write('0000000\0', 116);
+  header.write(content.length.toString(8).padStart(11, '0') + '\0', 124);
+  header.write('00000000000\0', 136);
+  header.write('0', 156);
+  header.write('ustar\x0000', 257);
+  header.fill(' ', 148, 156);
+  let sum = 0;
+  for (const b of header) sum += b;
+  header.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  const body = Buffer.alloc(Math.ceil(content.length / 512) * 512);
+  content.copy(body);
+  return Buffer.concat([header, body, Buffer.alloc(1024)]);
+}
 
 type Person = Awaited<ReturnType<typeof signupUser>>;
 
@@ -58,7 +82,10 @@ describeBothDatabases('audit', (database) => {
     ({ projectId, machineId } = await projectWithMachine(t, owner.token));
     await as(owner).post(`/api/projects/${projectId}/members`, { email: viewer.email, role: 'viewer' }).expect(201);
   });
-  afterAll(() => t?.close());
+  afterAll(async () => {
+    closeSockets();
+    await t?.close();
+  });
 
   describe('what is recorded', () => {
     it('log-in: success names the user and the address TRUST_PROXY resolves', async () => {
@@ -202,6 +229,46 @@ describeBothDatabases('audit', (database) => {
       expect(await one(() => as(owner).delete(`/api/files/${other}`).expect(204))).toMatchObject({ action: 'file.delete', projectId, details: { fileId: other } });
     });
 
+    it('resumable uploads: one file.upload when complete, nothing for the chunks; distributions', async () => {
+      const image = tarball(Buffer.from('[]'));
+      const sha256 = createHash('sha256').update(image).digest('hex');
+      let fileId = '';
+      const events = await written(async () => {
+        const u = (await as(owner).post(`/api/projects/${projectId}/uploads`, { kind: 'image', name: 'img.tar', size: image.length }).expect(201)).body;
+        await as(owner).put(`/api/uploads/${u.id}?offset=0`).set('Content-Type', 'application/octet-stream').send(image).expect(200);
+        fileId = (await as(owner).post(`/api/uploads/${u.id}/complete`, { sha256 }).expect(201)).body.id;
+      });
+      expect(events.map((e) => [e.action, e.details.fileId, e.details.kind, e.details.sha256])).toEqual([['file.upload', fileId, 'image', sha256]]);
+      const d = await one(() => as(owner).post(`/api/projects/${projectId}/distributions`, { fileId, targets: { all: true } }).expect(201));
+      expect(d).toMatchObject({ action: 'distribution.create', projectId, details: { fileId, fileName: 'img.tar' } });
+    });
+
+    it('container create and actions, on the machine', async () => {
+      const p = await setupProject(t, 'containers');
+      const m = await enrolMachine(t, p);
+      const agent = await connectAgent(t.url, m.credential);
+      expect((await emitWithAck(agent, AgentEvents.hello, helloBody())).ok).toBe(true);
+      const cid = 'c'.repeat(64);
+      const snapshot = {
+        snapshotId: randomUUID(),
+        last: true,
+        containers: [
+          {
+            id: cid, name: 'web', image: 'kapitan-test/busybox:1', imageId: 'sha256:' + 'e'.repeat(64), state: 'running', status: 'Up', health: 'none',
+            ports: [], labels: {}, createdAt: '2026-12-01T10:00:00.000Z', startedAt: '2026-12-01T10:00:01.000Z', finishedAt: null, exitCode: null, restartCount: 0,
+          },
+        ],
+      };
+      expect(await emitWithAck(agent, AgentEvents.containersSnapshot, snapshot)).toEqual({ ok: true });
+      const owns = { token: p.owner.token } as Person;
+      const created = await one(() => as(owns).post(`/api/machines/${m.machineId}/containers`, { image: 'kapitan-test/busybox:1', name: 'api', env: { PASSWORD: 'container-env-secret' } }).expect(202));
+      expect(created).toMatchObject({ action: 'container.create', projectId: p.projectId, machineId: m.machineId, details: { image: 'kapitan-test/busybox:1', name: 'api' } });
+      expect(JSON.stringify(created)).not.toContain('container-env-secret');
+      const stop = await one(() => as(owns).post(`/api/machines/${m.machineId}/containers/${cid}/stop`).expect(202));
+      expect(stop).toMatchObject({ action: 'container.action', projectId: p.projectId, machineId: m.machineId, details: { containerId: cid, action: 'stop' } });
+      expect(await written(async () => expectError(await as(owns).post(`/api/machines/${m.machineId}/containers/${'9'.repeat(64)}/stop`), 404))).toEqual([]);
+    });
+
     it('log-out', async () => {
       const s = await signupUser(t.http);
       expect(await one(() => as(s).post('/api/auth/logout').expect(204))).toMatchObject({ action: 'auth.logout', actor: byUser(s) });
@@ -230,6 +297,11 @@ describeBothDatabases('audit', (database) => {
       expect(page.events.every((e) => e.projectId === projectId)).toBe(true);
       expectError(await list(viewer), 403);
       expectError(await list(stranger), 404);
+      const operator = await signupUser(t.http);
+      await as(owner).post(`/api/projects/${projectId}/members`, { email: operator.email, role: 'operator' }).expect(201);
+      expectError(await list(operator), 403);
+      const operatorToken = (await as(owner).post('/api/tokens', { name: 'op', projectId, role: 'operator' }).expect(201)).body.token as string;
+      expectError(await t.http.get(`/api/projects/${projectId}/audit`).set(bearer(operatorToken)), 403);
       expectError(await as(stranger).get(`/api/projects/${projectId}/audit/export`), 404);
       const theirs = (await as(stranger).post('/api/projects', { name: 'theirs' }).expect(201)).body.id;
       const mine = (await list(owner, '?limit=200').expect(200)).body as { events: AuditEvent[] };
@@ -325,6 +397,27 @@ describeBothDatabases('audit', (database) => {
       // Seen from two days on, every event so far is older than a day.
       expect(await svc.prune(1, new Date(Date.now() + 2 * 86_400_000))).toBe(n);
       expect(await total()).toBe(0);
+    });
+  });
+
+  describe('instance settings and retention, on an app with its own settings', () => {
+    let u: TestApp;
+    afterAll(() => u?.close());
+
+    it('an admin changing the sign-up mode is recorded; with a retention set, the hourly job prunes what is older', async () => {
+      u = await createTestApp({ database, env: { KAPITAN_SIGNUP: undefined, KAPITAN_AUDIT_RETENTION_DAYS: '2' } });
+      const a = await signupUser(u.http);
+      await u.http.patch('/api/admin/settings').set(bearer(a.token)).send({ signupMode: 'invite' }).expect(200);
+      const events = (await u.http.get('/api/admin/audit').set(bearer(a.token)).expect(200)).body.events as AuditEvent[];
+      expect(events.map((e) => [e.action, e.details])).toEqual([
+        ['instance.settings_update', { signupMode: 'invite' }],
+        ['auth.signup', { email: a.email }],
+      ]);
+      // Age the sign-up as only someone with database access could (T65), then let the job run.
+      await u.db.getRepository(AuditEventEntity).update({ action: 'auth.signup' }, { at: new Date(Date.now() - 3 * 86_400_000) });
+      await u.app.get(SchedulerService).runNow('audit-retention');
+      const kept = (await u.http.get('/api/admin/audit').set(bearer(a.token)).expect(200)).body.events as AuditEvent[];
+      expect(kept.map((e) => e.action)).toEqual(['instance.settings_update']);
     });
   });
 });
