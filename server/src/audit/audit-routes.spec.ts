@@ -23,8 +23,10 @@ describe('audit coverage of routes', () => {
     let writes = 0;
     for (const mod of t.app.get(ModulesContainer).values()) {
       for (const wrapper of mod.controllers.values()) {
-        const proto = (wrapper.metatype as { prototype: Record<string, unknown> }).prototype;
-        const base = String(Reflect.getMetadata(PATH_METADATA, wrapper.metatype) ?? '');
+        const type = wrapper.metatype;
+        if (!type) continue;
+        const proto = (type as { prototype: Record<string, unknown> }).prototype;
+        const base = String(Reflect.getMetadata(PATH_METADATA, type) ?? '');
         for (const name of Object.getOwnPropertyNames(proto)) {
           const handler = proto[name];
           if (typeof handler !== 'function' || name === 'constructor') continue;
