@@ -35,6 +35,8 @@ export const AUDIT_ACTIONS = [
   'schedule.delete',
   'schedule.pause',
   'schedule.resume',
+  /** An occurrence started its run: no request, on behalf of the schedule's creator. */
+  'schedule.fire',
   'secret.create',
   'secret.update',
   'secret.delete',

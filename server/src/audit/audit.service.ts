@@ -3,6 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { AuditAction, AuditActorType, AuditDetails, AuditDetailsSchema, AuditEvent, AuditFilter, AuditPage, AuditQuery } from '@kapitan/shared';
 import { LessThan, Repository, SelectQueryBuilder } from 'typeorm';
 import type { AuthUser } from '../auth/auth-user';
+import { DomainEventsService } from '../common/events.service';
 import { SchedulerService } from '../common/scheduler.service';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { UsersService } from '../users/users.service';
@@ -52,10 +53,30 @@ export class AuditService implements OnModuleInit {
     @InjectRepository(AuditEventEntity) private readonly events: Repository<AuditEventEntity>,
     private readonly users: UsersService,
     private readonly scheduler: SchedulerService,
+    private readonly domainEvents: DomainEventsService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   onModuleInit(): void {
+    // Actions no request makes reach the log as domain events; a failed write is logged by DomainEventsService.
+    this.domainEvents.on('schedule.fired', (e) =>
+      this.record({
+        action: 'schedule.fire',
+        actor: { userId: e.onBehalfOf },
+        projectId: e.projectId,
+        machineId: e.run.executions.length === 1 ? e.run.executions[0].machineId : null,
+        address: null,
+        requestId: null,
+        details: {
+          scheduleId: e.scheduleId,
+          name: e.scheduleName,
+          fireAt: e.fireAt.toISOString(),
+          runId: e.run.runId,
+          executionIds: e.run.executions.map((x) => x.id),
+          machineIds: e.run.executions.map((x) => x.machineId),
+        },
+      }),
+    );
     const days = this.config.auditRetentionDays;
     if (days) this.scheduler.every('audit-retention', 3600_000, () => this.prune(days).then(() => undefined));
   }

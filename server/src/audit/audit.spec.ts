@@ -1,8 +1,8 @@
 import { AgentEvents, AuditEvent, AuditEventSchema, AuditPageSchema } from '@kapitan/shared';
 import { createHash } from 'node:crypto';
 import { randomUUID } from 'node:crypto';
-import { FACTS, projectWithMachine } from '../testing/schedules';
-import { bearer, createTestApp, describeBothDatabases, expectError, expectValidationError, signupUser, TestApp } from '../testing/test-app';
+import { FACTS, projectWithMachine, tickAt } from '../testing/schedules';
+import { bearer, createTestApp, describeBothDatabases, expectError, expectValidationError, signupUser, TestApp, waitFor } from '../testing/test-app';
 import { closeSockets, connectAgent, emitWithAck, enrolMachine, helloBody, setupProject } from '../testing/sockets';
 import { SchedulerService } from '../common/scheduler.service';
 import { AuditEventEntity } from './audit-event.entity';
@@ -216,6 +216,19 @@ describeBothDatabases('audit', (database) => {
       ]);
     });
 
+    it('a schedule firing: one schedule.fire on behalf of its creator, no address', async () => {
+      const runAt = new Date(Math.ceil((Date.now() + 3600_000) / 1000) * 1000);
+      const id = (await as(owner).post(`/api/projects/${projectId}/schedules`, { name: 'once', script: 'true', targets: { machineIds: [machineId] }, runAt: runAt.toISOString() }).expect(201)).body.id as string;
+      const fired = await written(async () => {
+        await tickAt(t, new Date(runAt.getTime() + 100));
+        await waitFor('the firing to be recorded', async () => Number((await t.db.query("SELECT COUNT(*) AS n FROM audit_events WHERE action = 'schedule.fire'"))[0].n) > 0 || undefined, 30_000);
+        await tickAt(t, new Date(runAt.getTime() + 5_000)); // a later pass fires nothing more
+      });
+      expect(fired).toHaveLength(1);
+      expect(fired[0]).toMatchObject({ action: 'schedule.fire', actor: byUser(owner), projectId, machineId, address: null, details: { scheduleId: id, name: 'once', fireAt: runAt.toISOString(), machineIds: [machineId] } });
+      await as(owner).delete(`/api/schedules/${id}`).expect(204);
+    });
+
     it('files: upload and delete; deploys', async () => {
       let fileId = '';
       const up = await one(
@@ -321,7 +334,7 @@ describeBothDatabases('audit', (database) => {
       expect(secrets.length).toBeGreaterThan(0);
       expect(secrets.every((e) => e.action === 'secret.create')).toBe(true);
       const byMachine = (await list(owner, `?machine=${machineId}`).expect(200)).body.events as AuditEvent[];
-      expect(byMachine.map((e) => e.action).sort()).toEqual(['machine.enrol', 'run.cancel', 'run.create']);
+      expect(byMachine.map((e) => e.action).sort()).toEqual(['machine.enrol', 'run.cancel', 'run.create', 'schedule.fire']);
       const actor = (await list(owner, `?actor=${owner.user.id}&limit=200`).expect(200)).body.events as AuditEvent[];
       expect(actor.length).toBeGreaterThan(0);
       expect(actor.every((e) => e.actor.userId === owner.user.id)).toBe(true);
