@@ -55,6 +55,11 @@ export class Store {
     return this.sqlite!.prepare(sql).all(...params) as T[];
   }
 
+  /** A project's audit events, newest first, as stored (the audit bench's direct read). */
+  async auditRows(projectId: string): Promise<Record<string, unknown>[]> {
+    return this.query<Record<string, unknown>>('SELECT * FROM audit_events WHERE projectId = ? ORDER BY seq DESC', [projectId]);
+  }
+
   /** Executions of a run in a final status. */
   async finishedCount(runId: string): Promise<number> {
     const [r] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM executions WHERE runId = ? AND status IN ${FINAL}`, [runId]);

@@ -9,7 +9,7 @@ export interface AuthUser {
   /** Always false for an API token: instance administration needs a session. */
   isAdmin: boolean;
   /** Set when the caller authenticated with an API token: it acts only in this project, at most with this role. */
-  apiToken?: { id: string; userId: string; projectId: string; role: ProjectRole };
+  apiToken?: { id: string; name: string; userId: string; projectId: string; role: ProjectRole };
 }
 
 export const IS_PUBLIC = 'kapitan:public';

@@ -1,4 +1,4 @@
-import type { ContainerLogLine, ContainerOperation, ContainerOperationDispatch, DeliveryDispatch, DeliveryKind, DeliveryMachine, ExecutionDispatch, ExecutionSummary, Machine, MachineContainer, MachineDockerStatus, OutputChunk } from '@kapitan/shared';
+import type { CreateExecutionResponse, ContainerLogLine, ContainerOperation, ContainerOperationDispatch, DeliveryDispatch, DeliveryKind, DeliveryMachine, ExecutionDispatch, ExecutionSummary, Machine, MachineContainer, MachineDockerStatus, OutputChunk } from '@kapitan/shared';
 
 /**
  * Services record, then publish one of these; the channels forward them to
@@ -23,6 +23,8 @@ export interface DomainEvents {
   'docker.status': { projectId: string; status: MachineDockerStatus };
   'container-operation.updated': { projectId: string; operation: ContainerOperation };
   'container-operation.dispatch': { machineId: string; dispatch: ContainerOperationDispatch };
+  /** An occurrence of a schedule started its run (once per slot, on the node that ran it); for the audit log. */
+  'schedule.fired': { projectId: string; scheduleId: string; scheduleName: string; fireAt: Date; onBehalfOf: string; run: CreateExecutionResponse };
   /** Lines of a followed log, from the agent of `machineId` (bound to its socket, never from the payload). */
   'container.logs': { machineId: string; streamId: string; lines: ContainerLogLine[]; dropped?: number; ended?: boolean; reason?: string };
 }

@@ -14,7 +14,19 @@ import type { AuthUser } from '../auth/auth-user';
  * then treated as sessions, which is what they are (the /live handshake takes
  * only JWTs).
  */
-const storage = new AsyncLocalStorage<{ principal?: AuthUser }>();
+const storage = new AsyncLocalStorage<RequestSlot>();
+
+export interface RequestSlot {
+  principal?: AuthUser;
+  /**
+   * The first project whose role check passed in this request (or that it
+   * otherwise acted in, e.g. revoking one's own API token). Routes named
+   * by a child's id (`/schedules/:id`) learn their project only inside the
+   * service; the audit log reads it from here instead of every service
+   * returning it.
+   */
+  projectId?: string;
+}
 
 export function requestPrincipalMiddleware(_req: Request, _res: Response, next: NextFunction): void {
   storage.run({}, next);
@@ -23,6 +35,17 @@ export function requestPrincipalMiddleware(_req: Request, _res: Response, next: 
 export function setRequestPrincipal(principal: AuthUser): void {
   const slot = storage.getStore();
   if (slot) slot.principal = principal;
+}
+
+/** Called by ProjectsService once a role check passed, and by services that act in a project without one. */
+export function noteRequestProject(projectId: string): void {
+  const slot = storage.getStore();
+  if (slot && !slot.projectId) slot.projectId = projectId;
+}
+
+/** The current request's slot itself (read later, once the handler has run). */
+export function currentRequestSlot(): RequestSlot | undefined {
+  return storage.getStore();
 }
 
 /** The API token the current request authenticated with, if any. */

@@ -32,6 +32,12 @@ describe('loadConfig', () => {
     expect(message).toMatch(new RegExp(`^  ${variable}: .+`, 'm'));
     return caught as ConfigError;
   }
+  test('audit retention: keep forever unless KAPITAN_AUDIT_RETENTION_DAYS is a positive whole number of days', () => {
+    expect(load({}).auditRetentionDays).toBeNull();
+    expect(load({ KAPITAN_AUDIT_RETENTION_DAYS: '0' }).auditRetentionDays).toBeNull();
+    expect(load({ KAPITAN_AUDIT_RETENTION_DAYS: '365' }).auditRetentionDays).toBe(365);
+    for (const bad of ['-1', '1.5', 'forever', '36501']) expectConfigError({ KAPITAN_AUDIT_RETENTION_DAYS: bad }, 'KAPITAN_AUDIT_RETENTION_DAYS');
+  });
   test('benchmark instrumentation is off unless KAPITAN_BENCH=1, and its interval is bounded', () => {
     expect(load({}).bench).toBeNull();
     expect(load({ KAPITAN_BENCH: '0' }).bench).toBeNull();

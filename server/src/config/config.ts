@@ -127,6 +127,8 @@ export const EnvSchema = z
         }
       }, 'must be an http(s) URL with no path, query or credentials, e.g. https://kapitan.example.com:8443')
       .optional(),
+    /** Days an audit event is kept; 0 (the default) keeps every event for good. */
+    KAPITAN_AUDIT_RETENTION_DAYS: z.coerce.number().int().min(0).max(36_500).default(0),
     TRUST_PROXY: z
       .string()
       .trim()
@@ -210,6 +212,8 @@ export interface AppConfig {
   files: { dir: string; maxBytes: { script: number; file: number; image: number } };
   /** Milliseconds added to the clock schedules fire by (KAPITAN_SCHEDULE_CLOCK_SKEW_MS; tests of drift). */
   scheduleClockSkewMs: number;
+  /** KAPITAN_AUDIT_RETENTION_DAYS: audit events older than this are pruned; null keeps them for good. */
+  auditRetentionDays: number | null;
   /** HTTPS: null port = off; a configured certificate, or the directory of the generated one. */
   tls: { httpsPort: number | null; certFile?: string; keyFile?: string; dir: string; publicUrl: string; publicHost: string };
 }
@@ -257,6 +261,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     tls: tlsConfig(e, dataDir),
     scheduleClockSkewMs: e.KAPITAN_SCHEDULE_CLOCK_SKEW_MS,
+    auditRetentionDays: e.KAPITAN_AUDIT_RETENTION_DAYS || null,
     secrets: secretsKey(e.KAPITAN_SECRETS_KEY ? decodeSecretsKey(e.KAPITAN_SECRETS_KEY)! : persistedSecretsKey(dataDir)),
   };
 }

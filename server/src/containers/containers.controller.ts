@@ -18,6 +18,7 @@ import { IdParamPipe } from '../common/uuid.pipe';
 import { ZodPipe } from '../common/zod-query.pipe';
 import { ContainerOperationsService } from './container-operations.service';
 import { ContainerStateService } from './container-state.service';
+import { Audit, bodyString } from '../audit/audit.decorator';
 
 class CreateContainerDto extends createZodDto(CreateContainerRequestSchema) {}
 
@@ -56,12 +57,14 @@ export class ContainersController {
   }
 
   /** Create a container from an image on the machine and start it; the operation succeeds once it runs (and is healthy). */
+  @Audit<ContainerOperation>('container.create', { details: (c) => ({ operationId: c.result.id, image: bodyString(c, 'image'), name: bodyString(c, 'name') }) })
   @Post('machines/:machineId/containers')
   @HttpCode(202)
   create(@CurrentUser() u: AuthUser, @MachineId() machineId: string, @Body() body: CreateContainerDto): Promise<ContainerOperation> {
     return this.ops.create(u.userId, machineId, body);
   }
 
+  @Audit<ContainerOperation>('container.action', { details: (c) => ({ operationId: c.result.id, containerId: c.params.containerId, action: c.params.action }) })
   @Post('machines/:machineId/containers/:containerId/:action')
   @HttpCode(202)
   action(

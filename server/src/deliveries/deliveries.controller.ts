@@ -5,6 +5,7 @@ import { createZodDto } from 'nestjs-zod';
 import { AuthUser, CurrentUser } from '../auth/auth-user';
 import { IdParamPipe } from '../common/uuid.pipe';
 import { DeliveriesService } from './deliveries.service';
+import { Audit } from '../audit/audit.decorator';
 
 class CreateDeployDto extends createZodDto(CreateDeployRequestSchema) {}
 class CreateDistributionDto extends createZodDto(CreateDistributionRequestSchema) {}
@@ -18,6 +19,7 @@ export class DeliveriesController {
   constructor(private readonly deliveries: DeliveriesService) {}
 
   /** Write a stored file to a path on each target machine. */
+  @Audit<Delivery>('deploy.create', { details: (c) => ({ deliveryId: c.result.id, fileId: c.result.file.id, fileName: c.result.file.name, path: c.result.path }) })
   @Post('projects/:projectId/deploys')
   deploy(@CurrentUser() u: AuthUser, @ProjectId() projectId: string, @Body() body: CreateDeployDto): Promise<Delivery> {
     return this.deliveries.deploy(u.userId, projectId, body);
@@ -29,6 +31,7 @@ export class DeliveriesController {
   }
 
   /** Load a stored image tarball into the Docker engine of each target machine. */
+  @Audit<Delivery>('distribution.create', { details: (c) => ({ deliveryId: c.result.id, fileId: c.result.file.id, fileName: c.result.file.name }) })
   @Post('projects/:projectId/distributions')
   distribute(@CurrentUser() u: AuthUser, @ProjectId() projectId: string, @Body() body: CreateDistributionDto): Promise<Delivery> {
     return this.deliveries.distribute(u.userId, projectId, body);

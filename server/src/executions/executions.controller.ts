@@ -17,6 +17,7 @@ import { IdParamPipe } from '../common/uuid.pipe';
 import { ZodPipe } from '../common/zod-query.pipe';
 import { ExecutionLogService } from './execution-log.service';
 import { ExecutionsService } from './executions.service';
+import { Audit } from '../audit/audit.decorator';
 
 class CreateExecutionDto extends createZodDto(CreateExecutionRequestSchema) {}
 const LogQuerySchema = ExecutionLogQuerySchema.extend({ format: z.enum(['json', 'text']).optional() });
@@ -30,6 +31,10 @@ export class ExecutionsController {
     private readonly logs: ExecutionLogService,
   ) {}
 
+  @Audit<CreateExecutionResponse>('run.create', {
+    machineId: (c) => (c.result.executions.length === 1 ? c.result.executions[0].machineId : null),
+    details: (c) => ({ runId: c.result.runId, executionIds: c.result.executions.map((e) => e.id), machineIds: c.result.executions.map((e) => e.machineId) }),
+  })
   @Post('projects/:projectId/executions')
   create(
     @CurrentUser() u: AuthUser,
@@ -53,6 +58,7 @@ export class ExecutionsController {
     return this.executions.get(u.userId, id);
   }
 
+  @Audit<ExecutionSummary>('run.cancel', { details: (c) => ({ executionId: c.result.id, runId: c.result.runId }) })
   @Post('executions/:id/cancel')
   @HttpCode(202)
   cancel(@CurrentUser() u: AuthUser, @Param('id', new IdParamPipe('execution')) id: string): Promise<ExecutionSummary> {

@@ -10,6 +10,10 @@ import { FileIngestService } from './file-ingest.service';
 import { FilesService } from './files.service';
 import { sendFileContent } from './content-response';
 import { ResumableUploadsService } from './resumable-uploads.service';
+import { Audit, NotAudited } from '../audit/audit.decorator';
+import type { AuditContext } from '../audit/audit.decorator';
+
+const fileDetails = (c: AuditContext<StoredFile>) => ({ fileId: c.result.id, name: c.result.name, kind: c.result.kind, size: c.result.size, sha256: c.result.sha256 });
 
 class CreateUploadDto extends createZodDto(CreateUploadRequestSchema) {}
 class CompleteUploadDto extends createZodDto(CompleteUploadRequestSchema) {}
@@ -60,6 +64,7 @@ export class FilesController {
   }
 
   /** Streams the body to the store: multipart (kind, name?, file) or application/octet-stream with ?kind=&name=. */
+  @Audit<StoredFile>('file.upload', { details: fileDetails })
   @Post('projects/:projectId/files')
   @ApiConsumes('multipart/form-data', 'application/octet-stream')
   @ApiBody({
@@ -78,6 +83,7 @@ export class FilesController {
     return this.files.get(u.userId, id);
   }
 
+  @Audit('file.delete', { details: (c) => ({ fileId: c.params.id }) })
   @Delete('files/:id')
   @HttpCode(204)
   delete(@CurrentUser() u: AuthUser, @FileId() id: string): Promise<void> {
@@ -97,6 +103,7 @@ export class FilesController {
 export class UploadsController {
   constructor(private readonly uploads: ResumableUploadsService) {}
 
+  @NotAudited('a resumable upload is recorded once it completes, as file.upload')
   @Post('projects/:projectId/uploads')
   create(@CurrentUser() u: AuthUser, @ProjectId() projectId: string, @Body() body: CreateUploadDto): Promise<Upload> {
     return this.uploads.create(u.userId, projectId, body);
@@ -107,6 +114,7 @@ export class UploadsController {
     return this.uploads.status(u.userId, id);
   }
 
+  @NotAudited('a resumable upload is recorded once it completes, as file.upload')
   @Put('uploads/:id')
   @ApiConsumes('application/octet-stream')
   chunk(
@@ -119,11 +127,13 @@ export class UploadsController {
     return closingOnError(req, res, () => this.uploads.writeChunk(u.userId, id, query.offset, req, res));
   }
 
+  @Audit<StoredFile>('file.upload', { details: fileDetails })
   @Post('uploads/:id/complete')
   complete(@CurrentUser() u: AuthUser, @UploadId() id: string, @Body() body: CompleteUploadDto): Promise<StoredFile> {
     return this.uploads.complete(u.userId, id, body);
   }
 
+  @NotAudited('an aborted upload never became a file')
   @Delete('uploads/:id')
   @HttpCode(204)
   abort(@CurrentUser() u: AuthUser, @UploadId() id: string): Promise<void> {

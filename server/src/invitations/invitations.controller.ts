@@ -7,6 +7,7 @@ import { IdParamPipe } from '../common/uuid.pipe';
 import { AdminGuard } from './admin.guard';
 import { InstanceSettingsService } from './instance-settings.service';
 import { InvitationsService } from './invitations.service';
+import { Audit, bodyString } from '../audit/audit.decorator';
 
 class UpdateInstanceSettingsDto extends createZodDto(UpdateInstanceSettingsRequestSchema) {}
 class CreateInvitationDto extends createZodDto(CreateInvitationRequestSchema) {}
@@ -26,6 +27,7 @@ export class InvitationsController {
     return this.settings.get();
   }
 
+  @Audit<InstanceSettings>('instance.settings_update', { details: (c) => ({ signupMode: bodyString(c, 'signupMode') }) })
   @Patch('settings')
   updateSettings(@Body() body: UpdateInstanceSettingsDto): Promise<InstanceSettings> {
     return this.settings.update(body);
@@ -36,11 +38,13 @@ export class InvitationsController {
     return this.invitations.list();
   }
 
+  @Audit<Invitation>('invitation.create', { details: (c) => ({ invitationId: c.result.id, prefix: c.result.prefix }) })
   @Post('invitations')
   create(@CurrentUser() user: AuthUser, @Body() body: CreateInvitationDto): Promise<Invitation> {
     return this.invitations.create(user.userId, body);
   }
 
+  @Audit('invitation.revoke', { details: (c) => ({ invitationId: c.params.invitationId }) })
   @Delete('invitations/:invitationId')
   @HttpCode(204)
   revoke(@Param('invitationId', new IdParamPipe('invitation')) id: string): Promise<void> {

@@ -14,6 +14,12 @@ import { IdParamPipe } from '../common/uuid.pipe';
 import { EnrolmentTokensService } from './enrolment-tokens.service';
 import { EnrolmentService } from './enrolment.service';
 import { MachinesService } from './machines.service';
+import { Audit } from '../audit/audit.decorator';
+
+function enrolHostname(body: Record<string, unknown>): string | null {
+  const h = (body.facts as { hostname?: unknown } | undefined)?.hostname;
+  return typeof h === 'string' ? h : null;
+}
 
 class CreateEnrolmentTokenDto extends createZodDto(CreateEnrolmentTokenRequestSchema) {}
 class UpdateMachineDto extends createZodDto(UpdateMachineRequestSchema) {}
@@ -35,11 +41,13 @@ export class MachinesController {
     return this.tokens.listTokens(u.userId, projectId);
   }
 
+  @Audit<EnrolmentToken>('enrolment_token.create', { details: (c) => ({ tokenId: c.result.id, maxUses: c.result.maxUses, expiresAt: c.result.expiresAt }) })
   @Post('enrolment-tokens')
   createToken(@CurrentUser() u: AuthUser, @ProjectId() projectId: string, @Body() body: CreateEnrolmentTokenDto): Promise<EnrolmentToken> {
     return this.tokens.createToken(u.userId, projectId, body);
   }
 
+  @Audit('enrolment_token.revoke', { details: (c) => ({ tokenId: c.params.tokenId }) })
   @Delete('enrolment-tokens/:tokenId')
   @HttpCode(204)
   revokeToken(
@@ -60,6 +68,7 @@ export class MachinesController {
     return this.machines.get(u.userId, projectId, id);
   }
 
+  @Audit('machine.update', { details: (c) => ({ labels: Object.keys((c.body.labels ?? {}) as object) }) })
   @Patch('machines/:machineId')
   update(
     @CurrentUser() u: AuthUser,
@@ -70,6 +79,7 @@ export class MachinesController {
     return this.machines.update(u.userId, projectId, id, body);
   }
 
+  @Audit('machine.revoke')
   @Delete('machines/:machineId')
   @HttpCode(204)
   revoke(@CurrentUser() u: AuthUser, @ProjectId() projectId: string, @Param('machineId', new IdParamPipe('machine')) id: string): Promise<void> {
@@ -84,6 +94,7 @@ export class AgentEnrolController {
 
   /** The agent's one unauthenticated call: the enrolment token in the body is the credential. */
   @Public()
+  @Audit<EnrolResponse>('machine.enrol', { actor: (c) => ({ machineId: c.result.machineId }), details: (c) => ({ hostname: enrolHostname(c.body) }) })
   @Post('enrol')
   enrol(@Body() body: EnrolDto): Promise<EnrolResponse> {
     return this.enrolment.enrol(body);

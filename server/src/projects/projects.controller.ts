@@ -13,6 +13,7 @@ import { createZodDto } from 'nestjs-zod';
 import { IdParamPipe } from '../common/uuid.pipe';
 import { AuthUser, CurrentUser, SessionOnly } from '../auth/auth-user';
 import { ProjectsService } from './projects.service';
+import { Audit } from '../audit/audit.decorator';
 
 class CreateProjectDto extends createZodDto(CreateProjectRequestSchema) {}
 class UpdateProjectDto extends createZodDto(UpdateProjectRequestSchema) {}
@@ -33,6 +34,7 @@ export class ProjectsController {
   }
 
   @SessionOnly()
+  @Audit<Project>('project.create', { projectId: (c) => c.result.id, details: (c) => ({ name: c.result.name }) })
   @Post()
   create(@CurrentUser() user: AuthUser, @Body() body: CreateProjectDto): Promise<Project> {
     return this.projects.create(user.userId, body);
@@ -43,11 +45,13 @@ export class ProjectsController {
     return this.projects.get(user.userId, projectId);
   }
 
+  @Audit<Project>('project.update', { details: (c) => ({ name: c.result.name, fields: Object.keys(c.body) }) })
   @Patch(':projectId')
   update(@CurrentUser() user: AuthUser, @ProjectId() projectId: string, @Body() body: UpdateProjectDto): Promise<Project> {
     return this.projects.update(user.userId, projectId, body);
   }
 
+  @Audit('project.delete')
   @Delete(':projectId')
   @HttpCode(204)
   delete(@CurrentUser() user: AuthUser, @ProjectId() projectId: string): Promise<void> {
@@ -60,12 +64,14 @@ export class ProjectsController {
   }
 
   @SessionOnly()
+  @Audit<AddMemberResponse>('member.add', { details: (c) => ({ email: c.result.email, role: c.result.role }) })
   @Post(':projectId/members')
   addMember(@CurrentUser() user: AuthUser, @ProjectId() projectId: string, @Body() body: AddMemberDto): Promise<AddMemberResponse> {
     return this.projects.addMember(user.userId, projectId, body);
   }
 
   @SessionOnly()
+  @Audit<Member>('member.update', { details: (c) => ({ userId: c.params.userId, role: c.result.role }) })
   @Patch(':projectId/members/:userId')
   updateMember(
     @CurrentUser() user: AuthUser,
@@ -77,6 +83,7 @@ export class ProjectsController {
   }
 
   @SessionOnly()
+  @Audit('member.remove', { details: (c) => ({ userId: c.params.userId }) })
   @Delete(':projectId/members/:userId')
   @HttpCode(204)
   removeMember(

@@ -15,7 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource, In, Repository } from 'typeorm';
 import { conflict, forbidden, notFound } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
-import { currentApiToken } from '../common/request-principal';
+import { currentApiToken, noteRequestProject } from '../common/request-principal';
 import { isUniqueViolation, UsersService } from '../users/users.service';
 import { ProjectEntity, ProjectMemberEntity } from './project.entity';
 import { ProjectInvitationsService } from './project-invitations.service';
@@ -60,6 +60,7 @@ export class ProjectsService {
     const role = m ? this.effectiveRole(userId, projectId, m.role) : null;
     if (!role) throw notFound('project');
     if (ROLE_RANK[role] < ROLE_RANK[min]) throw forbidden(`this needs the ${min} role in the project; you are ${role}`);
+    noteRequestProject(projectId);
     return role;
   }
 

@@ -167,10 +167,12 @@ export class ScheduleFiring implements OnApplicationBootstrap {
     if (this.afterClaim) await this.afterClaim(o);
     if (!s.createdBy) return this.skipClaimed(o, claimToken, 'the user who created the schedule no longer exists');
     try {
-      await this.executions.createOnBehalf(s.createdBy, s.projectId, s.run, claimToken, async (tx) => {
+      const run = await this.executions.createOnBehalf(s.createdBy, s.projectId, s.run, claimToken, async (tx) => {
         const r = await tx.getRepository(OccurrenceEntity).update({ id: o.id, status: 'firing', runId: claimToken }, { status: 'running', firedAt: this.clock.now(), leaseUntil: null });
         return r.affected === 1;
       });
+      // Only the node whose claim held gets a run back, so the slot is published once.
+      if (run) this.events.publish('schedule.fired', { projectId: s.projectId, scheduleId: s.id, scheduleName: s.name, fireAt: o.fireAt, onBehalfOf: s.createdBy, run });
     } catch (err) {
       if (!(err instanceof ApiException) || err.getStatus() >= 500) throw err;
       const why = err.getStatus() === 400 && /matches no machine/.test(JSON.stringify(err.getResponse())) ? 'no machine matches the targets' : err.message;

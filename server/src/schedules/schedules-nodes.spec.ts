@@ -87,6 +87,17 @@ describeMysql('schedules on several nodes (MySQL)', () => {
     expect(perRun.every((r) => Number(r.n) === 1)).toBe(true);
     const executions = Number((await query<{ n: number }>('SELECT COUNT(*) AS n FROM executions'))[0].n);
     expect(executions).toBe(occ.length);
+    // The audit log agrees: one schedule.fire per occurrence, whichever node fired it, none twice.
+    const firedRuns = await waitFor(
+      'a schedule.fire event for every occurrence',
+      async () => {
+        const rows = await query<{ details: string }>("SELECT details FROM audit_events WHERE action = 'schedule.fire'");
+        return rows.length >= occ.length ? rows.map((r) => (JSON.parse(r.details) as { runId: string }).runId) : undefined;
+      },
+      30_000,
+    );
+    expect(firedRuns).toHaveLength(occ.length);
+    expect(new Set(firedRuns)).toEqual(new Set(occ.map((o) => o.runId)));
     for (const id of ids) await nodes[0].http.delete(`/api/schedules/${id}`).set(bearer(token)).expect(204);
     nodes.forEach((n) => setClock(n, Date.now()));
   }, 300_000);

@@ -14,6 +14,7 @@ import { AuthUser, CurrentUser } from '../auth/auth-user';
 import { IdParamPipe } from '../common/uuid.pipe';
 import { ZodPipe } from '../common/zod-query.pipe';
 import { SchedulesService } from './schedules.service';
+import { Audit } from '../audit/audit.decorator';
 
 class CreateScheduleDto extends createZodDto(CreateScheduleRequestSchema) {}
 class UpdateScheduleDto extends createZodDto(UpdateScheduleRequestSchema) {}
@@ -24,6 +25,7 @@ class UpdateScheduleDto extends createZodDto(UpdateScheduleRequestSchema) {}
 export class SchedulesController {
   constructor(private readonly schedules: SchedulesService) {}
 
+  @Audit<Schedule>('schedule.create', { details: (c) => ({ scheduleId: c.result.id, name: c.result.name }) })
   @Post('projects/:projectId/schedules')
   create(@CurrentUser() u: AuthUser, @Param('projectId', new IdParamPipe('project')) projectId: string, @Body() body: CreateScheduleDto): Promise<Schedule> {
     return this.schedules.create(u.userId, projectId, body);
@@ -39,23 +41,27 @@ export class SchedulesController {
     return this.schedules.get(u.userId, id);
   }
 
+  @Audit<Schedule>('schedule.update', { details: (c) => ({ scheduleId: c.result.id, name: c.result.name, fields: Object.keys(c.body) }) })
   @Patch('schedules/:id')
   update(@CurrentUser() u: AuthUser, @Param('id', new IdParamPipe('schedule')) id: string, @Body() body: UpdateScheduleDto): Promise<Schedule> {
     return this.schedules.update(u.userId, id, body as UpdateScheduleRequest);
   }
 
+  @Audit('schedule.delete', { details: (c) => ({ scheduleId: c.params.id }) })
   @Delete('schedules/:id')
   @HttpCode(204)
   delete(@CurrentUser() u: AuthUser, @Param('id', new IdParamPipe('schedule')) id: string): Promise<void> {
     return this.schedules.delete(u.userId, id);
   }
 
+  @Audit<Schedule>('schedule.pause', { details: (c) => ({ scheduleId: c.result.id, name: c.result.name }) })
   @Post('schedules/:id/pause')
   @HttpCode(200)
   pause(@CurrentUser() u: AuthUser, @Param('id', new IdParamPipe('schedule')) id: string): Promise<Schedule> {
     return this.schedules.setEnabled(u.userId, id, false);
   }
 
+  @Audit<Schedule>('schedule.resume', { details: (c) => ({ scheduleId: c.result.id, name: c.result.name }) })
   @Post('schedules/:id/resume')
   @HttpCode(200)
   resume(@CurrentUser() u: AuthUser, @Param('id', new IdParamPipe('schedule')) id: string): Promise<Schedule> {

@@ -32,7 +32,7 @@ export class ApiTokenAuthService {
     // The foreign key removes tokens with their user; this also covers a row read mid-delete.
     if (!(await this.users.findById(row.userId))) return null;
     await this.touch(row, now);
-    return { userId: row.userId, sessionId: '', isAdmin: false, apiToken: { id: row.id, userId: row.userId, projectId: row.projectId, role: row.role } };
+    return { userId: row.userId, sessionId: '', isAdmin: false, apiToken: { id: row.id, name: row.name, userId: row.userId, projectId: row.projectId, role: row.role } };
   }
 
   private async touch(row: ApiTokenEntity, now: Date): Promise<void> {

@@ -5,6 +5,7 @@ import { createZodDto } from 'nestjs-zod';
 import { AuthUser, CurrentUser, SessionOnly } from '../auth/auth-user';
 import { IdParamPipe } from '../common/uuid.pipe';
 import { ApiTokensService } from './api-tokens.service';
+import { Audit } from '../audit/audit.decorator';
 
 class CreateApiTokenDto extends createZodDto(CreateApiTokenRequestSchema) {}
 
@@ -15,6 +16,7 @@ class CreateApiTokenDto extends createZodDto(CreateApiTokenRequestSchema) {}
 export class ApiTokensController {
   constructor(private readonly tokens: ApiTokensService) {}
 
+  @Audit<CreatedApiToken>('api_token.create', { details: (c) => ({ tokenId: c.result.id, name: c.result.name, role: c.result.role }) })
   @Post()
   create(@CurrentUser() user: AuthUser, @Body() body: CreateApiTokenDto): Promise<CreatedApiToken> {
     return this.tokens.create(user.userId, body);
@@ -25,6 +27,7 @@ export class ApiTokensController {
     return this.tokens.list(user.userId);
   }
 
+  @Audit('api_token.revoke', { details: (c) => ({ tokenId: c.params.id }) })
   @Delete(':id')
   @HttpCode(204)
   revoke(@CurrentUser() user: AuthUser, @Param('id', new IdParamPipe('API token')) id: string): Promise<void> {

@@ -7,6 +7,7 @@ import { conflict, notFound } from '../common/api-exception';
 import { mintSecret } from '../common/secrets';
 import { ProjectsService } from '../projects/projects.service';
 import { ApiTokenEntity } from './api-token.entity';
+import { noteRequestProject } from '../common/request-principal';
 
 function toDto(row: ApiTokenEntity, projectName: string | null): ApiToken {
   return {
@@ -62,7 +63,10 @@ export class ApiTokensService {
 
   /** Deleting the row is the revocation: the next request with it finds nothing and answers 401. */
   async revoke(userId: string, id: string): Promise<void> {
-    const { affected } = await this.tokens.delete({ id, userId });
+    const row = await this.tokens.findOne({ where: { id, userId } });
+    const { affected } = row ? await this.tokens.delete({ id, userId }) : { affected: 0 };
     if (!affected) throw notFound('API token');
+    // The revocation belongs in that project's audit log, like the creation.
+    noteRequestProject(row!.projectId);
   }
 }

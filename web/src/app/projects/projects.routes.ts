@@ -21,6 +21,7 @@ export const PROJECTS_ROUTES: Routes = [
       { path: 'schedules', loadChildren: () => import('../schedules/schedules.routes').then((m) => m.SCHEDULES_ROUTES) },
       { path: 'files', loadChildren: () => import('../files/files.routes').then((m) => m.FILES_ROUTES) },
       { path: 'secrets', loadChildren: () => import('../secrets/secrets.routes').then((m) => m.SECRETS_ROUTES) },
+      { path: 'audit', loadChildren: () => import('../audit/audit.routes').then((m) => m.AUDIT_ROUTES) },
       {
         path: 'members',
         title: 'Members · Kapitan',
