@@ -9,7 +9,7 @@ import { ServerToAgentEvents, type MachineFacts } from '@kapitan/shared';
 import { DEFAULT_CONFIG, type AgentConfig } from './config';
 import { AgentConnection, type AgentConnectionOptions } from './connection';
 import { collectFacts } from './facts';
-import { CACHE_DIR, FileCache } from './file-cache';
+import { CACHE_DIR, FileCache, type FileCacheOptions } from './file-cache';
 import { deliveryChannel } from './delivery-channel';
 import { DeliveryManager } from './delivery-manager';
 import { FileJournal, type ExecutionJournal } from './journal';
@@ -47,6 +47,8 @@ export interface AgentOptions {
   spool?: OutboxSpool | null;
   /** Default: collectFacts(). */
   facts?: () => MachineFacts | Promise<MachineFacts>;
+  /** Options of every download request (trust.ts: the pinned, proxied agent). */
+  requestOptions?: FileCacheOptions['requestOptions'];
   /** Overrides of the connection options (tests: rng, stableAfterMs, …). */
   connection?: Partial<Omit<AgentConnectionOptions, 'serverUrl' | 'credential' | 'outbox' | 'facts' | 'activeExecutionIds'>>;
   outbox?: Partial<Omit<OutboxOptions, 'spool'>>;
@@ -122,6 +124,7 @@ export class Agent {
       maxBytes: this.config.cacheBytes,
       serverUrl: options.state.server,
       credential: options.state.credential,
+      requestOptions: options.requestOptions,
       logger,
     });
     if (this.config.deployDirs.length) this.deployRoots = this.config.deployDirs;

@@ -2,7 +2,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { EnrolRequestSchema, type MachineFacts } from '@kapitan/shared';
 import { normaliseServerUrl, parseLabels, runCli, type CliContext } from './cli';
-import { PID_FILE, readState, statePath } from './state';
+import { PID_FILE, readState, statePath, writeState } from './state';
+import { makeCa, RecordingHttpsServer } from './test-support/certs';
 import { FakeKapitanServer } from './test-support/fake-server';
 import { newId, tmpDir, waitFor } from './test-support/wait';
 
@@ -141,6 +142,77 @@ describe('enrol', () => {
     const r = await cli(['enrol', '--server', server.url, '--token', 'tok-2'], { env: { KAPITAN_AGENT_STATE_DIR: dir } });
     expect(r.code).toBe(0);
     expect(readState(dir)).not.toBeNull();
+  });
+});
+
+describe('enrol with pins, a CA file and a proxy', () => {
+  const ours = makeCa('cli-ours');
+  const other = makeCa('cli-other');
+  let https: RecordingHttpsServer;
+  let httpsUrl: string;
+  const machineId = newId();
+  const projectId = newId();
+  beforeEach(async () => {
+    https = new RecordingHttpsServer(ours.serving(), () => JSON.stringify({ machineId, projectId, credential: 'cred-from-https' }));
+    httpsUrl = await https.listen();
+  });
+  afterEach(() => https.close());
+
+  it('validates --pin, --ca-file and --proxy (exit 2, nothing sent)', async () => {
+    const base = ['enrol', '--server', httpsUrl, '--token', 't', '--state-dir', dir];
+    const bad = async (extra: string[], message: RegExp) => {
+      const r = await cli([...base, ...extra]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+    };
+    await bad(['--pin', 'not-a-pin'], /--pin "not-a-pin" must be a base64 SHA-256 digest/);
+    await bad(['--ca-file', path.join(dir, 'missing.pem')], /--ca-file .*missing.pem: ENOENT/);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'junk.pem'), 'not a certificate');
+    await bad(['--ca-file', path.join(dir, 'junk.pem')], /holds no PEM certificate/);
+    await bad(['--proxy', 'socks5://p:1080'], /--proxy must be an http\(s\) URL/);
+    const plain = await cli(['enrol', '--server', server.url, '--token', 't', '--state-dir', dir, '--pin', ours.pin]);
+    expect(plain.code).toBe(2);
+    expect(plain.stderr).toMatch(/--pin needs an https:\/\/ --server/);
+    expect(https.connections).toBe(0);
+    expect(server.enrolments).toHaveLength(0);
+  });
+
+  it('enrols through a pinned handshake and keeps the pins and the CA in the state', async () => {
+    const r = await cli(['enrol', '--server', httpsUrl, '--token', 'tok-https', '--state-dir', dir, '--pin', ours.pin, '--pin', other.pin, '--ca-file', ours.certFile]);
+    expect(r).toMatchObject({ code: 0, stderr: '' });
+    expect(https.received.join('')).toContain('tok-https');
+    expect(readState(dir)).toMatchObject({ server: httpsUrl, machineId, credential: 'cred-from-https', pins: [ours.pin, other.pin], caPem: ours.certPem });
+    const status = await cli(['status', '--json', '--state-dir', dir]);
+    expect(JSON.parse(status.stdout)).toMatchObject({ pins: [ours.pin, other.pin], ca: 'enrolled', proxy: null });
+  });
+
+  it('status shows the pins and a stored proxy without its password', async () => {
+    const r = await cli(['enrol', '--server', httpsUrl, '--token', 't', '--state-dir', dir, '--pin', ours.pin, '--ca-file', ours.certFile]);
+    expect(r.code).toBe(0);
+    writeState(dir, { ...readState(dir)!, proxy: 'http://user:hunter2@proxy.example:3128' });
+    const json = JSON.parse((await cli(['status', '--json', '--state-dir', dir])).stdout);
+    expect(json).toMatchObject({ pins: [ours.pin], ca: 'enrolled', proxy: 'http://***@proxy.example:3128' });
+    const text = (await cli(['status', '--state-dir', dir])).stdout;
+    expect(text).toContain(`pins:        ${ours.pin}`);
+    expect(text).toContain('proxy:       http://***@proxy.example:3128');
+    expect(text).not.toContain('hunter2');
+  });
+
+  it('refuses a server that fails the pin with exit 4, sending it nothing, and saves nothing', async () => {
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, 'both.pem'), ours.certPem + other.certPem);
+    const r = await cli(['enrol', '--server', httpsUrl, '--token', 'tok-https', '--state-dir', dir, '--pin', other.pin, '--ca-file', path.join(dir, 'both.pem')]);
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/refusing https:\/\/localhost:\d+: the server localhost presented no certificate with a pinned key.*Nothing was sent to it/);
+    expect(https.connections).toBe(1);
+    expect(https.bytes).toBe(0);
+    expect(readState(dir)).toBeNull();
+    // A CA file that does not sign the server's chain: refused the same way.
+    const unsigned = await cli(['enrol', '--server', httpsUrl, '--token', 'tok-https', '--state-dir', dir, '--ca-file', other.certFile]);
+    expect(unsigned.code).toBe(4);
+    expect(unsigned.stderr).toMatch(/refusing .*does not verify against the trusted CA: .*\((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\)/);
+    expect(https.bytes).toBe(0);
   });
 });
 

@@ -2,7 +2,8 @@
  * `kapitan-agent enrol | run | status | help`. Exit codes: 0 success,
  * 1 failure (refused enrolment, not enrolled, already running…), 2 usage error,
  * 3 the machine is revoked (a supervisor should not restart it:
- * systemd `RestartPreventExitStatus=3`).
+ * systemd `RestartPreventExitStatus=3`), 4 the server failed the trust
+ * configured at enrolment (`--pin`, `--ca-file`): nothing was sent to it.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,6 +22,7 @@ import { configFromEnv, ENV } from './config';
 import { agentVersion, collectFacts } from './facts';
 import { ACTIVE_FILE } from './journal';
 import { createLogger } from './logger';
+import { isTrustFailure, parseCaPem, PinMismatchError, parsePins, parseProxyUrl, requestJson, serverTransport, type ServerTrust } from './trust';
 import { AlreadyRunningError, acquirePidFile, defaultStateDir, readPidFile, readState, statePath, writeState, type AgentState } from './state';
 
 export interface CliContext {
@@ -39,8 +41,19 @@ class UsageError extends Error {}
 class CliError extends Error {}
 /** The server revoked this machine: exit code 3, and `run` stays refused until the machine is enrolled again. */
 class RevokedError extends Error {}
+/** The server failed the configured trust (pins, CA): exit code 4. */
+class UntrustedServerError extends Error {}
 
 export const EXIT_REVOKED = 3;
+export const EXIT_UNTRUSTED = 4;
+
+const untrustedMessage = (server: string, err: Error): string => {
+  const code = (err as Error & { code?: string }).code;
+  return (
+    `refusing ${server}: ${err instanceof PinMismatchError ? '' : 'its certificate does not verify against the trusted CA: '}${err.message}${code && !err.message.includes(code) ? ` (${code})` : ''}. ` +
+    `Nothing was sent to it. If the server's CA key really changed, enrol again with its new pins ("${BIN} enrol --force --pin …").`
+  );
+};
 
 const revokedMessage = (state: AgentState, stateDir: string): string =>
   `this machine (${state.machineId}) was revoked by the server at ${state.revoked!.at}: ${state.revoked!.reason}. ` +
@@ -63,10 +76,14 @@ Options:
   -h, --help      show help
   -v, --version   show the agent version
 
-Environment: ${ENV.stateDir} (state directory), ${ENV.logLevel}, and the
-tunables listed in the README.
+Environment: ${ENV.stateDir} (state directory), ${ENV.logLevel}, HTTPS_PROXY /
+NO_PROXY, and the tunables listed in the README.
+
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 machine revoked, 4 the server
+failed the pins or CA given at enrolment (nothing was sent to it).
 `,
-  enrol: `Usage: ${BIN} enrol --server URL --token TOKEN [--label key=value]... [--state-dir DIR] [--force]
+  enrol: `Usage: ${BIN} enrol --server URL --token TOKEN [--pin PIN]... [--ca-file FILE] [--proxy URL]
+             [--label key=value]... [--state-dir DIR] [--force]
 
 Enrol this machine in a Kapitan project. The credential the server returns is
 saved in DIR/state.json (mode 0600).
@@ -74,6 +91,16 @@ saved in DIR/state.json (mode 0600).
 Options:
   --server URL        base URL of the Kapitan server (http:// or https://)
   --token TOKEN       the project's enrolment token (or env KAPITAN_AGENT_ENROL_TOKEN)
+  --pin PIN           base64 SHA-256 of a key the server's certificate chain
+                      must hold (the "pins" of GET /api/instance/tls);
+                      repeatable: pin the current and the next CA key. Kept in
+                      the state and checked at every connection, this one
+                      included, before anything is sent. Needs an https server.
+  --ca-file FILE      PEM certificates to verify the server with instead of the
+                      system's (the instance CA, ca.pem of the client bundle;
+                      or a TLS-inspecting proxy's CA). Its content is kept.
+  --proxy URL         HTTP CONNECT proxy to the server, kept in the state
+                      (default: HTTPS_PROXY / HTTP_PROXY, honouring NO_PROXY)
   --label key=value   a label for this machine; repeatable. Kept only if the
                       token allows agent labels, and never over the token's
   --state-dir DIR     state directory (default: $${ENV.stateDir}, else
@@ -157,6 +184,10 @@ export async function runCli(argv: string[], ctx: CliContext = {}): Promise<numb
       err(`${BIN}: ${e.message}\n`);
       return EXIT_REVOKED;
     }
+    if (e instanceof UntrustedServerError) {
+      err(`${BIN}: ${e.message}\n`);
+      return EXIT_UNTRUSTED;
+    }
     err(`${BIN}: ${(e as Error)?.message ?? String(e)}\n`);
     return 1;
   }
@@ -225,6 +256,9 @@ async function enrol(args: string[], env: NodeJS.ProcessEnv, out: (s: string) =>
     token: { type: 'string' },
     label: { type: 'string', multiple: true },
     force: { type: 'boolean' },
+    pin: { type: 'string', multiple: true },
+    'ca-file': { type: 'string' },
+    proxy: { type: 'string' },
   });
   if (values.help) {
     out(HELP.enrol!);
@@ -236,6 +270,7 @@ async function enrol(args: string[], env: NodeJS.ProcessEnv, out: (s: string) =>
   if (!token) throw new UsageError('--token is required');
   if (token.length > 200) throw new UsageError('--token is too long');
   const labels = parseLabels(Array.isArray(values.label) ? values.label.map(String) : []);
+  const trust = trustOf(values, server);
   const stateDir = stateDirOf(values, env);
 
   let existing: AgentState | null = null;
@@ -251,26 +286,27 @@ async function enrol(args: string[], env: NodeJS.ProcessEnv, out: (s: string) =>
   const facts = await (ctx.facts ?? (() => collectFacts({ dockerSocket: env[ENV.dockerSocket] || undefined })))();
   const body: EnrolRequest = { token, facts, labels };
   const url = `${server}/api/agent/enrol`;
-  let res: Response;
+  let res: Awaited<ReturnType<typeof requestJson>>;
+  let transport: Awaited<ReturnType<typeof serverTransport>> | undefined;
   try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json' },
-      body: JSON.stringify(body),
-      signal: AbortSignal.timeout(30_000),
-    });
+    // The token goes in the body: written only once the handshake has passed the pins and the CA.
+    transport = await serverTransport(server, trust);
+    res = await requestJson(url, 'POST', body, transport.requestOptions, 30_000);
   } catch (e) {
-    const cause = (e as { cause?: { message?: string; code?: string } }).cause;
-    throw new CliError(`could not reach ${server}: ${cause?.code ?? cause?.message ?? (e as Error).message}`);
+    if (isTrustFailure(e)) throw new UntrustedServerError(untrustedMessage(server, e));
+    const code = (e as { code?: string }).code;
+    throw new CliError(`could not reach ${server}${transport?.proxy ? ` through the proxy ${redactProxy(transport.proxy)}` : ''}: ${code ?? (e as Error).message}`);
+  } finally {
+    transport?.destroy();
   }
-  const text = await res.text();
+  const text = res.text;
   let json: unknown = undefined;
   try {
     json = text ? JSON.parse(text) : undefined;
   } catch {
     json = undefined;
   }
-  if (!res.ok) {
+  if (res.status < 200 || res.status > 299) {
     const e = ErrorBodySchema.safeParse(json);
     if (e.success) throw new CliError(`enrolment refused: ${e.data.message} (${e.data.code}, HTTP ${res.status})`);
     throw new CliError(`enrolment failed: HTTP ${res.status} ${res.statusText}`);
@@ -285,11 +321,55 @@ async function enrol(args: string[], env: NodeJS.ProcessEnv, out: (s: string) =>
     credential: parsed.data.credential,
     enrolledAt: new Date().toISOString(),
     labels,
+    ...(trust.pins.length ? { pins: [...trust.pins] } : {}),
+    ...(trust.caPem ? { caPem: trust.caPem } : {}),
+    ...(trust.proxy ? { proxy: trust.proxy } : {}),
   };
   writeState(stateDir, state);
   if (existing) fs.rmSync(path.join(stateDir, ACTIVE_FILE), { force: true }); // the old machine's executions
   out(`enrolled machine ${state.machineId} in project ${state.projectId}\nstate saved to ${statePath(stateDir)}\n`);
   return 0;
+}
+
+/** `--pin`, `--ca-file`, `--proxy`, validated. */
+function trustOf(values: { pin?: unknown; 'ca-file'?: unknown; proxy?: unknown }, server: string): ServerTrust & { pins: string[] } {
+  let pins: string[];
+  let proxy: string | undefined;
+  try {
+    pins = parsePins(Array.isArray(values.pin) ? values.pin.map(String) : []);
+    proxy = typeof values.proxy === 'string' ? parseProxyUrl(values.proxy) : undefined;
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const https = server.startsWith('https:');
+  if (pins.length && !https) throw new UsageError('--pin needs an https:// --server: pins are checked in the TLS handshake');
+  let caPem: string | undefined;
+  const caFile = values['ca-file'];
+  if (typeof caFile === 'string') {
+    if (!https) throw new UsageError('--ca-file needs an https:// --server');
+    let text: string;
+    try {
+      text = fs.readFileSync(caFile, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--ca-file ${caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    try {
+      caPem = parseCaPem(text, `--ca-file ${caFile}`);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  return { pins, caPem, proxy };
+}
+
+/** A proxy URL for messages: its credentials are not for logs. */
+function redactProxy(proxy: string): string {
+  const u = new URL(proxy);
+  if (u.username || u.password) {
+    u.username = '***';
+    u.password = '';
+  }
+  return u.href.replace(/\/$/, '');
 }
 
 function loadEnrolled(stateDir: string): AgentState {
@@ -326,7 +406,23 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
     if (e instanceof AlreadyRunningError) throw new CliError(e.message);
     throw e;
   }
-  const agent = new Agent({ state, stateDir, config, logger });
+  let untrusted: (err: Error) => void = () => undefined;
+  const refusedServer = new Promise<Error>((resolve) => (untrusted = resolve));
+  let transport: Awaited<ReturnType<typeof serverTransport>>;
+  try {
+    transport = await serverTransport(state.server, { pins: state.pins ?? [], caPem: state.caPem, proxy: state.proxy }, { onUntrusted: (e) => untrusted(e) });
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  const agent = new Agent({
+    state,
+    stateDir,
+    config,
+    logger,
+    connection: { socketOptions: transport.socketOptions },
+    requestOptions: transport.requestOptions,
+  });
   try {
     logger.info('kapitan-agent starting', {
       version: agentVersion(),
@@ -334,6 +430,9 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
       machineId: state.machineId,
       stateDir,
       pid: process.pid,
+      pins: state.pins?.length ?? 0,
+      ca: state.caPem ? 'enrolled' : 'system',
+      proxy: transport.proxy ? redactProxy(transport.proxy) : null,
     });
     // Remembered before anything else, so a supervisor's restart is refused even if this process dies while stopping.
     const revoked = new Promise<string>((resolve) =>
@@ -348,15 +447,23 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
       }),
     );
     agent.start();
-    const outcome = await new Promise<{ revoked: string } | null>((resolve) => {
+    const outcome = await new Promise<{ revoked: string } | { untrusted: Error } | null>((resolve) => {
       void revoked.then((message) => resolve({ revoked: message }));
+      // A server that fails the pins is not retried: it is not ours, or ours was replaced; an operator must look.
+      void refusedServer.then((e) => resolve({ untrusted: e }));
       if (!ctx.stopSignal) return; // runs until the process ends (or is revoked)
       if (ctx.stopSignal.aborted) return resolve(null);
       ctx.stopSignal.addEventListener('abort', () => resolve(null), { once: true });
     });
     logger.info('kapitan-agent stopping');
     await agent.stop();
+    transport.destroy();
     logger.info('kapitan-agent stopped');
+    if (outcome && 'untrusted' in outcome) {
+      const message = untrustedMessage(state.server, outcome.untrusted);
+      logger.error('kapitan-agent exits: the server failed the enrolled pins or CA', { exitCode: EXIT_UNTRUSTED, error: message });
+      throw new UntrustedServerError(message);
+    }
     if (outcome) {
       logger.error('kapitan-agent exits: this machine is revoked', { exitCode: EXIT_REVOKED });
       throw new RevokedError(outcome.revoked);
@@ -386,6 +493,9 @@ function status(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => void
         enrolledAt: state.enrolledAt,
         labels: state.labels,
         revoked: state.revoked ?? null,
+        pins: state.pins ?? [],
+        ca: state.caPem ? 'enrolled' : 'system',
+        proxy: state.proxy ? redactProxy(state.proxy) : null,
         stateDir,
         running,
         pid: running ? pid!.pid : null,
@@ -402,6 +512,9 @@ function status(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => void
       `enrolled at: ${state.enrolledAt}`,
       `labels:      ${Object.entries(state.labels).map(([k, v]) => `${k}=${v}`).join(', ') || '(none)'}`,
       ...(state.revoked ? [`revoked:     ${state.revoked.at}: ${state.revoked.reason}`] : []),
+      `pins:        ${state.pins?.join(', ') || '(none)'}`,
+      `trusted CA:  ${state.caPem ? 'the one given at enrolment' : 'the system\'s'}`,
+      `proxy:       ${state.proxy ? redactProxy(state.proxy) : '(environment)'}`,
       `state dir:   ${stateDir}`,
       `agent:       ${agentLine}`,
     ].join('\n') + '\n',

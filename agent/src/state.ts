@@ -1,6 +1,6 @@
 /**
- * The agent's state directory: `state.json` (server, machine id, credential;
- * mode 0600), the pid file of the `run` process, the execution journals
+ * The agent's state directory: `state.json` (server, machine id, credential,
+ * how the server is trusted and reached; mode 0600), the pid file of the `run` process, the execution journals
  * (journal.ts) and per-execution scratch directories. The directory is 0700.
  */
 import { randomBytes } from 'node:crypto';
@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { IdSchema, LabelsSchema } from '@kapitan/shared';
+import { IdSchema, LabelsSchema, SpkiPinSchema } from '@kapitan/shared';
 
 export const STATE_FILE = 'state.json';
 export const PID_FILE = 'agent.pid';
@@ -29,6 +29,15 @@ export const AgentStateSchema = z.object({
    * dial a server that will never let it in. Enrolling again clears it.
    */
   revoked: z.object({ at: z.string(), reason: z.string() }).optional(),
+  /**
+   * `enrol --pin`: SPKI SHA-256 pins; every connection to the server
+   * requires some certificate of its chain to have one of these keys (trust.ts).
+   */
+  pins: z.array(SpkiPinSchema).min(1).optional(),
+  /** `enrol --ca-file`: the PEM certificates the server's chain is verified with, instead of the system's. */
+  caPem: z.string().includes('-----BEGIN CERTIFICATE-----').optional(),
+  /** `enrol --proxy`: the HTTP CONNECT proxy to the server; without it HTTPS_PROXY / NO_PROXY decide. */
+  proxy: z.url({ protocol: /^https?$/ }).optional(),
 });
 export type AgentState = z.infer<typeof AgentStateSchema>;
 

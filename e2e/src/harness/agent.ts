@@ -16,6 +16,8 @@ export interface StartAgentOptions {
   token: string;
   /** Passed as `--label k=v` at enrolment. */
   labels?: Record<string, string>;
+  /** More arguments of `enrol` (`--pin …`, `--ca-file …`, `--proxy …`). */
+  enrolArgs?: string[];
   /** Extra environment of both commands; an undefined value removes a default. */
   env?: Record<string, string | undefined>;
   /** Default: a fresh dir under os.tmpdir(), removed after the file. */
@@ -96,7 +98,7 @@ export async function startAgent(options: StartAgentOptions): Promise<TestAgent>
     const enrol = spawnProcess(
       `${name}-enrol`,
       command,
-      [...lead, 'enrol', '--server', options.serverUrl, '--token', options.token, '--state-dir', stateDir, ...labelArgs],
+      [...lead, 'enrol', '--server', options.serverUrl, '--token', options.token, '--state-dir', stateDir, ...labelArgs, ...(options.enrolArgs ?? [])],
       { env: childEnv(baseEnv), cwd: REPO_ROOT },
     );
     processes.push(enrol);

@@ -10,4 +10,5 @@ export * from './process';
 export * from './requirements';
 export * from './server';
 export * from './sockets';
+export * from './tls';
 export * from './wait';
