@@ -88,11 +88,10 @@ describe('bundles and one-line installs (real HTTPS server, real agents)', () =>
     };
   }
 
-  /** The installed agent's `run`, as the unit starts it (its CA through NODE_EXTRA_CA_CERTS, as the unit sets). */
+  /** The installed agent's `run`, as the unit starts it: its pins and CA come from the state install.sh enrolled. */
   function runInstalled(root: string): ManagedProcess {
     const proc = spawnProcess(`installed-${running.length + 1}`, path.join(root, 'opt/kapitan-agent/kapitan-agent'), ['run', '--state-dir', path.join(root, 'var/lib/kapitan-agent')], {
       env: childEnv({
-        NODE_EXTRA_CA_CERTS: path.join(root, 'etc/kapitan/ca.pem'),
         KAPITAN_AGENT_POLICY_FILE: path.join(root, 'etc/kapitan/agent-policy.json'),
         KAPITAN_AGENT_MAX_BACKOFF_MS: '2000',
       }),
@@ -165,13 +164,13 @@ describe('bundles and one-line installs (real HTTPS server, real agents)', () =>
     { name: 'the standalone executable', entry: 'kapitan-agent', launcher: [] as string[] },
   ];
   for (const form of forms) {
-    it(`the bundle's ${form.name}: --version, enrol over HTTPS with the bundle's CA, connect, run a script`, async () => {
+    it(`the bundle's ${form.name}: --version, enrol over HTTPS with the bundle's pins and CA, connect, run a script`, async () => {
       const b = await bundle();
       const entry = path.join(b.dir, form.entry);
       const [command, ...args] = form.launcher.length ? [...form.launcher, entry] : [entry];
       expect(execFileSync(command!, [...args, '--version'], { encoding: 'utf8' }).trim()).toBe(version);
-      // Until the agent's --ca-file exists (branch trust), the bundle's CA reaches Node as NODE_EXTRA_CA_CERTS.
-      const agent = await startAgent({ serverUrl: b.config.serverUrl, token: b.token, entry, launcher: form.launcher, env: { NODE_EXTRA_CA_CERTS: path.join(b.dir, 'ca.pem') } });
+      const trust = [...b.config.pins.flatMap((pin) => ['--pin', pin]), '--ca-file', path.join(b.dir, 'ca.pem')];
+      const agent = await startAgent({ serverUrl: b.config.serverUrl, token: b.token, entry, launcher: form.launcher, enrolArgs: trust });
       try {
         await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId: agent.machineId, status: 'online' });
         await runsAScript(agent.machineId, `bundle-${form.entry.replace(/\W/g, '')}`);
@@ -206,6 +205,9 @@ describe('bundles and one-line installs (real HTTPS server, real agents)', () =>
     }
     expect(JSON.parse(fs.readFileSync(path.join(root, 'etc/kapitan/agent-policy.json'), 'utf8'))).toMatchObject({ scripts: { enabled: true } });
     const machineId = machineIdOf(root);
+    // Enrolled with the bundle's pins and CA: the agent checks them at every connection.
+    const state = JSON.parse(fs.readFileSync(path.join(root, 'var/lib/kapitan-agent/state.json'), 'utf8')) as { server: string; pins?: string[]; caPem?: string };
+    expect(state).toMatchObject({ server: publicUrl, pins: b.config.pins, caPem: tls.caPem });
 
     const agent = runInstalled(root);
     await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId, status: 'online', timeoutMs: 30_000 });

@@ -125,7 +125,7 @@ export class BundleService {
 
   private scriptValues(): ScriptValues {
     const tls = this.tls.info();
-    return { serverUrl: this.config.tls.publicUrl, version: this.agentVersion(), pins: tls.pins.map((p) => p.spkiSha256), hasCa: !!tls.caPem };
+    return { serverUrl: this.config.tls.publicUrl, version: this.agentVersion(), pins: tls.pins.map((p) => p.spkiSha256) };
   }
 
   private configJson(projectId: string, token: EnrolmentToken, v: ScriptValues): string {

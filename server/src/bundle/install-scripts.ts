@@ -24,8 +24,6 @@ export interface ScriptValues {
   serverUrl: string;
   version: string;
   pins: string[];
-  /** Whether the bundle ships ca.pem (an instance that is its own CA). */
-  hasCa: boolean;
 }
 
 /** Single-quoted for sh: safe for any string without a NUL. */
@@ -56,7 +54,7 @@ Group=kapitan
 ExecStart=${CLIENT_PATHS.optDir}/kapitan-agent run --state-dir ${CLIENT_PATHS.stateDir}
 Environment=KAPITAN_AGENT_STATE_DIR=${CLIENT_PATHS.stateDir}
 Environment=KAPITAN_AGENT_POLICY_FILE=${CLIENT_PATHS.policy}
-${v.hasCa ? `Environment=NODE_EXTRA_CA_CERTS=${CLIENT_PATHS.etcDir}/ca.pem\n` : ''}Restart=on-failure
+Restart=on-failure
 RestartSec=5
 # Exit 3: the server revoked this machine; restarting cannot help.
 RestartPreventExitStatus=3
@@ -236,18 +234,13 @@ enrol() {
   [ -s "$src/enrolment-token" ] || die "$src/enrolment-token is missing"
   token="$(cat "$src/enrolment-token")"
   set -- enrol --force --server "$KAPITAN_SERVER" --state-dir "$state_dir"
-  if "$bin" help enrol 2>/dev/null </dev/null | grep -q -- '--pin'; then
-    while IFS= read -r pin; do
-      if [ -n "$pin" ]; then set -- "$@" --pin "$pin"; fi
-    done <<KAPITAN_PINS_EOF
+  # The agent keeps the pins and the CA in its state and checks them at every connection, this one first.
+  while IFS= read -r pin; do
+    if [ -n "$pin" ]; then set -- "$@" --pin "$pin"; fi
+  done <<KAPITAN_PINS_EOF
 $KAPITAN_PINS
 KAPITAN_PINS_EOF
-    if [ -f "$etc_dir/ca.pem" ]; then set -- "$@" --ca-file "$etc_dir/ca.pem"; fi
-  elif [ -f "$etc_dir/ca.pem" ]; then
-    say "this agent has no --pin: trusting $etc_dir/ca.pem for TLS instead"
-    NODE_EXTRA_CA_CERTS="$etc_dir/ca.pem"
-    export NODE_EXTRA_CA_CERTS
-  fi
+  if [ -f "$etc_dir/ca.pem" ]; then set -- "$@" --ca-file "$etc_dir/ca.pem"; fi
   # The token goes in the environment, not the command line every user can read.
   KAPITAN_AGENT_ENROL_TOKEN="$token" "$bin" "$@" </dev/null
 }
