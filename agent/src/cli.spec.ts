@@ -213,6 +213,11 @@ describe('enrol with pins, a CA file and a proxy', () => {
     expect(unsigned.code).toBe(4);
     expect(unsigned.stderr).toMatch(/refusing .*does not verify against the trusted CA: .*\((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE)\)/);
     expect(https.bytes).toBe(0);
+    // No trust given and a server the system does not trust: the same exit, and how to trust it.
+    const untrusting = await cli(['enrol', '--server', httpsUrl, '--token', 'tok-https', '--state-dir', dir]);
+    expect(untrusting.code).toBe(4);
+    expect(untrusting.stderr).toMatch(/Nothing was sent to it\. A server with its own CA: enrol with its CA and pins/);
+    expect(https.bytes).toBe(0);
   });
 });
 

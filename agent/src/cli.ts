@@ -47,11 +47,14 @@ class UntrustedServerError extends Error {}
 export const EXIT_REVOKED = 3;
 export const EXIT_UNTRUSTED = 4;
 
-const untrustedMessage = (server: string, err: Error): string => {
+const untrustedMessage = (server: string, err: Error, configured = true): string => {
   const code = (err as Error & { code?: string }).code;
   return (
     `refusing ${server}: ${err instanceof PinMismatchError ? '' : 'its certificate does not verify against the trusted CA: '}${err.message}${code && !err.message.includes(code) ? ` (${code})` : ''}. ` +
-    `Nothing was sent to it. If the server's CA key really changed, enrol again with its new pins ("${BIN} enrol --force --pin …").`
+    'Nothing was sent to it. ' +
+    (configured
+      ? `If the server's CA key really changed, enrol again with its new pins ("${BIN} enrol --force --pin …").`
+      : `A server with its own CA: enrol with its CA and pins ("--ca-file ca.pem --pin …", from GET /api/instance/tls).`)
   );
 };
 
@@ -114,7 +117,9 @@ Connect to the server and keep the connection: receive scripts, run them,
 stream their output. Reconnects with backoff; stops on SIGTERM or SIGINT.
 If the server revokes the machine (or deletes it or its project), it stops,
 records that in the state file and exits 3; later runs refuse to start (exit
-3) until the machine is enrolled again. Logs JSON lines on stderr.
+3) until the machine is enrolled again. A server that fails the pins or the
+CA given at enrolment is sent nothing: run stops and exits 4. Logs JSON
+lines on stderr.
 
 Options:
   --state-dir DIR     state directory (see "${BIN} help enrol")
@@ -293,7 +298,7 @@ async function enrol(args: string[], env: NodeJS.ProcessEnv, out: (s: string) =>
     transport = await serverTransport(server, trust);
     res = await requestJson(url, 'POST', body, transport.requestOptions, 30_000);
   } catch (e) {
-    if (isTrustFailure(e)) throw new UntrustedServerError(untrustedMessage(server, e));
+    if (isTrustFailure(e)) throw new UntrustedServerError(untrustedMessage(server, e, trust.pins.length > 0 || !!trust.caPem));
     const code = (e as { code?: string }).code;
     throw new CliError(`could not reach ${server}${transport?.proxy ? ` through the proxy ${redactProxy(transport.proxy)}` : ''}: ${code ?? (e as Error).message}`);
   } finally {

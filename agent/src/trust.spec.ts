@@ -1,5 +1,7 @@
+import * as https from 'node:https';
+import type * as tls from 'node:tls';
 import { makeCa, RecordingHttpsServer, type TestCa } from './test-support/certs';
-import { isTrustFailure, parseCaPem, parsePins, parseProxyUrl, PinMismatchError, requestJson, serverTransport, type ServerTrust } from './trust';
+import { isTrustFailure, parseCaPem, parsePins, parseProxyUrl, PinMismatchError, proxyFor, requestJson, serverTransport, type ServerTrust } from './trust';
 
 let ours: TestCa;
 let next: TestCa;
@@ -17,8 +19,24 @@ beforeEach(async () => {
 });
 afterEach(() => server.close());
 
+const PROXY_VARS = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'ALL_PROXY', 'all_proxy', 'NO_PROXY', 'no_proxy'];
+
+/** Runs `fn` with no proxy variables in process.env (whatever the machine running the tests has), then restores them. */
+async function withoutProxyEnv<T>(fn: () => T | Promise<T>): Promise<T> {
+  const saved = Object.fromEntries(PROXY_VARS.map((k) => [k, process.env[k]]));
+  for (const k of PROXY_VARS) delete process.env[k];
+  try {
+    return await fn();
+  } finally {
+    for (const k of PROXY_VARS) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
+  }
+}
+
 async function post(trust: ServerTrust, onUntrusted?: (e: Error) => void) {
-  const t = await serverTransport(url, trust, { onUntrusted });
+  const t = await withoutProxyEnv(() => serverTransport(url, trust, { onUntrusted }));
   try {
     return await requestJson(`${url}/api/agent/enrol`, 'POST', { token: 'SECRET-TOKEN' }, t.requestOptions, 10_000);
   } finally {
@@ -55,7 +73,7 @@ describe('server trust', () => {
     expect(server.bytes).toBe(0);
   });
 
-  it('checks the pins at every connection, not only the first (no session resumption past the check)', async () => {
+  it('checks the pins at every new connection: after a rotation, a transport that pinned only the old key is refused on its next one', async () => {
     const t = await serverTransport(url, { pins: [ours.pin], caPem: ours.certPem + next.certPem });
     try {
       expect((await requestJson(`${url}/x`, 'POST', {}, t.requestOptions, 10_000)).status).toBe(200);
@@ -75,8 +93,27 @@ describe('server trust', () => {
     }
   });
 
+  it('resumes no TLS session: a resumed one would skip checkServerIdentity', async () => {
+    const t = await withoutProxyEnv(() => serverTransport(url, { pins: [ours.pin], caPem: ours.certPem }));
+    try {
+      const reused: boolean[] = [];
+      for (let i = 0; i < 3; i++) {
+        // The server closes each connection: every request is a new handshake, which could resume the last one.
+        await new Promise<void>((resolve, reject) => {
+          const req = https.request(`${url}/x`, { ...t.requestOptions, method: 'POST' }, (res) => res.resume().on('end', resolve));
+          req.on('socket', (socket) => socket.once('secureConnect', () => reused.push((socket as tls.TLSSocket).isSessionReused())));
+          req.on('error', reject);
+          req.end('{}');
+        });
+      }
+      expect(reused).toEqual([false, false, false]);
+    } finally {
+      t.destroy();
+    }
+  });
+
   it('leaves plain Node defaults alone without pins, CA or proxy', async () => {
-    const t = await serverTransport(url, { pins: [] });
+    const t = await withoutProxyEnv(() => serverTransport(url, { pins: [] }));
     expect(t.requestOptions).toEqual({});
     expect(t.socketOptions).toEqual({});
     expect(t.proxy).toBeNull();
@@ -95,6 +132,21 @@ describe('trust input', () => {
     expect(() => parseCaPem('nothing here', 'ca.pem')).toThrow('ca.pem holds no PEM certificate');
     expect(() => parseCaPem('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----', 'ca.pem')).toThrow(/ca.pem: certificate 1 is not valid/);
   });
+
+  it('takes the proxy from the environment, honouring NO_PROXY, and refuses one that is not HTTP CONNECT', () =>
+    withoutProxyEnv(() => {
+      expect(proxyFor('https://kapitan.example:8443', {})).toBeNull();
+      process.env.HTTPS_PROXY = 'http://proxy.example:3128';
+      expect(proxyFor('https://kapitan.example:8443', {})).toBe('http://proxy.example:3128');
+      expect(proxyFor('https://kapitan.example:8443', { proxy: 'http://stored:1' })).toBe('http://stored:1');
+      process.env.NO_PROXY = '.example';
+      expect(proxyFor('https://kapitan.example:8443', {})).toBeNull();
+      expect(proxyFor('https://kapitan.example:8443', { proxy: 'http://stored:1' })).toBe('http://stored:1'); // given on purpose
+      delete process.env.NO_PROXY;
+      delete process.env.HTTPS_PROXY;
+      process.env.ALL_PROXY = 'socks5://proxy.example:1080';
+      expect(() => proxyFor('https://kapitan.example:8443', {})).toThrow(/must be an http\(s\) URL of an HTTP CONNECT proxy, got "socks5:"/);
+    }));
 
   it('validates a proxy URL', () => {
     expect(parseProxyUrl('http://proxy.example:3128/')).toBe('http://proxy.example:3128');

@@ -1,3 +1,4 @@
+/// <reference path="./proxy-from-env.d.ts" />
 /**
  * How the agent trusts the server it dials, and how it reaches it.
  *
@@ -148,7 +149,19 @@ export function parseProxyUrl(raw: string): string {
 export function proxyFor(serverUrl: string, trust: Pick<ServerTrust, 'proxy'>): string | null {
   if (trust.proxy) return trust.proxy;
   // proxy-from-env reads process.env: the process's own environment, as curl and most tools do.
-  return getProxyForUrl(serverUrl) || null;
+  const fromEnv = getProxyForUrl(serverUrl);
+  if (!fromEnv) return null;
+  let u: URL | undefined;
+  try {
+    u = new URL(fromEnv);
+  } catch {
+    u = undefined;
+  }
+  // A socks:// ALL_PROXY would otherwise be sent HTTP CONNECT requests it cannot parse.
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) {
+    throw new Error(`the proxy from the environment (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY) must be an http(s) URL of an HTTP CONNECT proxy, got ${JSON.stringify(u ? u.protocol : 'an unparsable URL')}`);
+  }
+  return fromEnv;
 }
 
 export interface ServerTransport {
