@@ -260,10 +260,9 @@ describe('bundles and one-line installs (real HTTPS server, real agents)', () =>
     expect(sha256(path.join(root, 'opt/kapitan-agent/kapitan-agent'))).toBe(sha256(path.join(REPO_ROOT, 'agent/dist/sea/kapitan-agent')));
     expect(mode(path.join(root, 'etc/kapitan/ca.pem'))).toBe('644');
     const machineId = machineIdOf(root);
-    const started = Date.now();
+    // The deadline is the issue's: connected within 30 s of starting the installed agent.
     runInstalled(root);
     await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId, status: 'online', timeoutMs: 30_000 });
-    expect(Date.now() - started).toBeLessThan(30_000);
     await runsAScript(machineId, 'one-line');
 
     expect((await listTokens()).find((t) => t.id === link.token.id)).toMatchObject({ purpose: 'install', uses: 1, maxUses: 1 });
