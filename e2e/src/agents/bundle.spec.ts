@@ -230,6 +230,21 @@ describe('bundles and one-line installs (real HTTPS server, real agents)', () =>
     expect(fs.existsSync(path.join(root, 'var/lib/kapitan-agent'))).toBe(false);
   });
 
+  it('install.sh with KAPITAN_AGENT_FORM=cjs: the .cjs and a wrapper running it on the machine’s Node, enrolled', async () => {
+    const b = await bundle('?maxUses=1');
+    const root = fs.mkdtempSync(path.join(work, 'root-'));
+    const out = await run('sh', [path.join(b.dir, 'install.sh')], { env: { ...process.env, KAPITAN_INSTALL_ROOT: root, KAPITAN_AGENT_FORM: 'cjs', KAPITAN_DOCKER: 'no' }, timeout: 120_000 });
+    expect(out.stderr).toContain(`installed kapitan-agent ${version} (cjs) for ${publicUrl}`);
+    const bin = path.join(root, 'opt/kapitan-agent/kapitan-agent');
+    expect(mode(bin)).toBe('755');
+    expect(mode(path.join(root, 'opt/kapitan-agent/kapitan-agent.cjs'))).toBe('644');
+    expect(fs.readFileSync(bin, 'utf8')).toMatch(/^#!\/bin\/sh\nexec '[^']+\/node' '[^']+\/opt\/kapitan-agent\/kapitan-agent\.cjs' "\$@"\n$/);
+    expect(execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim()).toBe(version);
+    expect(machineIdOf(root)).toMatch(/^[0-9a-f-]{36}$/);
+    await run('sh', [path.join(b.dir, 'uninstall.sh')], { env: { ...process.env, KAPITAN_INSTALL_ROOT: root }, timeout: 60_000 });
+    expect(fs.existsSync(bin)).toBe(false);
+  });
+
   it('a used-up or revoked bundle token: install.sh fails with the server’s refusal and installs no enrolment', async () => {
     const used = await bundle('?maxUses=1');
     const enrolled = fs.mkdtempSync(path.join(work, 'root-'));
