@@ -22,6 +22,8 @@ import { DeliveriesModule } from './deliveries/deliveries.module';
 import { SchedulesModule } from './schedules/schedules.module';
 import { ContainersModule } from './containers/containers.module';
 import { AuditModule } from './audit/audit.module';
+import { BundleModule } from './bundle/bundle.module';
+import { redactInstallToken } from './bundle/redact';
 
 @Module({})
 export class AppModule {
@@ -41,6 +43,8 @@ export class AppModule {
             // assignRequestId ran first; the log line carries the same id as the response.
             genReqId: (req) => (req as { id?: string }).id ?? randomUUID(),
             redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
+            // A one-line install URL holds its enrolment token: it never reaches a log.
+            serializers: { req: redactInstallToken },
             autoLogging: { ignore: (req) => req.url === '/api/health' },
             base: { node: config.nodeId },
             // On a terminal, lines a person can read; anywhere else one JSON object per line.
@@ -66,6 +70,7 @@ export class AppModule {
         AuditModule,
         HealthModule,
         TlsModule,
+        BundleModule,
         ...web,
       ],
     };

@@ -15,3 +15,4 @@ export * from './tls';
 export * from './deliveries';
 export * from './schedules';
 export * from './audit';
+export * from './bundle';

@@ -27,6 +27,10 @@ export const LIMITS = {
   socketMessageMaxBytes: 1024 * 1024,
   logPageMax: 5000,
   enrolmentMaxUses: 100_000,
+  /** The longest a bundle's enrolment token may live (30 days). */
+  bundleTokenMaxTtlHours: 720,
+  /** The longest a one-line install command may wait for its machine (1 day). */
+  installLinkMaxTtlMinutes: 1440,
 } as const;
 
 /** Presence: one documented threshold (README "Presence"). */

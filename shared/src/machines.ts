@@ -16,6 +16,10 @@ export const CreateEnrolmentTokenRequestSchema = z.strictObject({
 });
 export type CreateEnrolmentTokenRequest = z.infer<typeof CreateEnrolmentTokenRequestSchema>;
 
+/** Why a token exists: made by hand, inside a downloaded bundle, or behind a one-line install command. */
+export const EnrolmentTokenPurposeSchema = z.enum(['manual', 'bundle', 'install']);
+export type EnrolmentTokenPurpose = z.infer<typeof EnrolmentTokenPurposeSchema>;
+
 export const EnrolmentTokenSchema = z.object({
   id: IdSchema,
   /** Only in the response that created it: stored as a hash, shown once. */
@@ -25,6 +29,7 @@ export const EnrolmentTokenSchema = z.object({
   expiresAt: IsoDateSchema.nullable(),
   maxUses: z.number().int().nullable(),
   uses: z.number().int(),
+  purpose: EnrolmentTokenPurposeSchema,
   labels: LabelsSchema,
   allowAgentLabels: z.boolean(),
   revokedAt: IsoDateSchema.nullable(),

@@ -1,5 +1,8 @@
 import {
   AgentHelloAckSchema,
+  BundleQuerySchema,
+  CreateInstallLinkRequestSchema,
+  EnrolmentTokenPurposeSchema,
   agentToServerSchemas,
   ExecutionChunksAckSchema,
   ExecutionOutputAckSchema,
@@ -119,6 +122,18 @@ describe('the contracts', () => {
     expect(CreateEnrolmentTokenRequestSchema.parse({ allowAgentLabels: true })).toEqual({ allowAgentLabels: true });
     expect(CreateEnrolmentTokenRequestSchema.parse({})).toEqual({});
     expect(CreateEnrolmentTokenRequestSchema.safeParse({ allowAgentLabels: 'yes' }).success).toBe(false);
+  });
+
+  it('take a bundle query as the strings a URL carries, within limits, and nothing else', () => {
+    expect(BundleQuerySchema.parse({ maxUses: '3', ttlHours: '24' })).toEqual({ maxUses: 3, ttlHours: 24 });
+    expect(BundleQuerySchema.parse({})).toEqual({});
+    for (const bad of [{ maxUses: '0' }, { maxUses: '1.5' }, { ttlHours: String(LIMITS.bundleTokenMaxTtlHours + 1) }, { ttlHours: 'soon' }, { other: '1' }]) {
+      expect(BundleQuerySchema.safeParse(bad).success).toBe(false);
+    }
+    expect(CreateInstallLinkRequestSchema.parse({ ttlMinutes: 5 })).toEqual({ ttlMinutes: 5 });
+    expect(CreateInstallLinkRequestSchema.safeParse({ ttlMinutes: 4 }).success).toBe(false);
+    expect(CreateInstallLinkRequestSchema.safeParse({ ttlMinutes: '30' }).success).toBe(false);
+    expect(EnrolmentTokenPurposeSchema.options).toEqual(['manual', 'bundle', 'install']);
   });
 
   it('parsePayload answers an error ack body naming the fields at fault', () => {

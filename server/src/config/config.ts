@@ -55,6 +55,8 @@ export const EnvSchema = z
     LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
     /** Where the built dashboard is; unset = web/dist/web/browser of this checkout. */
     KAPITAN_WEB_DIR: z.string().optional(),
+    /** The agent as clients receive it (bundle/kapitan-agent.cjs, sea/kapitan-agent), for bundles and one-line installs; unset = agent/dist of this checkout. */
+    KAPITAN_AGENT_DIST_DIR: z.string().min(1).optional(),
     LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).max(1000).default(5),
     LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(1).max(86400).default(60),
     /** Refused sign-ups (address taken, closed, bad invitation) per client address in LOGIN_WINDOW_SECONDS, before 429. */
@@ -215,6 +217,8 @@ export interface AppConfig {
   /** KAPITAN_AUDIT_RETENTION_DAYS: audit events older than this are pruned; null keeps them for good. */
   auditRetentionDays: number | null;
   /** HTTPS: null port = off; a configured certificate, or the directory of the generated one. */
+  /** The directory holding bundle/kapitan-agent.cjs and sea/kapitan-agent. */
+  agentDistDir: string;
   tls: { httpsPort: number | null; certFile?: string; keyFile?: string; dir: string; publicUrl: string; publicHost: string };
 }
 
@@ -259,6 +263,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       dir: e.KAPITAN_FILES_DIR ? resolve(e.KAPITAN_FILES_DIR) : join(dataDir, 'files'),
       maxBytes: { script: e.KAPITAN_FILES_MAX_SCRIPT_BYTES, file: e.KAPITAN_FILES_MAX_FILE_BYTES, image: e.KAPITAN_FILES_MAX_IMAGE_BYTES },
     },
+    agentDistDir: e.KAPITAN_AGENT_DIST_DIR ? resolve(e.KAPITAN_AGENT_DIST_DIR) : resolve(__dirname, '../../../agent/dist'),
     tls: tlsConfig(e, dataDir),
     scheduleClockSkewMs: e.KAPITAN_SCHEDULE_CLOCK_SKEW_MS,
     auditRetentionDays: e.KAPITAN_AUDIT_RETENTION_DAYS || null,

@@ -1,10 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { CreateEnrolmentTokenRequest, EnrolmentToken, ErrorCode } from '@kapitan/shared';
+import { CreateEnrolmentTokenRequest, EnrolmentToken, EnrolmentTokenPurpose, ErrorCode } from '@kapitan/shared';
 import { randomUUID } from 'node:crypto';
 import { Repository } from 'typeorm';
 import { ApiException, notFound } from '../common/api-exception';
-import { mintSecret } from '../common/secrets';
+import { mintSecret, parseSecret, secretMatches } from '../common/secrets';
 import { ProjectsService } from '../projects/projects.service';
 import { EnrolmentTokenEntity } from './machine.entity';
 import { toTokenDto } from './machine.mapper';
@@ -24,6 +24,15 @@ export class EnrolmentTokensService {
         { path: 'expiresAt', message: 'must be in the future' },
       ]);
     }
+    return this.mint(userId, projectId, 'manual', body);
+  }
+
+  /**
+   * A token for another feature (a bundle, a one-line install), which has
+   * checked the caller's role itself. Recorded like any other, so it is
+   * listed (with its purpose) and revocable.
+   */
+  async mint(userId: string, projectId: string, purpose: EnrolmentTokenPurpose, body: CreateEnrolmentTokenRequest): Promise<EnrolmentToken> {
     const id = randomUUID();
     const { token, hash } = mintSecret('kpe', id);
     const row = this.tokens.create({
@@ -36,12 +45,28 @@ export class EnrolmentTokensService {
       expiresAt: body.expiresAt ? new Date(body.expiresAt) : null,
       maxUses: body.maxUses ?? null,
       uses: 0,
+      purpose,
       createdBy: userId,
       createdAt: new Date(),
       revokedAt: null,
     });
     await this.tokens.insert(row);
     return toTokenDto(row, token);
+  }
+
+  /**
+   * The token a secret names if an enrolment with it would be accepted now
+   * (known, not revoked, not expired, a use left), without taking a use:
+   * serving a one-line install script must not spend the enrolment it leads to.
+   */
+  async usable(secret: string, purpose: EnrolmentTokenPurpose): Promise<(EnrolmentToken & { projectId: string }) | null> {
+    const parsed = parseSecret('kpe', secret);
+    if (!parsed) return null;
+    const row = await this.tokens.findOne({ where: { id: parsed.id } });
+    if (!row || row.purpose !== purpose || !secretMatches(parsed.secret, row.secretHash)) return null;
+    if (row.revokedAt || (row.expiresAt && row.expiresAt.getTime() <= Date.now())) return null;
+    if (row.maxUses !== null && row.uses >= row.maxUses) return null;
+    return { ...toTokenDto(row), projectId: row.projectId };
   }
 
   async listTokens(userId: string, projectId: string): Promise<EnrolmentToken[]> {

@@ -1,4 +1,4 @@
-import type { Labels, MachineFacts, MachineStatus } from '@kapitan/shared';
+import type { EnrolmentTokenPurpose, Labels, MachineFacts, MachineStatus } from '@kapitan/shared';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
 @Entity('enrolment_tokens')
@@ -31,6 +31,10 @@ export class EnrolmentTokenEntity {
 
   @Column({ type: 'int', default: 0 })
   uses: number;
+
+  /** Made by hand, for a downloaded bundle, or for a one-line install: the token list tells them apart. */
+  @Column({ type: 'varchar', length: 16, default: 'manual' })
+  purpose: EnrolmentTokenPurpose;
 
   @Column({ type: 'varchar', length: 36, nullable: true })
   createdBy: string | null;

@@ -23,6 +23,7 @@ export function toTokenDto(t: EnrolmentTokenEntity, token?: string): EnrolmentTo
     expiresAt: t.expiresAt?.toISOString() ?? null,
     maxUses: t.maxUses,
     uses: t.uses,
+    purpose: t.purpose ?? 'manual',
     labels: t.labels,
     allowAgentLabels: !!t.allowAgentLabels,
     revokedAt: t.revokedAt?.toISOString() ?? null,

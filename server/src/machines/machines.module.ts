@@ -13,6 +13,6 @@ import { PresenceService } from './presence.service';
   imports: [TypeOrmModule.forFeature([MachineEntity, EnrolmentTokenEntity]), ProjectsModule],
   controllers: [MachinesController, AgentEnrolController],
   providers: [EnrolmentTokensService, EnrolmentService, MachinesService, PresenceService, MachineLiveForwards],
-  exports: [EnrolmentService, MachinesService, PresenceService],
+  exports: [EnrolmentTokensService, EnrolmentService, MachinesService, PresenceService],
 })
 export class MachinesModule {}

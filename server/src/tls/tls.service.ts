@@ -5,7 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import * as tls from 'node:tls';
 import { SchedulerService } from '../common/scheduler.service';
 import { APP_CONFIG, AppConfig } from '../config/config';
-import { configuredMaterial, generatedMaterial, servingNames, type TlsMaterial } from './tls-material';
+import { configuredMaterial, generatedMaterial, servingNames, spkiPin, type TlsMaterial } from './tls-material';
 
 /** How often the serving certificate is checked for renewal (and a configured one re-read). */
 const RENEW_CHECK_MS = 6 * 3600_000;
@@ -87,6 +87,16 @@ export class TlsService implements OnModuleInit, OnApplicationShutdown {
         : null,
       caPem: m?.caPem ?? null,
     };
+  }
+
+  /**
+   * The SPKI pin of the serving certificate of an instance that is its own
+   * CA (null otherwise): what a one-line install command makes curl require,
+   * since curl can pin the server's key but not a CA's. It changes at each
+   * renewal, which is why only short-lived commands carry it.
+   */
+  servingSpkiPin(): string | null {
+    return this.material?.source === 'generated' ? spkiPin(this.material.serving) : null;
   }
 
   /** Renews a due serving certificate (or picks up a replaced configured one) without dropping a connection. */

@@ -6,7 +6,7 @@ import { MatIconModule } from '@angular/material/icon';
 import { MatProgressBarModule } from '@angular/material/progress-bar';
 import { MatTableModule } from '@angular/material/table';
 import { MatTooltipModule } from '@angular/material/tooltip';
-import type { EnrolmentToken } from '@kapitan/shared';
+import type { EnrolmentToken, EnrolmentTokenPurpose } from '@kapitan/shared';
 import { ApiError } from '../core/api/api-error';
 import { Notify } from '../core/api/notify.service';
 import { confirm } from '../core/ui/confirm-dialog.component';
@@ -27,6 +27,8 @@ export function tokenState(t: EnrolmentToken, now: number): TokenState {
   if (t.maxUses !== null && t.uses >= t.maxUses) return 'used up';
   return 'active';
 }
+
+const PURPOSE_LABELS: Record<EnrolmentTokenPurpose, string> = { manual: 'made by hand', bundle: 'bundle', install: 'one-line install' };
 
 /** The enrolment tokens of a project: create (shown once), list, revoke. */
 @Component({
@@ -56,6 +58,10 @@ export function tokenState(t: EnrolmentToken, now: number): TokenState {
           <ng-container matColumnDef="prefix">
             <th mat-header-cell *matHeaderCellDef>Token</th>
             <td mat-cell *matCellDef="let t"><code class="mono">{{ t.prefix }}…</code></td>
+          </ng-container>
+          <ng-container matColumnDef="purpose">
+            <th mat-header-cell *matHeaderCellDef>For</th>
+            <td mat-cell *matCellDef="let t" class="muted" data-testid="token-purpose">{{ purposeOf(t) }}</td>
           </ng-container>
           <ng-container matColumnDef="state">
             <th mat-header-cell *matHeaderCellDef>State</th>
@@ -138,7 +144,7 @@ export class EnrolmentTokens {
   private readonly notify = inject(Notify);
   protected readonly clock = inject(Clock);
 
-  protected readonly columns = ['prefix', 'state', 'labels', 'uses', 'expires', 'created', 'actions'];
+  protected readonly columns = ['prefix', 'purpose', 'state', 'labels', 'uses', 'expires', 'created', 'actions'];
   protected readonly busy = signal<string | null>(null);
   protected readonly tokens = rxResource({
     params: () => this.projectId(),
@@ -151,6 +157,15 @@ export class EnrolmentTokens {
     const e = this.tokens.error();
     return e ? ApiError.from(e) : null;
   });
+
+  /** After another panel made a token (a bundle, a one-line install). */
+  reload(): void {
+    this.tokens.reload();
+  }
+
+  protected purposeOf(t: EnrolmentToken): string {
+    return PURPOSE_LABELS[t.purpose] ?? t.purpose;
+  }
 
   protected stateOf(t: EnrolmentToken): TokenState {
     return tokenState(t, this.clock.now());

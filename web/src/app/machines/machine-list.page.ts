@@ -17,6 +17,7 @@ import { StatusChip } from '../core/ui/status-chip.component';
 import { Clock } from '../core/util/clock';
 import { BytesPipe, TimeAgoPipe } from '../core/util/pipes';
 import { ProjectContext } from '../projects/project-context';
+import { InstallPanel } from '../bundle/install-panel.component';
 import { EnrolmentTokens } from './enrolment-tokens.component';
 import { MachinesApi } from './machines-api';
 
@@ -35,6 +36,7 @@ import { MachinesApi } from './machines-api';
     LabelChips,
     EmptyState,
     EnrolmentTokens,
+    InstallPanel,
     TimeAgoPipe,
     BytesPipe,
   ],
@@ -90,6 +92,10 @@ export class MachineListPage {
 
   protected newToken(): void {
     this.tokens()?.create();
+  }
+
+  protected tokensChanged(): void {
+    this.tokens()?.reload();
   }
 
   protected revoke(m: Machine): void {
