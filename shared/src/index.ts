@@ -14,3 +14,4 @@ export * from './tokens';
 export * from './tls';
 export * from './deliveries';
 export * from './schedules';
+export * from './policy';
