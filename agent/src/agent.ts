@@ -5,7 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ServerToAgentEvents, type MachineFacts } from '@kapitan/shared';
+import { ServerToAgentEvents, type MachineFacts, type ReportedPolicy } from '@kapitan/shared';
+import { allowAllPolicy, PolicyGuard } from './policy';
 import { DEFAULT_CONFIG, type AgentConfig } from './config';
 import { AgentConnection, type AgentConnectionOptions } from './connection';
 import { collectFacts } from './facts';
@@ -61,6 +62,11 @@ export interface AgentOptions {
   supervisor?: Partial<Omit<SupervisorOptions, 'target' | 'link' | 'logger'>>;
   /** Default: DOCKER_HOST from process.env. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The client policy, as loadPolicy read it (`kapitan-agent run` refuses to
+   * start without a safe one). Default: no policy file, everything allowed.
+   */
+  policy?: ReportedPolicy;
 }
 
 export class Agent {
@@ -78,6 +84,8 @@ export class Agent {
   /** Null when containers are not supervised. */
   readonly containers: { supervisor: ContainerSupervisor; operations: ContainerOperations; logs: ContainerLogFollower; journal: OperationJournal } | null;
   readonly dockerTarget: DockerTarget;
+  /** What this agent refuses whatever the server sends (threat model T71–T74). */
+  readonly policy: PolicyGuard;
   private readonly logger: Logger;
   private started = false;
   private stopped = false;
@@ -100,6 +108,8 @@ export class Agent {
         ...options.executor,
       },
       createRunner: options.createRunner,
+      // Lazy: the guard is built once the deploy roots (its default prefixes) are known, below.
+      refuse: (script) => this.policy.script(script),
       logger,
     });
     this.dockerTarget = dockerTarget(this.config.dockerSocket || undefined, options.env ?? process.env, DEFAULT_DOCKER_SOCKET);
@@ -110,6 +120,7 @@ export class Agent {
       credential: options.state.credential,
       facts,
       activeExecutionIds: () => this.manager.activeExecutionIds(),
+      policy: () => this.policy.reported,
       outbox: this.outbox,
       heartbeatIntervalMs: this.config.heartbeatMs,
       maxBackoffMs: this.config.maxBackoffMs,
@@ -130,6 +141,7 @@ export class Agent {
       fs.mkdirSync(own, { recursive: true, mode: 0o700 });
       this.deployRoots = [own];
     }
+    this.policy = new PolicyGuard(options.policy ?? allowAllPolicy(this.deployRoots));
     this.deliveries = new DeliveryManager({
       outbox: this.outbox,
       cache: this.files,
@@ -137,6 +149,7 @@ export class Agent {
       deployRoots: this.deployRoots,
       // The same engine the container supervisor watches: the configured socket, DOCKER_HOST, or the default.
       dockerSocket: this.dockerTarget,
+      policy: this.policy,
       logger,
     });
     const expected = options.state.machineId;
@@ -158,6 +171,7 @@ export class Agent {
         journal,
         docker: () => ({ client: supervisor.client, reason: supervisor.dockerStatus.reason }),
         touched: (id) => supervisor.touch(id),
+        refuse: (kind, image) => this.policy.container(kind, image),
         logger,
       });
       const logs = new ContainerLogFollower({ link, docker: () => supervisor.client, logger });

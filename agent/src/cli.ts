@@ -2,7 +2,8 @@
  * `kapitan-agent enrol | run | status | help`. Exit codes: 0 success,
  * 1 failure (refused enrolment, not enrolled, already running…), 2 usage error,
  * 3 the machine is revoked (a supervisor should not restart it:
- * systemd `RestartPreventExitStatus=3`).
+ * systemd `RestartPreventExitStatus=3`), 4 the client policy file is unsafe
+ * or invalid (`run` refuses to start until its owner fixes it).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -16,7 +17,8 @@ import {
   type Labels,
   type MachineFacts,
 } from '@kapitan/shared';
-import { Agent } from './agent';
+import { Agent, DEPLOY_DIR } from './agent';
+import { loadPolicy, policyPath, PolicyFileError } from './policy';
 import { configFromEnv, ENV } from './config';
 import { agentVersion, collectFacts } from './facts';
 import { ACTIVE_FILE } from './journal';
@@ -41,6 +43,8 @@ class CliError extends Error {}
 class RevokedError extends Error {}
 
 export const EXIT_REVOKED = 3;
+/** The client policy file is writable by the agent's user, or does not parse: `run` does not start (policy.ts). */
+export const EXIT_POLICY = 4;
 
 const revokedMessage = (state: AgentState, stateDir: string): string =>
   `this machine (${state.machineId}) was revoked by the server at ${state.revoked!.at}: ${state.revoked!.reason}. ` +
@@ -88,6 +92,11 @@ stream their output. Reconnects with backoff; stops on SIGTERM or SIGINT.
 If the server revokes the machine (or deletes it or its project), it stops,
 records that in the state file and exits 3; later runs refuse to start (exit
 3) until the machine is enrolled again. Logs JSON lines on stderr.
+
+Reads the client policy from KAPITAN_AGENT_POLICY_FILE (default
+/etc/kapitan/agent-policy.json) first: a file writable by group or others,
+or owned by the agent's (non-root) user, or that is not valid policy JSON,
+makes it exit 4 without connecting. No file: everything is allowed.
 
 Options:
   --state-dir DIR     state directory (see "${BIN} help enrol")
@@ -156,6 +165,10 @@ export async function runCli(argv: string[], ctx: CliContext = {}): Promise<numb
     if (e instanceof RevokedError) {
       err(`${BIN}: ${e.message}\n`);
       return EXIT_REVOKED;
+    }
+    if (e instanceof PolicyFileError) {
+      err(`${BIN}: refusing to start: ${e.message}\n`);
+      return EXIT_POLICY;
     }
     err(`${BIN}: ${(e as Error)?.message ?? String(e)}\n`);
     return 1;
@@ -318,6 +331,8 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
   }
   const state = loadEnrolled(stateDir);
   if (state.revoked) throw new RevokedError(revokedMessage(state, stateDir));
+  // Before the lock and the connection: an unsafe policy must stop the agent before it takes any work.
+  const policy = loadPolicy(policyPath(env), config.deployDirs.length ? config.deployDirs : [path.join(stateDir, DEPLOY_DIR)]);
   const logger = createLogger({ level: config.logLevel, write: ctx.logWrite });
   let lock: { release(): void };
   try {
@@ -326,7 +341,7 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
     if (e instanceof AlreadyRunningError) throw new CliError(e.message);
     throw e;
   }
-  const agent = new Agent({ state, stateDir, config, logger });
+  const agent = new Agent({ state, stateDir, config, logger, policy });
   try {
     logger.info('kapitan-agent starting', {
       version: agentVersion(),
@@ -334,6 +349,7 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
       machineId: state.machineId,
       stateDir,
       pid: process.pid,
+      policy: policy.found ? { path: policy.path, sha256: policy.sha256, effective: policy.effective } : `no policy file at ${policy.path}: everything allowed`,
     });
     // Remembered before anything else, so a supervisor's restart is refused even if this process dies while stopping.
     const revoked = new Promise<string>((resolve) =>
