@@ -185,6 +185,31 @@ export class Agent {
     }
   }
 
+  /**
+   * Read the client policy again (SIGHUP). A file that is now unsafe or
+   * invalid changes nothing: the policy in force stays (it was safe when it
+   * was read) and the error is logged. A new policy applies to every check
+   * from now on, and the agent reconnects so its hello reports it.
+   */
+  reloadPolicy(load: () => ReportedPolicy): 'changed' | 'unchanged' | 'refused' {
+    let next: ReportedPolicy;
+    try {
+      next = load();
+    } catch (err) {
+      this.logger.error('client policy not reloaded: keeping the policy in force', { error: (err as Error).message });
+      return 'refused';
+    }
+    const before = this.policy.reported;
+    if (JSON.stringify(before) === JSON.stringify(next)) {
+      this.logger.info('client policy reloaded: unchanged', { path: next.path });
+      return 'unchanged';
+    }
+    this.policy.replace(next);
+    this.logger.warn('client policy reloaded', { path: next.path, found: next.found, sha256: next.sha256, effective: next.effective });
+    this.connection.redial('client policy reloaded');
+    return 'changed';
+  }
+
   /** Queue what a previous run left unsent (spool), report what it left unfinished, then connect. */
   start(): void {
     if (this.started) return;

@@ -222,9 +222,21 @@ describe('status and run', () => {
 
     fs.writeFileSync(file, '{ "scripts": { "enabled": false } }');
     const stop = new AbortController();
-    const running = cli(['run', '--state-dir', dir], { env, stopSignal: stop.signal, logWrite: () => undefined });
+    let reload: (() => void) | null = null;
+    const logs: string[] = [];
+    const running = cli(['run', '--state-dir', dir], { env, stopSignal: stop.signal, logWrite: (l) => logs.push(l), onReload: (h) => (reload = h) });
     await waitFor(() => server.hellos.length >= 1, 'a hello');
     expect(server.hellos[0]!.policy).toMatchObject({ path: file, found: true, sha256: expect.stringMatching(/^[0-9a-f]{64}$/), effective: { scripts: { enabled: false } } });
+
+    // A reload (SIGHUP) of an unsafe file keeps the policy in force and says so; a valid one is reported at once (the agent redials).
+    fs.chmodSync(file, 0o666);
+    reload!();
+    expect(logs.some((l) => l.includes('client policy not reloaded: keeping the policy in force') && l.includes('writable by group or others'))).toBe(true);
+    fs.chmodSync(file, 0o644);
+    fs.writeFileSync(file, '{ "readOnly": true }');
+    reload!();
+    await waitFor(() => server.hellos.length >= 2, 'a second hello');
+    expect(server.hellos.at(-1)!.policy).toMatchObject({ path: file, found: true, effective: { readOnly: true, scripts: { enabled: true } } });
     stop.abort();
     expect((await running).code).toBe(0);
   });

@@ -33,6 +33,8 @@ export interface CliContext {
   stopSignal?: AbortSignal;
   /** Facts used by `enrol` (tests). */
   facts?: () => Promise<MachineFacts>;
+  /** `run` reads its client policy again each time this calls back (main.ts wires SIGHUP to it). */
+  onReload?: (handler: () => void) => void;
   /** Line sink of the JSON logger of `run` (default stderr). */
   logWrite?: (line: string) => void;
 }
@@ -97,6 +99,8 @@ Reads the client policy from KAPITAN_AGENT_POLICY_FILE (default
 /etc/kapitan/agent-policy.json) first: a file writable by group or others,
 or owned by the agent's (non-root) user, or that is not valid policy JSON,
 makes it exit 4 without connecting. No file: everything is allowed.
+SIGHUP reads it again: a valid new policy applies at once and is reported
+(the agent reconnects); an unsafe or invalid one is logged and ignored.
 
 Options:
   --state-dir DIR     state directory (see "${BIN} help enrol")
@@ -332,7 +336,9 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
   const state = loadEnrolled(stateDir);
   if (state.revoked) throw new RevokedError(revokedMessage(state, stateDir));
   // Before the lock and the connection: an unsafe policy must stop the agent before it takes any work.
-  const policy = loadPolicy(policyPath(env), config.deployDirs.length ? config.deployDirs : [path.join(stateDir, DEPLOY_DIR)]);
+  const policyFile = policyPath(env);
+  const deployRoots = config.deployDirs.length ? config.deployDirs : [path.join(stateDir, DEPLOY_DIR)];
+  const policy = loadPolicy(policyFile, deployRoots);
   const logger = createLogger({ level: config.logLevel, write: ctx.logWrite });
   let lock: { release(): void };
   try {
@@ -363,6 +369,7 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
         resolve(revokedMessage(marked, stateDir));
       }),
     );
+    ctx.onReload?.(() => agent.reloadPolicy(() => loadPolicy(policyFile, deployRoots)));
     agent.start();
     const outcome = await new Promise<{ revoked: string } | null>((resolve) => {
       void revoked.then((message) => resolve({ revoked: message }));

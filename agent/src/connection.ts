@@ -364,6 +364,13 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     this.emit('revoked', reason);
   }
 
+  /** Drop the current socket and dial again (backoff as after any drop), so the next hello tells what changed (a reloaded client policy). */
+  redial(reason: string): void {
+    if (this.stopped || !this.socket) return;
+    this.logger.info('reconnecting', { reason });
+    this.dropAndRetry(this.socket, reason);
+  }
+
   private dropAndRetry(socket: AgentSocket, reason: string): void {
     if (socket !== this.socket) return;
     this.teardown(reason);

@@ -156,7 +156,17 @@ export const scriptSha256 = (script: string): string => createHash('sha256').upd
 
 /** Why the policy refuses, or null. Every check is a pure function of the effective policy and the request. */
 export class PolicyGuard {
-  constructor(readonly reported: ReportedPolicy) {}
+  constructor(private current: ReportedPolicy) {}
+
+  /** What is enforced now, as reported in the hello. */
+  get reported(): ReportedPolicy {
+    return this.current;
+  }
+
+  /** A reload (SIGHUP) that read a safe, valid file: enforced from the next check on. */
+  replace(next: ReportedPolicy): void {
+    this.current = next;
+  }
 
   get policy(): EffectivePolicy {
     return this.reported.effective;

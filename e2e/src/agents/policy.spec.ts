@@ -185,6 +185,23 @@ describe('client policy on a real agent (SQLite)', () => {
     expect(await operation('create', { image: 'busybox:latest' })).toMatchObject({ status: 'refused', error: refusedBy('readOnly is set: no container create on this machine') });
   }, 120_000);
 
+  test('SIGHUP reads the file again: the new policy is reported and applies without a restart', async () => {
+    const pid = agent.process.pid;
+    const text = JSON.stringify({ readOnly: false, scripts: { enabled: true } });
+    fs.writeFileSync(current, text);
+    agent.process.kill('SIGHUP');
+    await waitFor(
+      async () => {
+        const m = await p.api.getMachine(p.projectId, agent.machineId);
+        return m.status === 'online' && m.policy?.sha256 === sha(text) ? m : null;
+      },
+      { timeoutMs: 60_000, intervalMs: 100, message: 'the reloaded policy reported' },
+    );
+    expect(agent.process.pid).toBe(pid);
+    expect(agent.process.exitCode).toBeNull();
+    expect(await run('echo after reload')).toMatchObject({ status: 'succeeded' });
+  }, 120_000);
+
   test('a policy file writable by others, or that does not parse: the agent refuses to start (exit 4) naming the file; fixed, it starts', async () => {
     const writable = path.join(policyDir, 'writable.json');
     fs.writeFileSync(writable, '{}');
