@@ -61,6 +61,7 @@ describeOrSkip(requireChromium())('client policy in the dashboard (SQLite, real 
     expect(await page.getByTestId('execution-status').textContent()).toContain('refused by policy');
     const reason = `refused by the client policy (${file}): scripts are disabled (scripts.enabled: false)`;
     expect((await page.getByTestId('execution-reason').textContent())!.trim()).toBe(reason);
+    expect(await page.getByTestId('execution-started').textContent()).toContain('never');
     expect(await p.api.getExecution(id)).toMatchObject({ status: 'refused', reason });
   });
 });
