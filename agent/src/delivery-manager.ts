@@ -90,6 +90,9 @@ export class DeliveryManager {
       const lease = await this.options.cache.acquire(d.file, (received) => progress('downloading', received, received === d.file.size));
       try {
         if (d.kind === 'deploy') {
+          // Again now: the directories may have changed during the download (a symlink swapped in).
+          const late = this.options.policy?.deploy(d.path) ?? null;
+          if (late) return this.refuse(d.deliveryId, late, log);
           progress('writing', d.file.size, true);
           const written = await writeDeployed(lease.path, { path: d.path, mode: d.mode, owner: d.owner }, this.options.deployRoots);
           log.info('file deployed', { path: written, size: d.file.size });
