@@ -106,6 +106,19 @@ describe('loadPolicy: the file, its owner and mode, its format', () => {
     expect(err.message).toMatch(message);
   });
 
+  it("the README's example is a valid policy (its placeholder filled in)", () => {
+    const readme = fs.readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+    const m = /### Client policy[\s\S]*?```json\n([\s\S]*?)```/.exec(readme);
+    expect(m).not.toBeNull();
+    const text = m![1].replace('<64 lower-case hex digits>', sha('echo hi\n'));
+    expect(parsePolicy('README.md', text)).toEqual({
+      scripts: { enabled: true, allowSha256: [sha('echo hi\n')] },
+      deploys: { enabled: true, pathPrefixes: ['/opt/app/'] },
+      docker: { enabled: true, images: ['busybox:*', 'registry.example.com/app/*'] },
+      readOnly: false,
+    });
+  });
+
   it('KAPITAN_AGENT_POLICY_FILE names the file; relative paths refused; default /etc/kapitan/agent-policy.json', () => {
     expect(policyPath({})).toBe('/etc/kapitan/agent-policy.json');
     expect(policyPath({ KAPITAN_AGENT_POLICY_FILE: '/srv/p.json' })).toBe('/srv/p.json');
