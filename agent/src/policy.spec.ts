@@ -175,6 +175,8 @@ describe('PolicyGuard', () => {
     const g = guard({}, false);
     expect(g.script('echo hi')).toBeNull();
     expect(g.deploy('/opt/app/a')).toBeNull();
+    // outside the default prefixes (the deploy dirs): left to the deploy writer, which fails it as before policies existed
+    expect(g.deploy('/etc/passwd')).toBeNull();
     expect(g.imageLoad(['x:1'])).toBeNull();
     expect(g.container('create', 'x')).toBeNull();
     expect(g.container('stop', null)).toBeNull();

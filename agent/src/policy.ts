@@ -196,6 +196,8 @@ export class PolicyGuard {
   deploy(target: string): string | null {
     if (this.policy.readOnly) return this.refusal('readOnly is set: no deploys on this machine');
     if (!this.policy.deploys.enabled) return this.refusal('deploys are disabled (deploys.enabled: false)');
+    // No file: nothing is refused by policy; the deploy writer still keeps every write inside the deploy directories (its own failure).
+    if (!this.reported.found) return null;
     const normal = path.posix.normalize(target);
     let real = normal;
     try {
