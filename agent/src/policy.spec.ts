@@ -83,6 +83,25 @@ describe('loadPolicy: the file, its owner and mode, its format', () => {
     expect(() => loadPolicy(file, ROOTS, { uid: 0 })).toThrow(/is not a regular file/);
   });
 
+  it('a symlink: the file it names and both directories are checked; a link to nothing is refused, not "no file"', () => {
+    const real = path.join(dir, 'real');
+    fs.mkdirSync(real, { mode: 0o755 });
+    fs.writeFileSync(path.join(real, 'p.json'), '{"readOnly": true}', { mode: 0o644 });
+    const links = path.join(dir, 'links');
+    fs.mkdirSync(links, { mode: 0o755 });
+    const link = path.join(links, 'agent-policy.json');
+    fs.symlinkSync(path.join(real, 'p.json'), link);
+    expect(loadPolicy(link, ROOTS, { uid: 0 }).effective.readOnly).toBe(true);
+    fs.chmodSync(links, 0o777); // the link could be pointed elsewhere
+    expect(() => loadPolicy(link, ROOTS, { uid: 0 })).toThrow(new RegExp(`its directory ${links} is writable by group or others`));
+    fs.chmodSync(links, 0o755);
+    fs.chmodSync(real, 0o777);
+    expect(() => loadPolicy(link, ROOTS, { uid: 0 })).toThrow(new RegExp(`its directory ${real} is writable by group or others`));
+    fs.chmodSync(real, 0o755);
+    fs.rmSync(path.join(real, 'p.json'));
+    expect(() => loadPolicy(link, ROOTS, { uid: 0 })).toThrow(/is a symbolic link to nothing/);
+  });
+
   it('too large: refused', () => {
     write(`{"readOnly": false${' '.repeat(70_000)}}`);
     expect(() => loadPolicy(file, ROOTS, { uid: 0 })).toThrow(/larger than 65536 bytes/);

@@ -77,7 +77,11 @@ export function loadPolicy(file: string, deployRoots: readonly string[], options
     fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return { path: file, found: false, sha256: null, effective: effectivePolicy({}, deployRoots) };
+    if (code === 'ENOENT') {
+      // A link to nothing is not "no file": someone meant a policy to be there.
+      if (fs.lstatSync(file, { throwIfNoEntry: false })?.isSymbolicLink()) throw new PolicyFileError(file, 'is a symbolic link to nothing');
+      return { path: file, found: false, sha256: null, effective: effectivePolicy({}, deployRoots) };
+    }
     throw new PolicyFileError(file, `cannot be read (${code ?? (e as Error).message})`);
   }
   let bytes: Buffer;
@@ -86,10 +90,11 @@ export function loadPolicy(file: string, deployRoots: readonly string[], options
     if (!st.isFile()) throw new PolicyFileError(file, 'is not a regular file');
     const fileProblem = unsafeStat('the file', st, uid);
     if (fileProblem) throw new PolicyFileError(file, fileProblem);
-    // The directory too: whoever may write it may replace the file with their own.
-    const dir = path.dirname(fs.realpathSync(file));
-    const dirProblem = unsafeStat(`its directory ${dir}`, fs.statSync(dir), uid);
-    if (dirProblem) throw new PolicyFileError(file, dirProblem);
+    // The directory too (the named one and, through a symlink, the real one): whoever may write it may replace the file.
+    for (const dir of new Set([path.dirname(path.resolve(file)), path.dirname(fs.realpathSync(file))])) {
+      const dirProblem = unsafeStat(`its directory ${dir}`, fs.statSync(dir), uid);
+      if (dirProblem) throw new PolicyFileError(file, dirProblem);
+    }
     if (st.size > POLICY_LIMITS.fileMax) throw new PolicyFileError(file, `is larger than ${POLICY_LIMITS.fileMax} bytes`);
     bytes = Buffer.alloc(st.size);
     let off = 0;
