@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import type { ExecutionDispatch, MachineFacts } from '@kapitan/shared';
 import { Agent, type AgentOptions } from './agent';
 import { ACTIVE_FILE, KNOWN_FILE } from './journal';
+import { scriptSha256 } from './policy';
 import { RUN_DIR } from './state';
 import { FakeKapitanServer } from './test-support/fake-server';
 import { newId, nextEvent, pidAlive, tmpDir, waitFor } from './test-support/wait';
@@ -86,6 +87,48 @@ describe('Agent', () => {
     await waitFor(() => agent.outbox.isEmpty() && activeJournal().executions.length === 0, 'journal cleared');
     expect(fs.readdirSync(path.join(stateDir, RUN_DIR))).toEqual([]);
     expect(fs.readFileSync(path.join(stateDir, KNOWN_FILE), 'utf8')).toBe(d.executionId + '\n');
+  });
+
+  it('a script the client policy refuses never runs: refused with the rule, journalled, a repeat (also after a restart) runs nothing', async () => {
+    const allowed = 'echo allowed';
+    const policy = {
+      path: '/etc/kapitan/agent-policy.json',
+      found: true,
+      sha256: null,
+      effective: { scripts: { enabled: true, allowSha256: [scriptSha256(allowed)] }, deploys: { enabled: true, pathPrefixes: [] }, docker: { enabled: true, images: null }, readOnly: false },
+    };
+    const a = startAgent({ policy });
+    await nextEvent(a.connection, 'ready');
+    expect(server.hellos.at(-1)!.policy).toEqual(policy);
+    const marker = path.join(stateDir, 'ran');
+    const d = dispatch(`touch ${marker}`);
+    server.dispatch(d);
+    const fin = await waitFor(() => finishedOf(d.executionId), 'refused');
+    expect(fin).toEqual({
+      executionId: d.executionId,
+      status: 'refused',
+      exitCode: null,
+      signal: null,
+      lastSeq: -1,
+      finishedAt: expect.any(String),
+      reason: `refused by the client policy (/etc/kapitan/agent-policy.json): the script's sha256 ${scriptSha256(`touch ${marker}`)} is not in scripts.allowSha256`,
+    });
+    server.dispatch(d);
+    const ok = dispatch(allowed);
+    server.dispatch(ok);
+    expect(await waitFor(() => finishedOf(ok.executionId), 'allowed finished')).toMatchObject({ status: 'succeeded' });
+    await a.stop({ drainMs: 1000 });
+    agents.splice(agents.indexOf(a), 1);
+
+    const b = startAgent({ policy });
+    await nextEvent(b.connection, 'ready');
+    server.dispatch(d);
+    const next = dispatch(allowed);
+    server.dispatch(next);
+    await waitFor(() => finishedOf(next.executionId), 'next finished');
+    expect(fs.existsSync(marker)).toBe(false);
+    expect(server.started.has(d.executionId)).toBe(false);
+    expect(server.finished.get(d.executionId)).toHaveLength(1);
   });
 
   it('runs a repeated dispatch once', async () => {

@@ -5,7 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ServerToAgentEvents, type MachineFacts } from '@kapitan/shared';
+import { ServerToAgentEvents, type MachineFacts, type ReportedPolicy } from '@kapitan/shared';
+import { allowAllPolicy, PolicyGuard } from './policy';
 import { DEFAULT_CONFIG, type AgentConfig } from './config';
 import { AgentConnection, type AgentConnectionOptions } from './connection';
 import { collectFacts } from './facts';
@@ -63,6 +64,11 @@ export interface AgentOptions {
   supervisor?: Partial<Omit<SupervisorOptions, 'target' | 'link' | 'logger'>>;
   /** Default: DOCKER_HOST from process.env. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The client policy, as loadPolicy read it (`kapitan-agent run` refuses to
+   * start without a safe one). Default: no policy file, everything allowed.
+   */
+  policy?: ReportedPolicy;
 }
 
 export class Agent {
@@ -80,6 +86,8 @@ export class Agent {
   /** Null when containers are not supervised. */
   readonly containers: { supervisor: ContainerSupervisor; operations: ContainerOperations; logs: ContainerLogFollower; journal: OperationJournal } | null;
   readonly dockerTarget: DockerTarget;
+  /** What this agent refuses whatever the server sends (threat model T71–T74). */
+  readonly policy: PolicyGuard;
   private readonly logger: Logger;
   private started = false;
   private stopped = false;
@@ -102,6 +110,8 @@ export class Agent {
         ...options.executor,
       },
       createRunner: options.createRunner,
+      // Lazy: the guard is built once the deploy roots (its default prefixes) are known, below.
+      refuse: (script) => this.policy.script(script),
       logger,
     });
     this.dockerTarget = dockerTarget(this.config.dockerSocket || undefined, options.env ?? process.env, DEFAULT_DOCKER_SOCKET);
@@ -112,6 +122,7 @@ export class Agent {
       credential: options.state.credential,
       facts,
       activeExecutionIds: () => this.manager.activeExecutionIds(),
+      policy: () => this.policy.reported,
       outbox: this.outbox,
       heartbeatIntervalMs: this.config.heartbeatMs,
       maxBackoffMs: this.config.maxBackoffMs,
@@ -133,6 +144,7 @@ export class Agent {
       fs.mkdirSync(own, { recursive: true, mode: 0o700 });
       this.deployRoots = [own];
     }
+    this.policy = new PolicyGuard(options.policy ?? allowAllPolicy(this.deployRoots));
     this.deliveries = new DeliveryManager({
       outbox: this.outbox,
       cache: this.files,
@@ -140,6 +152,7 @@ export class Agent {
       deployRoots: this.deployRoots,
       // The same engine the container supervisor watches: the configured socket, DOCKER_HOST, or the default.
       dockerSocket: this.dockerTarget,
+      policy: this.policy,
       logger,
     });
     const expected = options.state.machineId;
@@ -161,6 +174,7 @@ export class Agent {
         journal,
         docker: () => ({ client: supervisor.client, reason: supervisor.dockerStatus.reason }),
         touched: (id) => supervisor.touch(id),
+        refuse: (kind, image) => this.policy.container(kind, image),
         logger,
       });
       const logs = new ContainerLogFollower({ link, docker: () => supervisor.client, logger });
@@ -172,6 +186,31 @@ export class Agent {
     } else {
       this.containers = null;
     }
+  }
+
+  /**
+   * Read the client policy again (SIGHUP). A file that is now unsafe or
+   * invalid changes nothing: the policy in force stays (it was safe when it
+   * was read) and the error is logged. A new policy applies to every check
+   * from now on, and the agent reconnects so its hello reports it.
+   */
+  reloadPolicy(load: () => ReportedPolicy): 'changed' | 'unchanged' | 'refused' {
+    let next: ReportedPolicy;
+    try {
+      next = load();
+    } catch (err) {
+      this.logger.error('client policy not reloaded: keeping the policy in force', { error: (err as Error).message });
+      return 'refused';
+    }
+    const before = this.policy.reported;
+    if (JSON.stringify(before) === JSON.stringify(next)) {
+      this.logger.info('client policy reloaded: unchanged', { path: next.path });
+      return 'unchanged';
+    }
+    this.policy.replace(next);
+    this.logger.warn('client policy reloaded', { path: next.path, found: next.found, sha256: next.sha256, effective: next.effective });
+    this.connection.redial('client policy reloaded');
+    return 'changed';
   }
 
   /** Queue what a previous run left unsent (spool), report what it left unfinished, then connect. */

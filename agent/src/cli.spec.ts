@@ -277,6 +277,47 @@ describe('status and run', () => {
     expect(r.stderr).toMatch(/KAPITAN_AGENT_OUTBOX_BYTES/);
   });
 
+  it('run refuses to start (exit 5) with a policy file the agent could change or that does not parse; a safe one is reported in the hello', async () => {
+    server.enrolTokens.set('tok-7', newId());
+    expect((await cli(['enrol', '--server', server.url, '--token', 'tok-7', '--state-dir', dir])).code).toBe(0);
+    const policyDir = fs.mkdtempSync(path.join(path.dirname(dir), 'policy-'));
+    const file = path.join(policyDir, 'agent-policy.json');
+    const env = { KAPITAN_AGENT_POLICY_FILE: file, KAPITAN_AGENT_HEARTBEAT_MS: '50' };
+    fs.writeFileSync(file, '{ "scripts": { "enabled": false } }');
+    fs.chmodSync(file, 0o666);
+    const handshakes = server.handshakes;
+    const writable = await cli(['run', '--state-dir', dir], { env });
+    expect(writable.code).toBe(5);
+    expect(writable.stderr).toContain(`refusing to start: client policy ${file}: the file is writable by group or others`);
+    fs.chmodSync(file, 0o644);
+    fs.writeFileSync(file, '{ "scripts": { "enabld": false } }');
+    const typo = await cli(['run', '--state-dir', dir], { env });
+    expect(typo.code).toBe(5);
+    expect(typo.stderr).toMatch(/does not match the policy format: scripts: .*"enabld"/);
+    expect(server.handshakes).toBe(handshakes); // refused before dialling
+    expect(fs.existsSync(path.join(dir, PID_FILE))).toBe(false);
+
+    fs.writeFileSync(file, '{ "scripts": { "enabled": false } }');
+    const stop = new AbortController();
+    let reload: (() => void) | null = null;
+    const logs: string[] = [];
+    const running = cli(['run', '--state-dir', dir], { env, stopSignal: stop.signal, logWrite: (l) => logs.push(l), onReload: (h) => (reload = h) });
+    await waitFor(() => server.hellos.length >= 1, 'a hello');
+    expect(server.hellos[0]!.policy).toMatchObject({ path: file, found: true, sha256: expect.stringMatching(/^[0-9a-f]{64}$/), effective: { scripts: { enabled: false } } });
+
+    // A reload (SIGHUP) of an unsafe file keeps the policy in force and says so; a valid one is reported at once (the agent redials).
+    fs.chmodSync(file, 0o666);
+    reload!();
+    expect(logs.some((l) => l.includes('client policy not reloaded: keeping the policy in force') && l.includes('writable by group or others'))).toBe(true);
+    fs.chmodSync(file, 0o644);
+    fs.writeFileSync(file, '{ "readOnly": true }');
+    reload!();
+    await waitFor(() => server.hellos.length >= 2, 'a second hello');
+    expect(server.hellos.at(-1)!.policy).toMatchObject({ path: file, found: true, effective: { readOnly: true, scripts: { enabled: true } } });
+    stop.abort();
+    expect((await running).code).toBe(0);
+  });
+
   it('run revoked by the server stops, records it, exits 3; later runs refuse to start with exit 3 until enrolled again', async () => {
     server.enrolTokens.set('tok-5', newId());
     expect((await cli(['enrol', '--server', server.url, '--token', 'tok-5', '--state-dir', dir])).code).toBe(0);

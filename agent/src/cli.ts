@@ -3,7 +3,9 @@
  * 1 failure (refused enrolment, not enrolled, already running…), 2 usage error,
  * 3 the machine is revoked (a supervisor should not restart it:
  * systemd `RestartPreventExitStatus=3`), 4 the server failed the trust
- * configured at enrolment (`--pin`, `--ca-file`): nothing was sent to it.
+ * configured at enrolment (`--pin`, `--ca-file`): nothing was sent to it,
+ * 5 the client policy file is unsafe or invalid (`run` refuses to start
+ * until its owner fixes it).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -17,7 +19,8 @@ import {
   type Labels,
   type MachineFacts,
 } from '@kapitan/shared';
-import { Agent } from './agent';
+import { Agent, DEPLOY_DIR } from './agent';
+import { loadPolicy, policyPath, PolicyFileError } from './policy';
 import { configFromEnv, ENV } from './config';
 import { agentVersion, collectFacts } from './facts';
 import { ACTIVE_FILE } from './journal';
@@ -33,6 +36,8 @@ export interface CliContext {
   stopSignal?: AbortSignal;
   /** Facts used by `enrol` (tests). */
   facts?: () => Promise<MachineFacts>;
+  /** `run` reads its client policy again each time this calls back (main.ts wires SIGHUP to it). */
+  onReload?: (handler: () => void) => void;
   /** Line sink of the JSON logger of `run` (default stderr). */
   logWrite?: (line: string) => void;
 }
@@ -57,6 +62,9 @@ const untrustedMessage = (server: string, err: Error, configured = true): string
       : `A server with its own CA: enrol with its CA and pins ("--ca-file ca.pem --pin …", from GET /api/instance/tls).`)
   );
 };
+
+/** The client policy file is writable by the agent's user, or does not parse: `run` does not start (policy.ts). */
+export const EXIT_POLICY = 5;
 
 const revokedMessage = (state: AgentState, stateDir: string): string =>
   `this machine (${state.machineId}) was revoked by the server at ${state.revoked!.at}: ${state.revoked!.reason}. ` +
@@ -120,6 +128,13 @@ records that in the state file and exits 3; later runs refuse to start (exit
 3) until the machine is enrolled again. A server that fails the pins or the
 CA given at enrolment is sent nothing: run stops and exits 4. Logs JSON
 lines on stderr.
+
+Reads the client policy from KAPITAN_AGENT_POLICY_FILE (default
+/etc/kapitan/agent-policy.json) first: a file writable by group or others,
+or owned by the agent's (non-root) user, or that is not valid policy JSON,
+makes it exit 4 without connecting. No file: everything is allowed.
+SIGHUP reads it again: a valid new policy applies at once and is reported
+(the agent reconnects); an unsafe or invalid one is logged and ignored.
 
 Options:
   --state-dir DIR     state directory (see "${BIN} help enrol")
@@ -192,6 +207,10 @@ export async function runCli(argv: string[], ctx: CliContext = {}): Promise<numb
     if (e instanceof UntrustedServerError) {
       err(`${BIN}: ${e.message}\n`);
       return EXIT_UNTRUSTED;
+    }
+    if (e instanceof PolicyFileError) {
+      err(`${BIN}: refusing to start: ${e.message}\n`);
+      return EXIT_POLICY;
     }
     err(`${BIN}: ${(e as Error)?.message ?? String(e)}\n`);
     return 1;
@@ -403,6 +422,10 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
   }
   const state = loadEnrolled(stateDir);
   if (state.revoked) throw new RevokedError(revokedMessage(state, stateDir));
+  // Before the lock and the connection: an unsafe policy must stop the agent before it takes any work.
+  const policyFile = policyPath(env);
+  const deployRoots = config.deployDirs.length ? config.deployDirs : [path.join(stateDir, DEPLOY_DIR)];
+  const policy = loadPolicy(policyFile, deployRoots);
   const logger = createLogger({ level: config.logLevel, write: ctx.logWrite });
   let lock: { release(): void };
   try {
@@ -427,6 +450,7 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
     logger,
     connection: { socketOptions: transport.socketOptions },
     requestOptions: transport.requestOptions,
+    policy,
   });
   try {
     logger.info('kapitan-agent starting', {
@@ -438,6 +462,7 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
       pins: state.pins?.length ?? 0,
       ca: state.caPem ? 'enrolled' : 'system',
       proxy: transport.proxy ? redactProxy(transport.proxy) : null,
+      policy: policy.found ? { path: policy.path, sha256: policy.sha256, effective: policy.effective } : `no policy file at ${policy.path}: everything allowed`,
     });
     // Remembered before anything else, so a supervisor's restart is refused even if this process dies while stopping.
     const revoked = new Promise<string>((resolve) =>
@@ -451,6 +476,7 @@ async function run(args: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
         resolve(revokedMessage(marked, stateDir));
       }),
     );
+    ctx.onReload?.(() => agent.reloadPolicy(() => loadPolicy(policyFile, deployRoots)));
     agent.start();
     const outcome = await new Promise<{ revoked: string } | { untrusted: Error } | null>((resolve) => {
       void revoked.then((message) => resolve({ revoked: message }));

@@ -31,6 +31,7 @@ import {
   type AgentHello,
   type AgentToServerEventMap,
   type MachineFacts,
+  type ReportedPolicy,
   type ServerToAgentEventMap,
 } from '@kapitan/shared';
 import { Backoff, DEFAULT_MAX_BACKOFF_MS } from './backoff';
@@ -47,6 +48,8 @@ export interface AgentConnectionOptions {
   facts: () => MachineFacts | Promise<MachineFacts>;
   /** Ids for `agent:hello`: running executions and those with unacknowledged events. */
   activeExecutionIds?: () => string[];
+  /** The client policy reported in `agent:hello` (absent: not reported). */
+  policy?: () => ReportedPolicy;
   /** Attached while the connection is ready. */
   outbox?: Outbox;
   heartbeatIntervalMs?: number;
@@ -277,7 +280,8 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
       return this.dropAndRetry(socket, 'facts unavailable');
     }
     if (socket !== this.socket || !socket.connected) return;
-    const hello: AgentHello = { facts, activeExecutionIds: (this.options.activeExecutionIds?.() ?? []).slice(0, 10_000) };
+    const policy = this.options.policy?.();
+    const hello: AgentHello = { facts, activeExecutionIds: (this.options.activeExecutionIds?.() ?? []).slice(0, 10_000), ...(policy ? { policy } : {}) };
     socket.timeout(this.options.helloTimeoutMs ?? 15_000).emit(AgentEvents.hello, hello, (err, ack) => {
       if (socket !== this.socket) return;
       if (err) {
@@ -358,6 +362,13 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     this.logger.error('the server revoked this machine: stopping for good (enrol it again to reconnect)', { reason });
     this.stop();
     this.emit('revoked', reason);
+  }
+
+  /** Drop the current socket and dial again (backoff as after any drop), so the next hello tells what changed (a reloaded client policy). */
+  redial(reason: string): void {
+    if (this.stopped || !this.socket) return;
+    this.logger.info('reconnecting', { reason });
+    this.dropAndRetry(this.socket, reason);
   }
 
   private dropAndRetry(socket: AgentSocket, reason: string): void {

@@ -3,10 +3,11 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import type { DeliveryDispatch, DeliveryFinished, DeliveryProgress } from '@kapitan/shared';
+import type { DeliveryDispatch, DeliveryFinished, DeliveryProgress, EffectivePolicy } from '@kapitan/shared';
 import { DeliveryManager } from './delivery-manager';
 import { FileCache } from './file-cache';
 import { Outbox, type OutboxMessage } from './outbox';
+import { PolicyGuard } from './policy';
 import { tmpDir, waitFor } from './test-support/wait';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -34,12 +35,12 @@ describe('DeliveryManager: each delivery applied once, its result through the ou
   });
 
   /** A manager on `dir` with an outbox whose transport records and acknowledges every message. */
-  function manager() {
+  function manager(policy?: PolicyGuard) {
     const sent: OutboxMessage[] = [];
     const outbox = new Outbox();
     outbox.attach({ send: (m, cb) => (sent.push(m), cb(null, { ok: true })) });
     const cache = new FileCache({ dir: path.join(dir, 'cache'), maxBytes: 1 << 20, serverUrl: url, credential: 'kpm_x.y' });
-    const m = new DeliveryManager({ outbox, cache, stateDir: dir, deployRoots: [path.join(dir, 'root')], dockerSocket: '/nonexistent.sock' });
+    const m = new DeliveryManager({ outbox, cache, stateDir: dir, deployRoots: [path.join(dir, 'root')], dockerSocket: '/nonexistent.sock', policy });
     return { m, sent, outbox };
   }
   const finished = (sent: OutboxMessage[]) => sent.filter((s) => s.event === 'delivery:finished').map((s) => s.payload as DeliveryFinished);
@@ -75,6 +76,42 @@ describe('DeliveryManager: each delivery applied once, its result through the ou
     expect(finished(again.sent)[0]).toMatchObject({ deliveryId: d.deliveryId, status: 'succeeded' });
     expect(fs.readFileSync(target, 'utf8')).toBe('changed locally\n');
     expect(requests).toBe(1);
+  });
+
+  it('the client policy refuses before any byte is fetched: refused with the rule, remembered for repeats', async () => {
+    const policy = (p: Partial<EffectivePolicy>) =>
+      new PolicyGuard({
+        path: '/etc/kapitan/agent-policy.json',
+        found: true,
+        sha256: null,
+        effective: { scripts: { enabled: true, allowSha256: null }, deploys: { enabled: true, pathPrefixes: [path.join(dir, 'root', 'app')] }, docker: { enabled: true, images: null }, readOnly: false, ...p },
+      });
+    const target = path.join(dir, 'root', 'other.conf');
+    const d = dispatch(target);
+    const first = manager(policy({}));
+    first.m.handle(d);
+    await first.m.idle();
+    await waitFor(() => finished(first.sent).length === 1, 'the refusal sent');
+    expect(finished(first.sent)).toEqual([
+      { deliveryId: d.deliveryId, status: 'refused', reason: `refused by the client policy (/etc/kapitan/agent-policy.json): ${target} is outside deploys.pathPrefixes (${path.join(dir, 'root', 'app')})` },
+    ]);
+    expect(first.sent.filter((s) => s.event === 'delivery:progress')).toEqual([]);
+    expect(requests).toBe(0);
+    expect(fs.existsSync(target)).toBe(false);
+    // A repeat, after a restart under a looser policy, re-sends the remembered answer; nothing is written.
+    const again = manager(policy({ deploys: { enabled: true, pathPrefixes: ['/'] } }));
+    again.m.handle(d);
+    await waitFor(() => finished(again.sent).length === 1, 'the refusal sent again');
+    expect(finished(again.sent)[0]).toMatchObject({ status: 'refused' });
+    expect(requests).toBe(0);
+
+    const image = manager(policy({ docker: { enabled: false, images: null } }));
+    const load: DeliveryDispatch = { kind: 'distribution', deliveryId: randomUUID(), file: { fileId: randomUUID(), sha256: sha(body), size: body.length } };
+    image.m.handle(load);
+    await image.m.idle();
+    await waitFor(() => finished(image.sent).length === 1, 'the load refused');
+    expect(finished(image.sent)[0]).toEqual({ deliveryId: load.deliveryId, status: 'refused', reason: 'refused by the client policy (/etc/kapitan/agent-policy.json): docker is disabled (docker.enabled: false)' });
+    expect(requests).toBe(0);
   });
 
   it('a refusal on the agent is the delivery\'s result, with its reason', async () => {

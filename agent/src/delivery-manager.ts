@@ -13,7 +13,8 @@ import { DELIVERY_LIMITS, type DeliveryDispatch, type DeliveryFinished, type Del
 import { deliveryChannel } from './delivery-channel';
 import { writeDeployed } from './deploy-writer';
 import { DownloadError, type FileCache } from './file-cache';
-import { loadImage } from './image-loader';
+import { loadImage, manifestRepoTags } from './image-loader';
+import type { PolicyGuard } from './policy';
 import { silentLogger, type Logger } from './logger';
 import type { Outbox } from './outbox';
 import { writeFileAtomic } from './state';
@@ -32,6 +33,8 @@ export interface DeliveryManagerOptions {
   deployRoots: readonly string[];
   /** The Docker engine images are loaded into: a socket path, or the agent's resolved target. */
   dockerSocket: string | DockerTarget;
+  /** The client policy; default: nothing refused beyond the deploy roots. */
+  policy?: PolicyGuard;
   logger?: Logger;
 }
 
@@ -79,16 +82,25 @@ export class DeliveryManager {
       this.options.outbox.add(deliveryChannel, d.deliveryId, { deliveryId: d.deliveryId, status, receivedBytes });
     };
     let result: DeliveryFinished;
+    // What the policy can tell before any byte is fetched: nothing is downloaded for refused work.
+    const early = this.options.policy ? (d.kind === 'deploy' ? this.options.policy.deploy(d.path) : this.options.policy.imageLoad(null)) : null;
+    if (early) return this.refuse(d.deliveryId, early, log);
     progress('downloading', 0, true);
     try {
       const lease = await this.options.cache.acquire(d.file, (received) => progress('downloading', received, received === d.file.size));
       try {
         if (d.kind === 'deploy') {
+          // Again now: the directories may have changed during the download (a symlink swapped in).
+          const late = this.options.policy?.deploy(d.path) ?? null;
+          if (late) return this.refuse(d.deliveryId, late, log);
           progress('writing', d.file.size, true);
           const written = await writeDeployed(lease.path, { path: d.path, mode: d.mode, owner: d.owner }, this.options.deployRoots);
           log.info('file deployed', { path: written, size: d.file.size });
           result = { deliveryId: d.deliveryId, status: 'succeeded', reason: null };
         } else {
+          // The tags the engine would give the image come from the tarball itself, so they are checked once it is here and verified.
+          const late = this.options.policy?.imageLoad(manifestRepoTags(lease.path)) ?? null;
+          if (late) return this.refuse(d.deliveryId, late, log);
           progress('loading', d.file.size, true);
           const ids = await loadImage(lease.path, this.options.dockerSocket);
           log.info('image loaded', { imageIds: ids });
@@ -104,6 +116,13 @@ export class DeliveryManager {
     }
     this.remember(result);
     this.options.outbox.close(deliveryChannel, d.deliveryId, result);
+  }
+
+  private refuse(deliveryId: string, reason: string, log: Logger): void {
+    log.warn('delivery refused by the client policy', { reason });
+    const result: DeliveryFinished = { deliveryId, status: 'refused', reason: reason.slice(0, DELIVERY_LIMITS.reasonMax) };
+    this.remember(result);
+    this.options.outbox.close(deliveryChannel, deliveryId, result);
   }
 
   private remember(result: DeliveryFinished): void {

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Docker from 'dockerode';
 import { buildBusyboxImage, dockerUnavailableReason, imageId, removeImages, saveImage } from './docker-fixture';
-import { ImageLoadError, loadImage, manifestImageIds } from './image-loader';
+import { ImageLoadError, loadImage, manifestImageIds, manifestRepoTags } from './image-loader';
 import { tmpDir } from './test-support/wait';
 
 const isCI = /^(1|true|yes)$/i.test(process.env.CI ?? '');
@@ -29,6 +29,8 @@ describe('loadImage: a docker save tarball into the real engine, its id checked 
     const tarball = path.join(dir, 'image.tar');
     await saveImage(tag, tarball);
     expect(manifestImageIds(tarball)).toEqual([built.id]);
+    // what the client policy's docker.images checks a load against
+    expect(manifestRepoTags(tarball)).toEqual([tag]);
     await removeImages(tag, built.id);
     expect(await imageId(built.id)).toBeNull();
     const seen: string[] = [];

@@ -30,6 +30,24 @@ const MANIFEST_MAX = 1024 * 1024;
  * headers and that one member (the tarball may be gigabytes).
  */
 export function manifestImageIds(tarball: string): string[] {
+  return idsFromManifest(readManifest(tarball));
+}
+
+/** Every tag (`RepoTags`) the tarball's manifest.json gives its images: what the engine would name them on load. */
+export function manifestRepoTags(tarball: string): string[] {
+  const text = readManifest(tarball);
+  let manifest: unknown;
+  try {
+    manifest = JSON.parse(text);
+  } catch {
+    throw new ImageLoadError('bad_tarball', 'manifest.json is not JSON');
+  }
+  if (!Array.isArray(manifest)) throw new ImageLoadError('bad_tarball', 'manifest.json lists no image');
+  return manifest.flatMap((entry: { RepoTags?: unknown }) => (Array.isArray(entry?.RepoTags) ? entry.RepoTags.filter((t): t is string => typeof t === 'string') : []));
+}
+
+/** The text of manifest.json, reading only tar headers and that one member. */
+function readManifest(tarball: string): string {
   const fd = fs.openSync(tarball, 'r');
   try {
     const size = fs.fstatSync(fd).size;
@@ -56,7 +74,7 @@ export function manifestImageIds(tarball: string): string[] {
         if (length > MANIFEST_MAX) throw new ImageLoadError('bad_tarball', 'manifest.json is implausibly large');
         const buf = Buffer.alloc(length);
         fs.readSync(fd, buf, 0, length, body);
-        return idsFromManifest(buf.toString('utf8'));
+        return buf.toString('utf8');
       }
       offset = body + Math.ceil(length / 512) * 512;
     }

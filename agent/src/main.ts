@@ -29,13 +29,18 @@ if (isRun) {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 }
+// SIGHUP re-reads the client policy (only `run` listens; other commands keep the default). Caught from the
+// start, so one that arrives while `run` is still starting is ignored instead of killing the agent.
+let reload: (() => void) | null = null;
+if (isRun) process.on('SIGHUP', () => reload?.());
+const onReload = isRun ? (handler: () => void) => void (reload = handler) : undefined;
 
 process.on('uncaughtException', (err) => {
   logLine('error', 'uncaught exception', { err: { name: err.name, message: err.message, stack: err.stack } });
   process.exit(1);
 });
 
-runCli(argv, { stopSignal: controller.signal }).then(
+runCli(argv, { stopSignal: controller.signal, onReload }).then(
   (code) => {
     process.exitCode = code;
     // after `run` nothing needs to finish: do not wait for stray timers

@@ -36,10 +36,12 @@ export interface ExecutionManagerOptions {
   executor?: Omit<ExecutorOptions, 'workDir' | 'logger'>;
   /** Replace the script runner (simulated agents). */
   createRunner?: RunnerFactory;
+  /** Why the client policy refuses this script, or null (default: nothing refused). */
+  refuse?: (script: string) => string | null;
   logger?: Logger;
 }
 
-export type DispatchOutcome = 'started' | 'duplicate' | 'invalid';
+export type DispatchOutcome = 'started' | 'duplicate' | 'invalid' | 'refused';
 
 export class ExecutionManager {
   private readonly running = new Map<string, ExecutionRunner>();
@@ -97,6 +99,8 @@ export class ExecutionManager {
       this.outbox.resend(executionChannel, id);
       return 'duplicate';
     }
+    const refused = this.options.refuse?.(dispatch.script) ?? null;
+    if (refused) return this.refuseDispatch(id, refused);
     // journal first: a crash from here on is reported as `lost` after the restart
     this.journal.putActive({
       executionId: id,
@@ -147,6 +151,25 @@ export class ExecutionManager {
     log.info('execution dispatched', { args: dispatch.args.length, timeoutSeconds: dispatch.timeoutSeconds, cwd: dispatch.cwd });
     void runner.start();
     return 'started';
+  }
+
+  /** Nothing runs: the refusal is journalled and sent like any end, so a repeated dispatch re-sends it instead of running. */
+  private refuseDispatch(id: string, reason: string): DispatchOutcome {
+    const finished: ExecutionFinished = {
+      executionId: id,
+      status: 'refused',
+      exitCode: null,
+      signal: null,
+      finishedAt: new Date().toISOString(),
+      lastSeq: -1,
+      reason: reason.slice(0, 1000),
+    };
+    this.journal.putActive({ executionId: id, pid: null, procStart: null, bootId: null, startedAt: null, lastSeq: -1, dir: null, finished });
+    this.journal.addKnown(id);
+    this.journal.setFinished(id, finished);
+    this.outbox.close(executionChannel, id, finished);
+    this.logger.warn('execution refused by the client policy', { executionId: id, reason });
+    return 'refused';
   }
 
   /** `execution:cancel` (already parsed). Unknown or finished executions are ignored. */

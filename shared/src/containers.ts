@@ -140,7 +140,8 @@ export const CreateContainerRequestSchema = z.strictObject({
 export type CreateContainerRequest = z.infer<typeof CreateContainerRequestSchema>;
 export type CreateContainerRequestInput = z.input<typeof CreateContainerRequestSchema>;
 
-export const ContainerOperationStatusSchema = z.enum(['queued', 'running', 'succeeded', 'failed']);
+/** `refused`: the agent's client policy refused it; `error` holds the reason. */
+export const ContainerOperationStatusSchema = z.enum(['queued', 'running', 'succeeded', 'failed', 'refused']);
 export type ContainerOperationStatus = z.infer<typeof ContainerOperationStatusSchema>;
 
 export const ContainerOperationSchema = z.object({

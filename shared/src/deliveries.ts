@@ -32,11 +32,12 @@ export type DeliveryKind = z.infer<typeof DeliveryKindSchema>;
  * One machine's part of a delivery: queued (a row, the machine not reached)
  * → dispatched (pushed to its agent) → downloading → writing (a deploy) or
  * loading (a distribution) → succeeded | failed (with a reason) | expired
- * (the machine stayed offline until the delivery expired).
+ * (the machine stayed offline until the delivery expired) | refused (the
+ * agent's client policy refused it, with the reason; nothing was written).
  */
-export const DeliveryStatusSchema = z.enum(['queued', 'dispatched', 'downloading', 'writing', 'loading', 'succeeded', 'failed', 'expired']);
+export const DeliveryStatusSchema = z.enum(['queued', 'dispatched', 'downloading', 'writing', 'loading', 'succeeded', 'failed', 'expired', 'refused']);
 export type DeliveryStatus = z.infer<typeof DeliveryStatusSchema>;
-export const FINAL_DELIVERY_STATUSES: readonly DeliveryStatus[] = ['succeeded', 'failed', 'expired'];
+export const FINAL_DELIVERY_STATUSES: readonly DeliveryStatus[] = ['succeeded', 'failed', 'expired', 'refused'];
 export const isFinalDelivery = (s: DeliveryStatus): boolean => FINAL_DELIVERY_STATUSES.includes(s);
 
 export const DELIVERY_LIMITS = {
@@ -151,7 +152,8 @@ export type DeliveryProgress = z.infer<typeof DeliveryProgressSchema>;
 /** Agent → server: the one result of a delivery on this machine. */
 export const DeliveryFinishedSchema = z.strictObject({
   deliveryId: IdSchema,
-  status: z.enum(['succeeded', 'failed']),
+  /** `refused`: the client policy refused it (reason set); nothing was downloaded, written or loaded. */
+  status: z.enum(['succeeded', 'failed', 'refused']),
   reason: z.string().max(DELIVERY_LIMITS.reasonMax).nullable(),
   imageId: z.string().max(200).nullable().optional(),
 });

@@ -22,6 +22,7 @@ import {
 import { ExecutionSummarySchema, OutputChunkSchema } from './executions';
 import { LIMITS } from './limits';
 import { MachineFactsSchema, MachineSchema } from './machines';
+import { ReportedPolicySchema } from './policy';
 import { SECRET_LIMITS, SecretNameSchema, SecretValueSchema } from './secrets';
 
 export const AGENT_NAMESPACE = '/agent';
@@ -54,6 +55,8 @@ export const AgentHelloSchema = z.strictObject({
   facts: MachineFactsSchema,
   /** Executions this agent process is running or still holds unacknowledged output for. */
   activeExecutionIds: z.array(IdSchema).max(10_000),
+  /** The client policy this agent enforces (absent: an agent older than client policies; shown as unknown). */
+  policy: ReportedPolicySchema.optional(),
 });
 export type AgentHello = z.infer<typeof AgentHelloSchema>;
 /** An execution named in a hello that the server refused to attach to this socket, and why. */
@@ -127,7 +130,8 @@ export const ExecutionOutputAckBodySchema = z.object({ stored: z.number().int().
 export type ExecutionOutputAck = Ack<z.infer<typeof ExecutionOutputAckBodySchema>>;
 export const ExecutionOutputAckSchema = ackSchema(ExecutionOutputAckBodySchema);
 
-export const AgentFinalStatusSchema = z.enum(['succeeded', 'failed', 'cancelled', 'timed_out', 'lost']);
+/** `refused`: the client policy refused the script before anything ran (exitCode and signal null, lastSeq -1, reason set). */
+export const AgentFinalStatusSchema = z.enum(['succeeded', 'failed', 'cancelled', 'timed_out', 'lost', 'refused']);
 export const ExecutionFinishedSchema = z.strictObject({
   executionId: IdSchema,
   status: AgentFinalStatusSchema,
@@ -172,7 +176,8 @@ export type ContainerOperationStarted = z.infer<typeof ContainerOperationStarted
 
 export const ContainerOperationFinishedSchema = z.strictObject({
   operationId: IdSchema,
-  status: z.enum(['succeeded', 'failed']),
+  /** `refused`: the client policy refused it; `error` is the reason. */
+  status: z.enum(['succeeded', 'failed', 'refused']),
   /** Docker's error text, or why waiting for the container to run ended. */
   error: z.string().max(CONTAINER_LIMITS.errorMax).nullable(),
   containerId: ContainerIdSchema.nullable(),

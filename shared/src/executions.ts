@@ -13,6 +13,7 @@ export const ExecutionStatusSchema = z.enum([
   'timed_out',
   'lost', // the agent lost the process (restart, crash) or never came back
   'expired', // the machine stayed offline until the work expired
+  'refused', // the agent's client policy refused it; nothing ran (reason says which rule)
 ]);
 export type ExecutionStatus = z.infer<typeof ExecutionStatusSchema>;
 export const FINAL_EXECUTION_STATUSES: readonly ExecutionStatus[] = [
@@ -22,6 +23,7 @@ export const FINAL_EXECUTION_STATUSES: readonly ExecutionStatus[] = [
   'timed_out',
   'lost',
   'expired',
+  'refused',
 ];
 export const isFinalStatus = (s: ExecutionStatus): boolean => FINAL_EXECUTION_STATUSES.includes(s);
 

@@ -16,3 +16,4 @@ export * from './deliveries';
 export * from './schedules';
 export * from './audit';
 export * from './bundle';
+export * from './policy';

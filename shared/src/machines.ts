@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { IdSchema, IsoDateSchema, LabelsSchema, noNul } from './common';
 import { LIMITS } from './limits';
+import { ReportedPolicySchema } from './policy';
 
 export const CreateEnrolmentTokenRequestSchema = z.strictObject({
   expiresAt: IsoDateSchema.optional(),
@@ -77,6 +78,8 @@ export const MachineSchema = z.object({
   status: MachineStatusSchema,
   labels: LabelsSchema,
   facts: MachineFactsSchema.nullable(),
+  /** The client policy its agent reported at its last hello; null until an agent that reports one connected. */
+  policy: ReportedPolicySchema.nullable(),
   lastSeenAt: IsoDateSchema.nullable(),
   connectedAt: IsoDateSchema.nullable(),
   createdAt: IsoDateSchema,

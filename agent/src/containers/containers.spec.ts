@@ -19,6 +19,7 @@ import { tmpDir, waitFor } from '../test-support/wait';
 import { dockerodeLoaded, dockerTarget } from './docker-target';
 import { ContainerLogFollower } from './logs';
 import { FileOperationJournal } from './operation-journal';
+import { PolicyGuard } from '../policy';
 import { ContainerOperations } from './operations';
 import { ContainerSupervisor, type ServerLink } from './supervisor';
 
@@ -271,6 +272,32 @@ describe('container supervision (real engine)', () => {
       expect(e!.error).toMatch(/exited with code 1/);
       expect(e!.containerId).toMatch(/^[0-9a-f]{64}$/);
     }, 60_000);
+
+    test('the client policy refuses before Docker is touched: refused with the rule, journalled, a repeat applies nothing', async () => {
+      if (reason) return;
+      const guard = new PolicyGuard({
+        path: '/etc/kapitan/agent-policy.json',
+        found: true,
+        sha256: null,
+        effective: { scripts: { enabled: true, allowSha256: null }, deploys: { enabled: true, pathPrefixes: [] }, docker: { enabled: true, images: ['kapitan-test/allowed:*'] }, readOnly: false },
+      });
+      const docker = jest.fn(() => ({ client: null, reason: 'must not be asked' }));
+      const guarded = new ContainerOperations({ outbox, journal: new FileOperationJournal(journalDir), docker, refuse: (kind, img) => guard.container(kind, img) });
+      const create = randomUUID();
+      expect(guarded.handle({ operationId: create, kind: 'create', containerId: null, spec: { image, labels } })).toBe('applied');
+      expect(await waitFor(() => finished(create), 'the refusal')).toMatchObject({
+        status: 'refused',
+        containerId: null,
+        error: `refused by the client policy (/etc/kapitan/agent-policy.json): image ${image} does not match docker.images (kapitan-test/allowed:*)`,
+      });
+      expect(guarded.handle({ operationId: create, kind: 'create', containerId: null, spec: { image, labels } })).toBe('duplicate');
+      const off = new PolicyGuard({ ...guard.reported, effective: { ...guard.reported.effective, readOnly: true } });
+      const ro = new ContainerOperations({ outbox, journal: new FileOperationJournal(journalDir), docker, refuse: (kind, img) => off.container(kind, img) });
+      const stopOp = randomUUID();
+      ro.handle({ operationId: stopOp, kind: 'stop', containerId: 'a'.repeat(64), spec: null });
+      expect(await waitFor(() => finished(stopOp), 'the refusal')).toMatchObject({ status: 'refused', error: expect.stringContaining('readOnly is set: no container stop') });
+      expect(docker).not.toHaveBeenCalled();
+    });
 
     test('an operation interrupted by a restart is reported failed, not applied again', async () => {
       if (reason) return;

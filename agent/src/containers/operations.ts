@@ -28,6 +28,8 @@ export interface ContainerOperationsOptions {
   /** A container changed because of an operation: report it without waiting for its event. */
   touched?: (containerId: string) => void;
   logger?: Logger;
+  /** Why the client policy refuses an operation (`image` for create), or null. Default: nothing refused. */
+  refuse?: (kind: ContainerOperationDispatch['kind'], image: string | null) => string | null;
   /** Poll interval of the wait for running/healthy. Default 250 ms. */
   pollMs?: number;
   /**
@@ -85,6 +87,14 @@ export class ContainerOperations {
       return 'duplicate';
     }
     const startedAt = new Date().toISOString();
+    const refused = this.options.refuse?.(d.kind, d.kind === 'create' ? (d.spec?.image ?? null) : null) ?? null;
+    if (refused) {
+      // Journalled like any result, so a repeated dispatch gets the same answer and nothing is applied.
+      this.options.journal.begin(d.operationId, startedAt);
+      this.logger.warn('container operation refused by the client policy', { operationId: d.operationId, kind: d.kind, reason: refused });
+      this.report({ operationId: d.operationId, status: 'refused', error: refused.slice(0, CONTAINER_LIMITS.errorMax), containerId: d.containerId, finishedAt: new Date().toISOString() });
+      return 'applied';
+    }
     this.options.journal.begin(d.operationId, startedAt);
     this.applying.add(d.operationId);
     this.options.outbox.open(containerOperationChannel, d.operationId, { operationId: d.operationId, startedAt });

@@ -203,7 +203,7 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
     if (!socket.connected) return fail(ErrorCode.unavailable, 'disconnected');
     socket.data.profile = null;
     socket.data.online = true;
-    await this.presence.markOnline({ machineId, projectId }, profile, socket.id, p.value.facts);
+    await this.presence.markOnline({ machineId, projectId }, profile, socket.id, p.value.facts, p.value.policy ?? null);
     // What the agent claims to hold is checked against the stored rows: a claim never grants ownership (threat model T43).
     const claimed = p.value.activeExecutionIds;
     const mine = await this.channel.ownedAmong(socket.data, 'execution', claimed);

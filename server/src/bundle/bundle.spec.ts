@@ -143,7 +143,7 @@ describeBothDatabases('bundles and one-line installs', (database) => {
     expect(config.pins).toHaveLength(2);
     expect(byName.get('kapitan-agent/ca.pem')!.data.toString()).toBe(tls.caPem);
     const unit = byName.get('kapitan-agent/kapitan-agent.service')!.data.toString();
-    for (const line of ['User=kapitan', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'StateDirectory=kapitan-agent', 'RestartPreventExitStatus=3', 'Restart=on-failure']) {
+    for (const line of ['User=kapitan', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'ProtectHome=yes', 'PrivateTmp=yes', 'StateDirectory=kapitan-agent', 'RestartPreventExitStatus=3 5', 'ExecReload=/bin/kill -HUP $MAINPID', 'Restart=on-failure']) {
       expect(unit.split('\n')).toContain(line);
     }
     expect(unit).toMatch(/^MemoryMax=\d+M$/m);

@@ -56,8 +56,10 @@ Environment=KAPITAN_AGENT_STATE_DIR=${CLIENT_PATHS.stateDir}
 Environment=KAPITAN_AGENT_POLICY_FILE=${CLIENT_PATHS.policy}
 Restart=on-failure
 RestartSec=5
-# Exit 3: the server revoked this machine; restarting cannot help.
-RestartPreventExitStatus=3
+# Exit 3: the server revoked this machine; exit 5: the client policy file is
+# unsafe or invalid. Restarting cannot help either; the owner must act.
+RestartPreventExitStatus=3 5
+ExecReload=/bin/kill -HUP $MAINPID
 StateDirectory=kapitan-agent
 StateDirectoryMode=0700
 NoNewPrivileges=yes

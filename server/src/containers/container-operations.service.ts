@@ -129,7 +129,7 @@ export class ContainerOperationsService implements OnModuleInit {
 
   private async finish(
     id: string,
-    status: 'succeeded' | 'failed',
+    status: 'succeeded' | 'failed' | 'refused',
     error: string | null,
     containerId: string | null,
     at: Date,

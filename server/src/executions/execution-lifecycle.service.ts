@@ -168,7 +168,8 @@ export class ExecutionLifecycleService implements OnModuleInit {
         finishedAt,
         lastSeq: p.lastSeq,
         reason: p.reason ?? null,
-        startedAt: e.startedAt ?? (p.status === 'lost' ? null : finishedAt),
+        // lost and refused never started here: a made-up start would show a run that never was.
+        startedAt: e.startedAt ?? (p.status === 'lost' || p.status === 'refused' ? null : finishedAt),
       },
       e,
     );

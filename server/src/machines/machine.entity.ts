@@ -1,4 +1,4 @@
-import type { EnrolmentTokenPurpose, Labels, MachineFacts, MachineStatus } from '@kapitan/shared';
+import type { EnrolmentTokenPurpose, Labels, MachineFacts, MachineStatus, ReportedPolicy } from '@kapitan/shared';
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
 @Entity('enrolment_tokens')
@@ -62,6 +62,10 @@ export class MachineEntity {
 
   @Column({ type: 'simple-json', nullable: true })
   facts: MachineFacts | null;
+
+  /** The client policy the agent reported at its last hello; null until one reported it (older agents never do). */
+  @Column({ type: 'simple-json', nullable: true })
+  policy: ReportedPolicy | null;
 
   /** sha256 of the credential's secret; null once revoked. */
   @Column({ type: 'varchar', length: 64, nullable: true })

@@ -9,6 +9,7 @@ export function toMachineDto(m: MachineEntity): Machine {
     status: m.status,
     labels: m.labels,
     facts: m.facts,
+    policy: m.policy ?? null,
     lastSeenAt: m.lastSeenAt?.toISOString() ?? null,
     connectedAt: m.connectedAt?.toISOString() ?? null,
     createdAt: m.createdAt.toISOString(),

@@ -1,6 +1,6 @@
 import { BeforeApplicationShutdown, Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { Machine, MachineFacts, PRESENCE } from '@kapitan/shared';
+import { Machine, MachineFacts, PRESENCE, type ReportedPolicy } from '@kapitan/shared';
 import { In, IsNull, LessThan, Repository } from 'typeorm';
 import { DomainEventsService } from '../common/events.service';
 import { SchedulerService } from '../common/scheduler.service';
@@ -76,7 +76,13 @@ export class PresenceService implements OnModuleInit, BeforeApplicationShutdown 
    * handshake read (`profile`; read again if there is none) and what the
    * hello told.
    */
-  async markOnline(identity: MachineIdentity, profile: MachineProfile | null, connectionId: string, facts: MachineFacts): Promise<Machine | null> {
+  async markOnline(
+    identity: MachineIdentity,
+    profile: MachineProfile | null,
+    connectionId: string,
+    facts: MachineFacts,
+    policy: ReportedPolicy | null = null,
+  ): Promise<Machine | null> {
     const now = new Date();
     const patch: Partial<MachineEntity> = {
       status: 'online',
@@ -85,6 +91,8 @@ export class PresenceService implements OnModuleInit, BeforeApplicationShutdown 
       connectedAt: now,
       lastSeenAt: now,
       facts,
+      // Replaced at every hello: an agent that stopped reporting one (downgraded) must not keep showing the old policy.
+      policy,
       hostname: facts.hostname,
     };
     const r = await this.machines.update({ id: identity.machineId, revokedAt: IsNull() }, patch);

@@ -11,6 +11,7 @@ import { Deliveries1764750000000 } from './1764750000000-Deliveries';
 import { Schedules1764800000000 } from './1764800000000-Schedules';
 import { Containers1764810000000 } from './1764810000000-Containers';
 import { EnrolmentTokenPurpose1764830000000 } from './1764830000000-EnrolmentTokenPurpose';
+import { AgentPolicy1764840000000 } from './1764840000000-AgentPolicy';
 import { AuditLog1764850000000 } from './1764850000000-AuditLog';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
@@ -28,5 +29,6 @@ export const MIGRATIONS = [
   Schedules1764800000000,
   Containers1764810000000,
   EnrolmentTokenPurpose1764830000000,
+  AgentPolicy1764840000000,
   AuditLog1764850000000,
 ];

@@ -12,6 +12,7 @@ import { RouterLink } from '@angular/router';
 import {
   CreateDeployRequestSchema,
   isFinalDelivery,
+  FINAL_EXECUTION_STATUSES,
   type DeliveryMachine,
   type ExecutionStatus,
   type StoredFile,
@@ -36,7 +37,7 @@ interface Line {
   imageId: string | null;
 }
 
-const FINAL_RUN: ExecutionStatus[] = ['succeeded', 'failed', 'cancelled', 'timed_out', 'lost', 'expired'];
+const FINAL_RUN: readonly ExecutionStatus[] = FINAL_EXECUTION_STATUSES;
 
 /**
  * Run a stored script, deploy a file or distribute an image: choose the

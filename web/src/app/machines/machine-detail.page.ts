@@ -27,11 +27,13 @@ import { mergeExecution } from '../executions/merge-execution';
 import { ProjectContext } from '../projects/project-context';
 import { MachinesApi } from './machines-api';
 import { MachineContainers } from '../containers/machine-containers.component';
+import { MachinePolicy } from './machine-policy.component';
 
 @Component({
   selector: 'app-machine-detail-page',
   changeDetection: ChangeDetectionStrategy.OnPush,
   imports: [
+    MachinePolicy,
     RouterLink,
     ReactiveFormsModule,
     MatButtonModule,

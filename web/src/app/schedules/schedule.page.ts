@@ -130,7 +130,7 @@ export class SchedulePage {
   protected timing = timingText;
   protected tone = occurrenceTone;
   protected execTone(status: string): string {
-    return status === 'succeeded' ? 'good' : ['failed', 'timed_out', 'lost', 'cancelled', 'expired'].includes(status) ? 'bad' : 'busy';
+    return status === 'succeeded' ? 'good' : ['failed', 'timed_out', 'lost', 'cancelled', 'expired', 'refused'].includes(status) ? 'bad' : 'busy';
   }
   protected show(iso: string, zone: string): string {
     return inZone(new Date(iso), zone);

@@ -16,6 +16,7 @@ const LOOK: Record<ExecutionStatus | MachineStatus | ContainerState, { tone: Ton
   timed_out: { tone: 'err', icon: 'timer_off', label: 'timed out' },
   lost: { tone: 'err', icon: 'link_off', label: 'lost' },
   expired: { tone: 'warn', icon: 'hourglass_disabled', label: 'expired' },
+  refused: { tone: 'err', icon: 'gpp_bad', label: 'refused by policy' },
   created: { tone: 'muted', icon: 'inventory_2', label: 'created' },
   paused: { tone: 'warn', icon: 'pause_circle', label: 'paused' },
   restarting: { tone: 'warn', icon: 'autorenew', label: 'restarting' },
