@@ -200,7 +200,7 @@ describe('bundles and one-line installs (real HTTPS server, real agents)', () =>
     expect(fs.existsSync(path.join(root, 'etc/systemd/system/kapitan-agent.service.d/docker.conf'))).toBe(false);
     expect(sha256(path.join(root, 'opt/kapitan-agent/kapitan-agent'))).toBe(sha256(path.join(b.dir, 'kapitan-agent')));
     const unit = fs.readFileSync(path.join(root, 'etc/systemd/system/kapitan-agent.service'), 'utf8').split('\n');
-    for (const line of ['User=kapitan', 'ExecStart=/opt/kapitan-agent/kapitan-agent run --state-dir /var/lib/kapitan-agent', 'RestartPreventExitStatus=3', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'StateDirectory=kapitan-agent']) {
+    for (const line of ['User=kapitan', 'ExecStart=/opt/kapitan-agent/kapitan-agent run --state-dir /var/lib/kapitan-agent', 'RestartPreventExitStatus=3 5', 'NoNewPrivileges=yes', 'ProtectSystem=strict', 'StateDirectory=kapitan-agent']) {
       expect(unit).toContain(line);
     }
     expect(JSON.parse(fs.readFileSync(path.join(root, 'etc/kapitan/agent-policy.json'), 'utf8'))).toMatchObject({ scripts: { enabled: true } });
