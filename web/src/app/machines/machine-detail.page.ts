@@ -27,6 +27,7 @@ import { mergeExecution } from '../executions/merge-execution';
 import { ProjectContext } from '../projects/project-context';
 import { MachinesApi } from './machines-api';
 import { MachineContainers } from '../containers/machine-containers.component';
+import { MachineMetrics } from '../metrics/machine-metrics.component';
 
 @Component({
   selector: 'app-machine-detail-page',
@@ -45,6 +46,7 @@ import { MachineContainers } from '../containers/machine-containers.component';
     EmptyState,
     ExecutionsTable,
     MachineContainers,
+    MachineMetrics,
     TimeAgoPipe,
     BytesPipe,
   ],
@@ -71,6 +73,9 @@ import { MachineContainers } from '../containers/machine-containers.component';
       text-decoration: none;
       font: var(--mat-sys-body-medium);
       margin-bottom: 8px;
+    }
+    .metrics-placeholder {
+      min-height: 200px;
     }
     .labels-actions {
       display: flex;
