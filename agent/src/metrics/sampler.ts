@@ -5,8 +5,14 @@
  * start to start, so a slow engine stretches the interval instead of piling
  * requests up. Lossy by design: a sample the server did not take is not
  * resent, and nothing is read while the agent is not connected.
+ *
+ * The engine answers a stats request at its next collection tick (about a
+ * second), so container readings run beside the host ones: a sample waits
+ * for the one in flight only up to a fraction of the interval, and otherwise
+ * goes with the host alone; the readings join the next sample once they are
+ * in, each sent once.
  */
-import { AgentEvents, MetricsSampleSchema, type MetricsSample, type MetricsWatch } from '@kapitan/shared';
+import { AgentEvents, MetricsSampleSchema, type ContainerMetrics, type MetricsSample, type MetricsWatch } from '@kapitan/shared';
 import type Dockerode from 'dockerode';
 import { silentLogger, type Logger } from '../logger';
 import type { ServerLink } from '../containers/supervisor';
@@ -32,6 +38,8 @@ export class MetricsSampler {
   private leaseUntil = 0;
   private lastStart = 0;
   private sent = 0;
+  private containerRead: Promise<void> | null = null;
+  private containerReadings: ContainerMetrics[] | null = null;
 
   constructor(private readonly options: MetricsSamplerOptions) {
     this.logger = options.logger ?? silentLogger;
@@ -67,6 +75,22 @@ export class MetricsSampler {
     if (!wasFast && !this.running && !this.stopped) this.schedule(Math.max(0, this.lastStart + this.intervalMs - Date.now()));
   }
 
+  /** The container reading in flight, started when there is none. */
+  private readContainers(docker: Dockerode): Promise<void> {
+    this.containerRead ??= this.containers
+      .read(docker)
+      .then(
+        (cs) => {
+          this.containerReadings = cs;
+        },
+        (err: unknown) => this.logger.debug('container stats not read', { error: String(err) }),
+      )
+      .finally(() => {
+        this.containerRead = null;
+      });
+    return this.containerRead;
+  }
+
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
@@ -90,10 +114,11 @@ export class MetricsSampler {
 
   private async sampleAndSend(): Promise<void> {
     const docker = this.options.docker();
-    const [host, containers] = await Promise.all([
-      this.options.host.read(),
-      docker ? this.containers.read(docker).catch(() => []) : Promise.resolve([]),
-    ]);
+    const inFlight = docker ? this.readContainers(docker) : null;
+    const host = await this.options.host.read();
+    if (inFlight) await waitAtMost(inFlight, Math.min(2000, this.intervalMs * 0.8));
+    const containers = this.containerReadings ?? [];
+    this.containerReadings = null;
     const sample: MetricsSample = { at: new Date().toISOString(), host, containers };
     // the readers clamp, so this only catches a reader's bug; the server would refuse it anyway
     const checked = MetricsSampleSchema.safeParse(sample);
@@ -104,4 +129,9 @@ export class MetricsSampler {
     const ack = await this.options.link.request(AgentEvents.metricsSample, checked.data, Math.max(5000, this.intervalMs * 2));
     if (ack && typeof ack === 'object' && (ack as { ok?: unknown }).ok === true) this.sent++;
   }
+}
+
+function waitAtMost(p: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer));
 }
