@@ -111,12 +111,12 @@ export const EnvSchema = z
     KAPITAN_METRICS_RAW_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
     /** Retention of each resolution, host series (see docs/design.md for the size of a year). */
     KAPITAN_METRICS_RAW_RETENTION_HOURS: z.coerce.number().min(1).max(24 * 366).default(48),
-    KAPITAN_METRICS_MINUTE_RETENTION_DAYS: z.coerce.number().min(1).max(3660).default(14),
+    KAPITAN_METRICS_MINUTE_RETENTION_DAYS: z.coerce.number().min(1).max(3660).default(7),
     KAPITAN_METRICS_HOUR_RETENTION_DAYS: z.coerce.number().min(1).max(3660).default(365),
     /** Retention of each resolution, container series: shorter by default, a host has many containers. */
-    KAPITAN_METRICS_CONTAINER_RAW_RETENTION_HOURS: z.coerce.number().min(1).max(24 * 366).default(24),
-    KAPITAN_METRICS_CONTAINER_MINUTE_RETENTION_DAYS: z.coerce.number().min(1).max(3660).default(3),
-    KAPITAN_METRICS_CONTAINER_HOUR_RETENTION_DAYS: z.coerce.number().min(1).max(3660).default(90),
+    KAPITAN_METRICS_CONTAINER_RAW_RETENTION_HOURS: z.coerce.number().min(1).max(24 * 366).default(6),
+    KAPITAN_METRICS_CONTAINER_MINUTE_RETENTION_DAYS: z.coerce.number().min(1).max(3660).default(2),
+    KAPITAN_METRICS_CONTAINER_HOUR_RETENTION_DAYS: z.coerce.number().min(1).max(3660).default(30),
     /** HTTPS beside plain HTTP: a port, or `off`. 0 picks a free port (tests). */
     HTTPS_PORT: z
       .string()

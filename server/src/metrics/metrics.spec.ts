@@ -227,7 +227,7 @@ describeBothDatabases('metrics', (database) => {
     expect(hours.map((r) => [Number(r.bucketAt) - t0, Number(r.cpuPercent)])).toEqual([[0, 27.5]]);
     expect(await count('host_metrics', m)).toBe(12); // raw still within 48 h
 
-    // 49 h later raw is gone, 1 m and 1 h remain; 15 days later the minutes are gone too; after a year and a day, everything
+    // (defaults: raw 48 h, 1 m 7 d, 1 h 365 d) 49 h later raw is gone, 1 m and 1 h remain; 15 days later the minutes are gone too; after a year and a day, everything
     await service.maintain(t0 + 49 * 3600_000);
     expect([await count('host_metrics', m), await count('host_metrics', m, '1m'), await count('host_metrics', m, '1h')]).toEqual([0, 2, 1]);
     await service.maintain(t0 + 15 * 24 * 3600_000);
