@@ -119,7 +119,8 @@ export class MetricsSampler {
     if (inFlight) await waitAtMost(inFlight, Math.min(2000, this.intervalMs * 0.8));
     const containers = this.containerReadings ?? [];
     this.containerReadings = null;
-    const sample: MetricsSample = { at: new Date().toISOString(), host, containers };
+    // when the host was read (the sample may wait a little for container readings)
+    const sample: MetricsSample = { at: new Date(this.lastStart).toISOString(), host, containers };
     // the readers clamp, so this only catches a reader's bug; the server would refuse it anyway
     const checked = MetricsSampleSchema.safeParse(sample);
     if (!checked.success) {

@@ -5,8 +5,9 @@
  * watches, fast while a dashboard watches the machine, and falls back once
  * the watcher leaves and the lease runs out. The intervals are shrunk (idle
  * 2 s, watched 300 ms) and the raw interval is 100 ms so every sample is
- * stored; rates are judged by the gaps between consecutive events, which a
- * timer can stretch but never shorten, with wide margins.
+ * stored; rates are judged by the median gap between consecutive events
+ * (300 ms against 2 s leaves wide margins; a single gap may be shortened by a
+ * sample that waited less for its container readings than the one before).
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -100,11 +101,10 @@ describeOrSkip(requireDockerSync())('metrics (real agent, real Docker)', () => {
   }, 90_000);
 
   test('idle interval while nobody watches, the watched one while a dashboard watches, idle again after the lease', async () => {
-    // idle: four consecutive stored samples, no gap much under the idle interval
+    // idle: five consecutive stored samples, their gaps about the idle interval
     const from = stored.length;
-    await waitFor(() => stored.length >= from + 4, { timeoutMs: 60_000, message: 'four idle samples' });
-    const idle = gaps(stored.slice(from, from + 4));
-    expect(Math.min(...idle)).toBeGreaterThan(IDLE_MS * 0.7);
+    await waitFor(() => stored.length >= from + 5, { timeoutMs: 60_000, message: 'five idle samples' });
+    expect(median(gaps(stored.slice(from, from + 5)))).toBeGreaterThan(IDLE_MS * 0.7);
 
     // watched: a second dashboard socket joins the machine's metrics; samples come at the watched rate
     const watcher = await connectLive(server.url, p.owner.accessToken);
@@ -121,10 +121,10 @@ describeOrSkip(requireDockerSync())('metrics (real agent, real Docker)', () => {
     watcher.disconnect();
     await waitFor(
       () => {
-        const g = gaps(stored.slice(-3));
-        return g.length === 2 && g.every((x) => x > IDLE_MS * 0.7) ? true : null;
+        const g = gaps(stored.slice(-4));
+        return g.length === 3 && median(g) > IDLE_MS * 0.7 ? true : null;
       },
-      { timeoutMs: 60_000, message: 'two idle gaps in a row after the watcher left' },
+      { timeoutMs: 60_000, message: 'idle gaps again after the watcher left' },
     );
   }, 180_000);
 });
