@@ -88,8 +88,9 @@ describeOrSkip(requireChromium(), requireDockerSync())('metrics on the machine p
       await page.setViewportSize({ width: 1280, height: 800 });
     }
 
-    // the machine list: a CPU sparkline from the stored samples
-    await page.goto(`/projects/${p.projectId}/machines`);
+    // the machine list, by the app's own link (no page load for a Docker network change elsewhere to abort):
+    // a CPU sparkline from the stored samples, then the live ones
+    await page.locator('a.back').click();
     const spark = page.getByTestId('cpu-sparkline').first();
     await spark.waitFor({ timeout: 20_000 });
     await waitFor(async () => (Number(await spark.getAttribute('data-points')) >= 2 ? true : null), { timeoutMs: 30_000, message: 'sparkline points' });
