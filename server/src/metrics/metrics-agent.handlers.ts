@@ -2,6 +2,7 @@ import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { AgentEvents, ErrorCode } from '@kapitan/shared';
 import { AgentChannel } from '../agent-channel/agent-channel';
 import { isDatabaseUnavailable } from '../common/exception.filter';
+import { DomainEventsService } from '../common/events.service';
 import { MetricsService } from './metrics.service';
 
 /**
@@ -17,6 +18,7 @@ export class MetricsAgentHandlers implements OnModuleInit {
   constructor(
     private readonly channel: AgentChannel,
     private readonly metrics: MetricsService,
+    private readonly events: DomainEventsService,
   ) {}
 
   onModuleInit(): void {
@@ -31,5 +33,10 @@ export class MetricsAgentHandlers implements OnModuleInit {
           },
         ),
     });
+    // what this node remembers of a machine's last stored sample goes with its connection
+    this.events.on('machine.updated', (e) => {
+      if (e.machine.status === 'offline') this.metrics.forget(e.machine.id);
+    });
+    this.events.on('machine.revoked', (e) => this.metrics.forget(e.machineId));
   }
 }
