@@ -30,4 +30,7 @@ export * from './containers/operations';
 export * from './containers/operation-journal';
 export * from './containers/operation-channel';
 export * from './containers/logs';
+export * from './metrics/host';
+export * from './metrics/containers';
+export * from './metrics/sampler';
 export * from './file-cache';

@@ -2,7 +2,7 @@
  * `npm run bench` — benchmarks of the agent channel, each scenario side by
  * side with a bare socket.io baseline in the same run. See bench/README.md.
  *
- *   --scenario <name|all>[,<name>…]   capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit
+ *   --scenario <name|all>[,<name>…]   capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics
  *   --size small|large                small: about a minute each (CI); large: the issue's sizes
  *   --n <number>                      the scenario's main size (agents; seconds for footprint)
  *   --db mysql|sqlite                 database of the multi-agent scenarios (throughput: both)
@@ -28,8 +28,9 @@ import { footprint } from './scenarios/footprint';
 import { uploads } from './scenarios/uploads';
 import { distribution } from './scenarios/distribution';
 import { audit } from './scenarios/audit';
+import { metrics } from './scenarios/metrics';
 
-const SCENARIOS: Scenario[] = [capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit];
+const SCENARIOS: Scenario[] = [capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics];
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`bench: ${message}\n`);

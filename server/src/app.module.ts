@@ -24,6 +24,7 @@ import { ContainersModule } from './containers/containers.module';
 import { AuditModule } from './audit/audit.module';
 import { BundleModule } from './bundle/bundle.module';
 import { redactInstallToken } from './bundle/redact';
+import { MetricsModule } from './metrics/metrics.module';
 
 @Module({})
 export class AppModule {
@@ -68,6 +69,7 @@ export class AppModule {
         SchedulesModule,
         ContainersModule,
         AuditModule,
+        MetricsModule,
         HealthModule,
         TlsModule,
         BundleModule,

@@ -38,6 +38,7 @@ describe('the contracts', () => {
       'execution:finished',
       'execution:output',
       'execution:started',
+      'metrics:sample',
     ]);
     expect(Object.keys(serverToAgentSchemas).sort()).toEqual([
       'agent:revoked',
@@ -47,14 +48,17 @@ describe('the contracts', () => {
       'delivery:dispatch',
       'execution:cancel',
       'execution:dispatch',
+      'metrics:watch',
     ]);
     expect(Object.keys(liveClientToServerSchemas).sort()).toEqual([
       'execution:history',
       'subscribe:container-logs',
       'subscribe:execution',
+      'subscribe:machine-metrics',
       'subscribe:project',
       'unsubscribe:container-logs',
       'unsubscribe:execution',
+      'unsubscribe:machine-metrics',
       'unsubscribe:project',
     ]);
   });

@@ -71,6 +71,13 @@ export class Store {
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
   }
 
+  /** Stored metrics rows (every resolution), host and container. */
+  async metricsRows(): Promise<{ host: number; containers: number }> {
+    const [h] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM host_metrics`);
+    const [c] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM container_metrics`);
+    return { host: Number(h?.n ?? 0), containers: Number(c?.n ?? 0) };
+  }
+
   async onlineMachines(): Promise<number> {
     const [r] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM machines WHERE status = 'online'`);
     return Number(r?.n ?? 0);

@@ -14,6 +14,8 @@
  *           way Kapitan's ack carries stored history); `subscribe:project`
  *           joins the project's room, where `execution:updated` tells
  *           started/finished.
+ *           `containers:snapshot` is acknowledged; `metrics:sample` is forwarded
+ *           to the machine's metrics room on /live, then acknowledged.
  *   HTTP    POST /run {machineIds? | all, script} → dispatch to each machine's
  *           room → 201 {runId, executions}; GET /stats; GET /api/health.
  *
@@ -33,7 +35,7 @@ const port = Number(process.argv[2] ?? 0);
 startBenchStats({ KAPITAN_BENCH: '1', KAPITAN_BENCH_INTERVAL_MS: process.env.KAPITAN_BENCH_INTERVAL_MS });
 
 const PROJECT = 'bench';
-const stats = { started: 0, finished: 0, outputMessages: 0, chunks: 0 };
+const stats = { started: 0, finished: 0, outputMessages: 0, chunks: 0, metricsSamples: 0, metricsContainers: 0 };
 /** executionId → chunks of its first output message */
 const firstOutput = new Map();
 const machines = new Set();
@@ -101,6 +103,13 @@ agents.on('connection', (socket) => {
     }
     live.to(`execution:${p.executionId}`).emit('execution:output', p);
     ack({ ok: true, stored: p.chunks.length });
+  });
+  socket.on('containers:snapshot', (_p, ack) => ack({ ok: true }));
+  socket.on('metrics:sample', (p, ack) => {
+    stats.metricsSamples++;
+    stats.metricsContainers += p.containers.length;
+    live.to(`machine-metrics:${machineId}`).emit('metrics:sample', { projectId: PROJECT, machineId, ...p });
+    ack({ ok: true });
   });
   socket.on('execution:finished', (p, ack) => {
     stats.finished++;

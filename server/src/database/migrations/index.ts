@@ -10,6 +10,7 @@ import { ExecutionFromFile1764740000000 } from './1764740000000-ExecutionFromFil
 import { Deliveries1764750000000 } from './1764750000000-Deliveries';
 import { Schedules1764800000000 } from './1764800000000-Schedules';
 import { Containers1764810000000 } from './1764810000000-Containers';
+import { Metrics1764820000000 } from './1764820000000-Metrics';
 import { EnrolmentTokenPurpose1764830000000 } from './1764830000000-EnrolmentTokenPurpose';
 import { AgentPolicy1764840000000 } from './1764840000000-AgentPolicy';
 import { AuditLog1764850000000 } from './1764850000000-AuditLog';
@@ -28,6 +29,7 @@ export const MIGRATIONS = [
   Deliveries1764750000000,
   Schedules1764800000000,
   Containers1764810000000,
+  Metrics1764820000000,
   EnrolmentTokenPurpose1764830000000,
   AgentPolicy1764840000000,
   AuditLog1764850000000,

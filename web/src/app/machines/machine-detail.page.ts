@@ -28,6 +28,7 @@ import { ProjectContext } from '../projects/project-context';
 import { MachinesApi } from './machines-api';
 import { MachineContainers } from '../containers/machine-containers.component';
 import { MachinePolicy } from './machine-policy.component';
+import { MachineMetrics } from '../metrics/machine-metrics.component';
 
 @Component({
   selector: 'app-machine-detail-page',
@@ -47,6 +48,7 @@ import { MachinePolicy } from './machine-policy.component';
     EmptyState,
     ExecutionsTable,
     MachineContainers,
+    MachineMetrics,
     TimeAgoPipe,
     BytesPipe,
   ],
@@ -73,6 +75,9 @@ import { MachinePolicy } from './machine-policy.component';
       text-decoration: none;
       font: var(--mat-sys-body-medium);
       margin-bottom: 8px;
+    }
+    .metrics-placeholder {
+      min-height: 200px;
     }
     .labels-actions {
       display: flex;

@@ -1,4 +1,5 @@
-import { ChangeDetectionStrategy, Component, computed, inject, signal, viewChild } from '@angular/core';
+import { ChangeDetectionStrategy, Component, computed, effect, inject, signal, untracked, viewChild } from '@angular/core';
+import { takeUntilDestroyed } from '@angular/core/rxjs-interop';
 import { MatButtonModule } from '@angular/material/button';
 import { MatDialog } from '@angular/material/dialog';
 import { MatIconModule } from '@angular/material/icon';
@@ -18,8 +19,13 @@ import { Clock } from '../core/util/clock';
 import { BytesPipe, TimeAgoPipe } from '../core/util/pipes';
 import { ProjectContext } from '../projects/project-context';
 import { InstallPanel } from '../bundle/install-panel.component';
+import { CpuSparkline } from '../metrics/cpu-sparkline.component';
+import { MetricsApi } from '../metrics/metrics-api';
 import { EnrolmentTokens } from './enrolment-tokens.component';
 import { MachinesApi } from './machines-api';
+
+/** How far back the machine list's CPU sparklines reach. */
+const SPARK_MS = 30 * 60_000;
 
 @Component({
   selector: 'app-machine-list-page',
@@ -37,6 +43,7 @@ import { MachinesApi } from './machines-api';
     EmptyState,
     EnrolmentTokens,
     InstallPanel,
+    CpuSparkline,
     TimeAgoPipe,
     BytesPipe,
   ],
@@ -74,7 +81,11 @@ export class MachineListPage {
   private readonly router = inject(Router);
   private readonly tokens = viewChild(EnrolmentTokens);
 
-  protected readonly columns = ['status', 'hostname', 'labels', 'system', 'agent', 'lastSeen', 'actions'];
+  protected readonly columns = ['status', 'hostname', 'labels', 'system', 'cpu', 'agent', 'lastSeen', 'actions'];
+  private readonly metricsApi = inject(MetricsApi);
+  /** Each machine's host CPU over the last SPARK_MS: stored samples, then the project room's live ones. */
+  protected readonly cpu = signal<Map<string, { at: number; v: number | null }[]>>(new Map());
+  protected readonly cpuValues = (machineId: string): (number | null)[] => (this.cpu().get(machineId) ?? []).map((p) => p.v);
   protected readonly busy = signal<string | null>(null);
   protected readonly rows = computed(() =>
     [...this.ctx.machines()].sort(
@@ -85,6 +96,34 @@ export class MachineListPage {
     const e = this.ctx.machinesResource.error();
     return e ? ApiError.from(e) : null;
   });
+
+  constructor() {
+    effect(() => {
+      const projectId = this.ctx.projectId();
+      untracked(() => this.loadCpu(projectId));
+    });
+    this.ctx.events$.pipe(takeUntilDestroyed()).subscribe((e) => {
+      if (e.type === 'host-metrics') {
+        const { machineId, at, cpuPercent } = e.event;
+        this.cpu.update((all) => {
+          const next = new Map(all);
+          const cutoff = Date.now() - SPARK_MS;
+          next.set(machineId, [...(all.get(machineId) ?? []), { at: Date.parse(at), v: cpuPercent }].filter((p) => p.at >= cutoff));
+          return next;
+        });
+      } else if (e.type === 'resync') {
+        this.loadCpu(this.ctx.projectId());
+      }
+    });
+  }
+
+  private loadCpu(projectId: string): void {
+    if (!projectId) return;
+    this.metricsApi.projectCpu(projectId, { from: new Date(Date.now() - SPARK_MS).toISOString() }).subscribe({
+      next: (r) => this.cpu.set(new Map(r.series.map((s) => [s.machineId, s.points.map((p) => ({ at: Date.parse(p.at), v: p.cpuPercent }))]))),
+      error: () => undefined, // the sparklines stay empty; the list itself is what matters
+    });
+  }
 
   protected open(m: Machine): void {
     void this.router.navigate(['/projects', this.ctx.projectId(), 'machines', m.id]);

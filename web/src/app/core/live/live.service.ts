@@ -13,6 +13,10 @@ import {
   LiveContainerOperationEventSchema,
   LiveContainersEventSchema,
   LiveDockerStatusEventSchema,
+  LiveHostMetricsEventSchema,
+  LiveMetricsSampleEventSchema,
+  type LiveHostMetricsEvent,
+  type LiveMetricsSampleEvent,
   type ContainerOperation,
   type ExecutionSummary,
   type LiveContainersEvent,
@@ -40,6 +44,8 @@ export type ProjectLiveEvent =
   | { type: 'containers'; event: LiveContainersEvent }
   | { type: 'docker'; status: MachineDockerStatus }
   | { type: 'container-operation'; operation: ContainerOperation }
+  /** A machine's stored host sample (at most one per raw interval): the machine list's sparklines. */
+  | { type: 'host-metrics'; event: LiveHostMetricsEvent }
   /** The room was joined again after a reconnect: events may have been missed, reload lists. */
   | { type: 'resync' }
   | { type: 'error'; message: string };
@@ -83,6 +89,8 @@ export class LiveService {
   private readonly projectRooms = new Map<string, ProjectRoom>();
   private readonly executionStreams = new Map<string, Set<ExecutionStream>>();
   private readonly logFollows = new Set<LogFollow>();
+  /** Machines whose metrics someone watches, with the watchers. */
+  private readonly metricsWatchers = new Map<string, Set<Subscriber<LiveMetricsSampleEvent>>>();
 
   private readonly _state = signal<LiveState>('offline');
   private readonly _lastError = signal<string | null>(null);
@@ -178,6 +186,42 @@ export class LiveService {
     });
   }
 
+  /**
+   * A machine's metrics samples as they arrive (`subscribe:machine-metrics`),
+   * while subscribed: watching also makes its agent sample fast. Re-joined
+   * after every reconnect; a gap is not filled in (the charts load history
+   * over REST).
+   */
+  machineMetrics(machineId: string): Observable<LiveMetricsSampleEvent> {
+    return new Observable<LiveMetricsSampleEvent>((subscriber) => {
+      let set = this.metricsWatchers.get(machineId);
+      if (!set) {
+        set = new Set();
+        this.metricsWatchers.set(machineId, set);
+        if (this.socket?.connected) this.watchMetrics(machineId);
+      }
+      set.add(subscriber);
+      const watchers = set;
+      return () => {
+        watchers.delete(subscriber);
+        if (watchers.size > 0 || this.metricsWatchers.get(machineId) !== watchers) return;
+        this.metricsWatchers.delete(machineId);
+        if (this.socket?.connected) {
+          this.socket.emitWithAck(LiveClientEvents.unsubscribeMachineMetrics, { machineId }).catch(() => undefined);
+        }
+      };
+    });
+  }
+
+  private watchMetrics(machineId: string): void {
+    this.socket?.emitWithAck(LiveClientEvents.subscribeMachineMetrics, { machineId }).then(
+      (ack) => {
+        if (!ack.ok) for (const s of this.metricsWatchers.get(machineId) ?? []) s.error(new Error(ack.error.message));
+      },
+      () => undefined, // disconnected or timed out: the next connect watches again
+    );
+  }
+
   private followLogs(f: LogFollow): void {
     const socket = this.socket;
     if (!socket) return;
@@ -225,6 +269,7 @@ export class LiveService {
       for (const room of this.projectRooms.values()) this.joinProject(room);
       for (const set of this.executionStreams.values()) for (const s of set) s.connect();
       for (const f of this.logFollows) this.followLogs(f);
+      for (const machineId of this.metricsWatchers.keys()) this.watchMetrics(machineId);
     });
 
     socket.on('disconnect', () => {
@@ -288,6 +333,18 @@ export class LiveService {
       const p = LiveContainerOperationEventSchema.safeParse(payload);
       if (!p.success) return warnInvalid(LiveServerEvents.containerOperation, p.error);
       this.toProject(p.data.projectId, { type: 'container-operation', operation: p.data.operation });
+    });
+
+    socket.on(LiveServerEvents.metricsSample, (payload) => {
+      const p = LiveMetricsSampleEventSchema.safeParse(payload);
+      if (!p.success) return warnInvalid(LiveServerEvents.metricsSample, p.error);
+      for (const s of [...(this.metricsWatchers.get(p.data.machineId) ?? [])]) s.next(p.data);
+    });
+
+    socket.on(LiveServerEvents.hostMetrics, (payload) => {
+      const p = LiveHostMetricsEventSchema.safeParse(payload);
+      if (!p.success) return warnInvalid(LiveServerEvents.hostMetrics, p.error);
+      this.toProject(p.data.projectId, { type: 'host-metrics', event: p.data });
     });
 
     socket.on(LiveServerEvents.containerLogs, (payload) => {
