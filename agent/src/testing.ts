@@ -4,5 +4,6 @@
  * own exports.
  */
 export * from './simulated';
+export * from './simulated-docker';
 export * from './docker-fixture';
 export * from './docker-proxy';
