@@ -25,7 +25,18 @@ export type ToWorker =
       tuning: AgentTuning;
       /** Record when each chunk is cut and each output message first sent (for latencies). */
       stampSends?: boolean;
+      /**
+       * Containers of each agent's simulated Docker engine (SimulatedDockerEngine
+       * behind the agent's own supervisor); 0 or absent: no container supervision.
+       */
+      containers?: number;
     }
+  /**
+   * Each agent restarts `perAgent` of its containers, each at a random moment
+   * within `windowMs`; the container's label `kapitan.bench.at` carries the
+   * moment (wall-clock ms) of its Docker events.
+   */
+  | { cmd: 'containerBurst'; perAgent: number; windowMs: number }
   /** Start the next `count` agents (default: all that are not started yet). */
   | { cmd: 'connect'; perSecond: number; count?: number }
   /** Start counting agents that come back (ready again) from now on. */
@@ -69,6 +80,13 @@ export interface WorkerStatus {
   outboxBytes: number;
   refused: number;
   dropped: number;
+  /** Container snapshots the server acknowledged. */
+  snapshots: number;
+  /** `containers:changed` messages acknowledged, and the containers they carried. */
+  changeMessages: number;
+  changedContainers: number;
+  /** Container restarts done by `containerBurst` so far. */
+  burstRestarts: number;
 }
 
 export type FromWorker =

@@ -19,6 +19,8 @@ export interface FleetOptions {
   token?: string;
   tuning?: AgentTuning;
   stampSends?: boolean;
+  /** Containers of each agent's simulated Docker engine (default none: no container supervision). */
+  containers?: number;
   /** Most agents per worker process; default 2,500. */
   perWorker?: number;
   /** At least this many workers once count > 1,000; default 2. */
@@ -122,6 +124,7 @@ export class Fleet {
         enrolConcurrency: options.enrolConcurrency,
         tuning: options.tuning ?? {},
         stampSends: options.stampSends,
+        containers: options.containers,
       });
       inits.push(inited);
       index += count;
@@ -159,7 +162,10 @@ export class Fleet {
 
   /** The last status of every worker, summed. */
   status(): Omit<WorkerStatus, 'type' | 'worker'> {
-    const sum = { agents: 0, ready: 0, back: 0, down: 0, connectErrors: 0, running: 0, finished: 0, done: 0, outboxBytes: 0, refused: 0, dropped: 0 };
+    const sum = {
+      agents: 0, ready: 0, back: 0, down: 0, connectErrors: 0, running: 0, finished: 0, done: 0, outboxBytes: 0, refused: 0, dropped: 0,
+      snapshots: 0, changeMessages: 0, changedContainers: 0, burstRestarts: 0,
+    };
     for (const w of this.workers) {
       const s = w.status;
       if (!s) continue;
@@ -177,6 +183,13 @@ export class Fleet {
       await sleep(50);
     }
     throw new Error(`fleet: ${what} not reached within ${timeoutMs} ms (status ${JSON.stringify(this.status())})`);
+  }
+
+  /** Every agent restarts `perAgent` of its simulated containers within `windowMs` (see the protocol). */
+  async containerBurst(perAgent: number, windowMs: number): Promise<void> {
+    const acks = this.workers.map((w) => w.next((m) => m.type === 'ok' && m.cmd === 'containerBurst', 30_000, 'containerBurst'));
+    for (const w of this.workers) w.send({ cmd: 'containerBurst', perAgent, windowMs });
+    await Promise.all(acks);
   }
 
   /** From now on, count agents that come back. */

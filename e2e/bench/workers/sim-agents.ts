@@ -14,7 +14,7 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { Agent, MemoryJournal, createLogger, type ExecutionCallbacks, type ExecutionRunner, type OutboxMessage } from '@kapitan/agent';
-import { SimulatedExecution } from '@kapitan/agent/testing';
+import { SimulatedDockerEngine, SimulatedExecution } from '@kapitan/agent/testing';
 import type { EnrolResponse, ExecutionDispatch, ExecutionFinished, MachineFacts } from '@kapitan/shared';
 import type { FromWorker, RunRecord, ToWorker, WorkerStatus } from '../lib/fleet-protocol';
 import { countLines, parseSpec, simulatedOutput, type OutputSpec } from '../lib/output';
@@ -32,6 +32,8 @@ const logger = createLogger({
   },
 });
 
+let withContainers = false;
+
 function facts(index: number): MachineFacts {
   return {
     hostname: `bench-${index}`,
@@ -42,7 +44,7 @@ function facts(index: number): MachineFacts {
     cpus: 2,
     memoryBytes: 8 * 1024 ** 3,
     agentVersion: 'bench',
-    dockerAvailable: false,
+    dockerAvailable: withContainers,
   };
 }
 
@@ -50,6 +52,7 @@ interface SimAgent {
   index: number;
   machineId: string;
   agent: Agent;
+  engine: SimulatedDockerEngine | null;
   ready: boolean;
   back: boolean;
   down: boolean;
@@ -62,7 +65,7 @@ const dispatchSeen = new Map<string, number>();
 const sends = new Map<string, number>();
 const emits = new Map<string, number>();
 let stamp = false;
-const counters = { connectErrors: 0, refused: 0, dropped: 0, running: 0, finished: 0, done: 0 };
+const counters = { connectErrors: 0, refused: 0, dropped: 0, running: 0, finished: 0, done: 0, snapshots: 0, changeMessages: 0, changedContainers: 0, burstRestarts: 0 };
 
 /**
  * The agent's own SimulatedExecution (agent/src/simulated.ts) for what the
@@ -174,6 +177,7 @@ async function enrol(serverUrl: string, token: string, index: number): Promise<E
 
 async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
   stamp = !!m.stampSends;
+  withContainers = (m.containers ?? 0) > 0;
   const t0 = Date.now();
   const credentials: { index: number; machineId: string; credential: string }[] = [];
   if (m.role === 'kapitan') {
@@ -196,7 +200,8 @@ async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
   }
   const enrolMs = Date.now() - t0;
   for (const c of credentials) {
-    const sim: SimAgent = { index: c.index, machineId: c.machineId, agent: null as unknown as Agent, ready: false, back: false, down: false };
+    const engine = withContainers ? new SimulatedDockerEngine({ containers: m.containers!, seed: String(c.index) }) : null;
+    const sim: SimAgent = { index: c.index, machineId: c.machineId, agent: null as unknown as Agent, engine, ready: false, back: false, down: false };
     const createRunner = (dispatch: ExecutionDispatch, callbacks: ExecutionCallbacks): ExecutionRunner => {
       const spec = parseSpec(dispatch.script) ?? { lines: 0, lineBytes: 40, linesPerTick: 1, tickMs: 0 };
       return new ObservedRun(dispatch, callbacks, spec, c.index, dispatchSeen.get(dispatch.executionId) ?? nowMs());
@@ -208,6 +213,7 @@ async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
       facts: () => facts(c.index),
       createRunner,
       logger,
+      ...(engine ? { containers: true, supervisor: { engine: engine.client } } : {}),
       config: {
         ...(m.tuning.heartbeatMs ? { heartbeatMs: m.tuning.heartbeatMs } : {}),
         ...(m.tuning.maxBackoffMs ? { maxBackoffMs: m.tuning.maxBackoffMs } : {}),
@@ -245,6 +251,11 @@ async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
       dispatchSeen.delete(executionId);
     });
     agent.outbox.on('dropped', () => void counters.dropped++);
+    agent.containers?.supervisor.on('snapshotSent', () => void counters.snapshots++);
+    agent.containers?.supervisor.on('changesSent', (changed) => {
+      counters.changeMessages++;
+      counters.changedContainers += changed;
+    });
     if (stamp) {
       // When each output message first leaves (socket → dashboard latency); the outbox itself is untouched.
       const attach = agent.outbox.attach.bind(agent.outbox);
@@ -274,6 +285,22 @@ async function connect(perSecond: number, count = agents.length): Promise<void> 
     if (started < end) await new Promise((r) => setTimeout(r, 50));
   }
   send({ type: 'connected', worker: workerId });
+}
+
+/** Restarts `perAgent` distinct containers of every agent, each at a random moment of the window. */
+function containerBurst(perAgent: number, windowMs: number): void {
+  for (const a of agents) {
+    const engine = a.engine;
+    if (!engine) continue;
+    const ids = [...engine.ids].sort(() => Math.random() - 0.5).slice(0, perAgent);
+    for (const id of ids) {
+      setTimeout(() => {
+        engine.restart(id, { 'kapitan.bench.at': String(nowMs()) });
+        counters.burstRestarts++;
+      }, Math.random() * windowMs);
+    }
+  }
+  send({ type: 'ok', worker: workerId, cmd: 'containerBurst' });
 }
 
 function status(): WorkerStatus {
@@ -309,6 +336,9 @@ process.on('message', (m: ToWorker) => {
         break;
       case 'connect':
         connect(m.perSecond, m.count).catch(fail);
+        break;
+      case 'containerBurst':
+        containerBurst(m.perAgent, m.windowMs);
         break;
       case 'mark':
         for (const a of agents) {
