@@ -27,6 +27,8 @@ import { containerOperationChannel } from './containers/operation-channel';
 import { FileOperationJournal, MemoryOperationJournal, type OperationJournal } from './containers/operation-journal';
 import { ContainerOperations } from './containers/operations';
 import { ContainerSupervisor, type SupervisorOptions } from './containers/supervisor';
+import { HostReader } from './metrics/host';
+import { MetricsSampler } from './metrics/sampler';
 
 /** The default deploy root inside the state directory. */
 export const DEPLOY_DIR = 'deploys';
@@ -57,6 +59,8 @@ export interface AgentOptions {
    * Default: on, unless a journal is passed in (in-memory agents).
    */
   containers?: boolean;
+  /** Sample metrics (default: unless a journal is handed in, as tests do). */
+  metrics?: boolean;
   /** Overrides of the supervisor (tests: debounce, backoff cap). */
   supervisor?: Partial<Omit<SupervisorOptions, 'target' | 'link' | 'logger'>>;
   /** Default: DOCKER_HOST from process.env. */
@@ -78,6 +82,8 @@ export class Agent {
   /** Null when containers are not supervised. */
   readonly containers: { supervisor: ContainerSupervisor; operations: ContainerOperations; logs: ContainerLogFollower; journal: OperationJournal } | null;
   readonly dockerTarget: DockerTarget;
+  /** Host and container metrics, null when KAPITAN_AGENT_METRICS_INTERVAL_MS is 0. */
+  readonly metrics: MetricsSampler | null;
   private readonly logger: Logger;
   private started = false;
   private stopped = false;
@@ -169,6 +175,21 @@ export class Agent {
     } else {
       this.containers = null;
     }
+
+    // Off by default for in-process agents of tests (a journal handed in), like the containers: they count what reaches the server.
+    if ((options.metrics ?? !options.journal) && this.config.metricsIntervalMs > 0) {
+      const supervisor = this.containers?.supervisor;
+      this.metrics = new MetricsSampler({
+        link: this.connection,
+        host: new HostReader({ stateDir: options.stateDir }),
+        docker: () => supervisor?.client ?? null,
+        idleIntervalMs: this.config.metricsIntervalMs,
+        logger,
+      });
+      this.connection.on(ServerToAgentEvents.metricsWatch, (p) => this.metrics?.watch(p));
+    } else {
+      this.metrics = null;
+    }
   }
 
   /** Queue what a previous run left unsent (spool), report what it left unfinished, then connect. */
@@ -182,6 +203,7 @@ export class Agent {
     const interrupted = this.containers?.operations.recover(restored) ?? 0;
     if (interrupted > 0) this.logger.warn('container operations interrupted by a restart are reported failed', { count: interrupted });
     this.containers?.supervisor.start();
+    this.metrics?.start();
     this.connection.start();
   }
 
@@ -197,6 +219,7 @@ export class Agent {
     if (this.connection.ready && !this.outbox.isEmpty()) await this.outbox.whenEmpty(options.drainMs ?? 2000);
     this.containers?.logs.stopAll();
     this.containers?.supervisor.stop();
+    this.metrics?.stop();
     this.connection.stop();
     this.outbox.detach();
     this.spool?.close();
@@ -212,6 +235,7 @@ export class Agent {
     this.manager.abandon();
     this.containers?.logs.stopAll();
     this.containers?.supervisor.stop();
+    this.metrics?.stop();
     this.connection.stop();
     this.outbox.clear();
     this.journal.close();

@@ -1,5 +1,5 @@
 /** Run-time tunables, from the environment (see README "Environment"). */
-import { PRESENCE } from '@kapitan/shared';
+import { METRICS_LIMITS, PRESENCE } from '@kapitan/shared';
 import { DEFAULT_MAX_BACKOFF_MS } from './backoff';
 import { DEFAULT_KILL_GRACE_MS, DEFAULT_STREAM_LINGER_MS } from './executor';
 import { DEFAULT_PARTIAL_HOLD_MS } from './line-chunker';
@@ -22,6 +22,8 @@ export interface AgentConfig {
   cacheBytes: number;
   /** Directories deploys may write into; empty: only `<state dir>/deploys`. */
   deployDirs: string[];
+  /** Metrics sampling interval while nobody watches the machine (the server leases a faster one to watchers); 0: no metrics. */
+  metricsIntervalMs: number;
 }
 
 export const DEFAULT_CONFIG: AgentConfig = {
@@ -36,6 +38,7 @@ export const DEFAULT_CONFIG: AgentConfig = {
   dockerSocket: '',
   cacheBytes: DEFAULT_CACHE_BYTES,
   deployDirs: [],
+  metricsIntervalMs: 10_000,
 };
 
 export const ENV = {
@@ -51,6 +54,7 @@ export const ENV = {
   dockerSocket: 'KAPITAN_AGENT_DOCKER_SOCKET',
   cacheBytes: 'KAPITAN_AGENT_CACHE_BYTES',
   deployDirs: 'KAPITAN_AGENT_DEPLOY_DIRS',
+  metricsIntervalMs: 'KAPITAN_AGENT_METRICS_INTERVAL_MS',
 } as const;
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
@@ -84,5 +88,15 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): AgentConfig
     dockerSocket: env[ENV.dockerSocket]?.trim() || DEFAULT_CONFIG.dockerSocket,
     cacheBytes: int(env, ENV.cacheBytes, DEFAULT_CONFIG.cacheBytes, 1024 * 1024),
     deployDirs: dirs(env, ENV.deployDirs),
+    metricsIntervalMs: metricsInterval(env),
   };
+}
+
+/** 0 turns metrics off; otherwise at least the shortest interval the protocol allows. */
+function metricsInterval(env: NodeJS.ProcessEnv): number {
+  const n = int(env, ENV.metricsIntervalMs, DEFAULT_CONFIG.metricsIntervalMs, 0);
+  if (n !== 0 && (n < METRICS_LIMITS.intervalMsMin || n > METRICS_LIMITS.intervalMsMax)) {
+    throw new Error(`${ENV.metricsIntervalMs} must be 0 (off) or between ${METRICS_LIMITS.intervalMsMin} and ${METRICS_LIMITS.intervalMsMax}, got "${env[ENV.metricsIntervalMs]}"`);
+  }
+  return n;
 }

@@ -21,6 +21,7 @@ import { TlsModule } from './tls/tls.module';
 import { DeliveriesModule } from './deliveries/deliveries.module';
 import { SchedulesModule } from './schedules/schedules.module';
 import { ContainersModule } from './containers/containers.module';
+import { MetricsModule } from './metrics/metrics.module';
 
 @Module({})
 export class AppModule {
@@ -62,6 +63,7 @@ export class AppModule {
         DeliveriesModule,
         SchedulesModule,
         ContainersModule,
+        MetricsModule,
         HealthModule,
         TlsModule,
         ...web,

@@ -22,6 +22,18 @@ import {
 import { ExecutionSummarySchema, OutputChunkSchema } from './executions';
 import { LIMITS } from './limits';
 import { MachineFactsSchema, MachineSchema } from './machines';
+import {
+  LiveHostMetricsEventSchema,
+  LiveMetricsSampleEventSchema,
+  MetricsSampleSchema,
+  MetricsWatchSchema,
+  SubscribeMachineMetricsSchema,
+  type LiveHostMetricsEvent,
+  type LiveMetricsSampleEvent,
+  type MetricsSample,
+  type MetricsWatch,
+  type SubscribeMachineMetrics,
+} from './metrics';
 import { SECRET_LIMITS, SecretNameSchema, SecretValueSchema } from './secrets';
 
 export const AGENT_NAMESPACE = '/agent';
@@ -236,6 +248,7 @@ export const AgentEvents = {
   containerOperationStarted: 'container-operation:started',
   containerOperationFinished: 'container-operation:finished',
   containerLogs: 'container:logs',
+  metricsSample: 'metrics:sample',
 } as const satisfies Record<string, keyof AgentToServerEventMap>;
 
 export const ServerToAgentEvents = {
@@ -246,6 +259,7 @@ export const ServerToAgentEvents = {
   containerOperation: 'container-operation:dispatch',
   containerLogsFollow: 'container:logs:follow',
   containerLogsStop: 'container:logs:stop',
+  metricsWatch: 'metrics:watch',
 } as const satisfies Record<string, keyof ServerToAgentEventMap>;
 
 /** agent → server. Every event takes an ack; an event without one is refused. */
@@ -263,6 +277,8 @@ export interface AgentToServerEventMap {
   'container-operation:started': (p: ContainerOperationStarted, ack: AckFn) => void;
   'container-operation:finished': (p: ContainerOperationFinished, ack: AckFn) => void;
   'container:logs': (p: ContainerLogs, ack: AckFn) => void;
+  /** Lossy: a sample the agent could not send is not resent, the next one follows. */
+  'metrics:sample': (p: MetricsSample, ack: AckFn) => void;
 }
 /** server → agent. */
 export interface ServerToAgentEventMap {
@@ -273,6 +289,7 @@ export interface ServerToAgentEventMap {
   'container-operation:dispatch': (p: ContainerOperationDispatch) => void;
   'container:logs:follow': (p: ContainerLogsFollow) => void;
   'container:logs:stop': (p: ContainerLogsStop) => void;
+  'metrics:watch': (p: MetricsWatch) => void;
 }
 
 true satisfies NamesEvery<typeof AgentEvents, AgentToServerEventMap>;
@@ -293,6 +310,7 @@ export const agentToServerSchemas = {
   'container-operation:started': ContainerOperationStartedSchema,
   'container-operation:finished': ContainerOperationFinishedSchema,
   'container:logs': ContainerLogsSchema,
+  'metrics:sample': MetricsSampleSchema,
 } as const satisfies Record<keyof AgentToServerEventMap, z.ZodType>;
 
 /** Runtime schemas of what the agent accepts. */
@@ -304,6 +322,7 @@ export const serverToAgentSchemas = {
   'container-operation:dispatch': ContainerOperationDispatchSchema,
   'container:logs:follow': ContainerLogsFollowSchema,
   'container:logs:stop': ContainerLogsStopSchema,
+  'metrics:watch': MetricsWatchSchema,
 } as const satisfies Record<keyof ServerToAgentEventMap, z.ZodType>;
 
 // ---------------------------------------------------------------- /live
@@ -378,6 +397,8 @@ export const liveServerToClientSchemas = {
   'docker:status': LiveDockerStatusEventSchema,
   'container-operation:updated': LiveContainerOperationEventSchema,
   'container:logs': LiveContainerLogsEventSchema,
+  'metrics:sample': LiveMetricsSampleEventSchema,
+  'metrics:host': LiveHostMetricsEventSchema,
 } as const satisfies Record<keyof LiveServerToClientEventMap, z.ZodType>;
 
 export const ExecutionChunksAckBodySchema = z.object({
@@ -397,6 +418,8 @@ export const LiveClientEvents = {
   executionHistory: 'execution:history',
   subscribeContainerLogs: 'subscribe:container-logs',
   unsubscribeContainerLogs: 'unsubscribe:container-logs',
+  subscribeMachineMetrics: 'subscribe:machine-metrics',
+  unsubscribeMachineMetrics: 'unsubscribe:machine-metrics',
 } as const satisfies Record<string, keyof LiveClientToServerEventMap>;
 
 export const LiveServerEvents = {
@@ -408,6 +431,8 @@ export const LiveServerEvents = {
   dockerStatus: 'docker:status',
   containerOperation: 'container-operation:updated',
   containerLogs: 'container:logs',
+  metricsSample: 'metrics:sample',
+  hostMetrics: 'metrics:host',
 } as const satisfies Record<string, keyof LiveServerToClientEventMap>;
 
 /** dashboard → server. */
@@ -419,6 +444,8 @@ export interface LiveClientToServerEventMap {
   'execution:history': (p: ExecutionHistory, ack: (a: ExecutionChunksAck) => void) => void;
   'subscribe:container-logs': (p: SubscribeContainerLogs, ack: (a: ContainerLogsSubscribedAck) => void) => void;
   'unsubscribe:container-logs': (p: { streamId: string }, ack: AckFn) => void;
+  'subscribe:machine-metrics': (p: SubscribeMachineMetrics, ack: AckFn) => void;
+  'unsubscribe:machine-metrics': (p: SubscribeMachineMetrics, ack: AckFn) => void;
 }
 /** server → dashboard. */
 export interface LiveServerToClientEventMap {
@@ -430,6 +457,8 @@ export interface LiveServerToClientEventMap {
   'docker:status': (p: LiveDockerStatusEvent) => void;
   'container-operation:updated': (p: LiveContainerOperationEvent) => void;
   'container:logs': (p: LiveContainerLogsEvent) => void;
+  'metrics:sample': (p: LiveMetricsSampleEvent) => void;
+  'metrics:host': (p: LiveHostMetricsEvent) => void;
 }
 
 true satisfies NamesEvery<typeof LiveClientEvents, LiveClientToServerEventMap>;
@@ -443,6 +472,8 @@ export const liveClientToServerSchemas = {
   'execution:history': ExecutionHistorySchema,
   'subscribe:container-logs': SubscribeContainerLogsSchema,
   'unsubscribe:container-logs': UnsubscribeContainerLogsSchema,
+  'subscribe:machine-metrics': SubscribeMachineMetricsSchema,
+  'unsubscribe:machine-metrics': SubscribeMachineMetricsSchema,
 } as const satisfies Record<keyof LiveClientToServerEventMap, z.ZodType>;
 
 /** Socket.io rooms: one name each, so every node's adapter routes the same way. */
@@ -459,4 +490,6 @@ export const Rooms = {
    * feeds it, so an agent can only ever reach its own machine's streams.
    */
   containerLogs: (machineId: string, streamId: string) => `container-logs:${machineId}:${streamId}`,
+  /** `/live`: the dashboards watching one machine's metrics; while it is not empty on a node, that node keeps the agent sampling fast. */
+  machineMetrics: (machineId: string) => `machine-metrics:${machineId}`,
 } as const;

@@ -8,6 +8,7 @@ export * from './executions';
 export * from './secrets';
 export * from './files';
 export * from './containers';
+export * from './metrics';
 export * from './events';
 export * from './validate';
 export * from './tokens';

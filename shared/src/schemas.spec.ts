@@ -35,6 +35,7 @@ describe('the contracts', () => {
       'execution:finished',
       'execution:output',
       'execution:started',
+      'metrics:sample',
     ]);
     expect(Object.keys(serverToAgentSchemas).sort()).toEqual([
       'agent:revoked',
@@ -44,14 +45,17 @@ describe('the contracts', () => {
       'delivery:dispatch',
       'execution:cancel',
       'execution:dispatch',
+      'metrics:watch',
     ]);
     expect(Object.keys(liveClientToServerSchemas).sort()).toEqual([
       'execution:history',
       'subscribe:container-logs',
       'subscribe:execution',
+      'subscribe:machine-metrics',
       'subscribe:project',
       'unsubscribe:container-logs',
       'unsubscribe:execution',
+      'unsubscribe:machine-metrics',
       'unsubscribe:project',
     ]);
   });

@@ -1,4 +1,4 @@
-import type { ContainerLogLine, ContainerOperation, ContainerOperationDispatch, DeliveryDispatch, DeliveryKind, DeliveryMachine, ExecutionDispatch, ExecutionSummary, Machine, MachineContainer, MachineDockerStatus, OutputChunk } from '@kapitan/shared';
+import type { ContainerLogLine, LiveHostMetricsEvent, LiveMetricsSampleEvent, ContainerOperation, ContainerOperationDispatch, DeliveryDispatch, DeliveryKind, DeliveryMachine, ExecutionDispatch, ExecutionSummary, Machine, MachineContainer, MachineDockerStatus, OutputChunk } from '@kapitan/shared';
 
 /**
  * Services record, then publish one of these; the channels forward them to
@@ -25,5 +25,9 @@ export interface DomainEvents {
   'container-operation.dispatch': { machineId: string; dispatch: ContainerOperationDispatch };
   /** Lines of a followed log, from the agent of `machineId` (bound to its socket, never from the payload). */
   'container.logs': { machineId: string; streamId: string; lines: ContainerLogLine[]; dropped?: number; ended?: boolean; reason?: string };
+  /** A sample as it arrived from the agent of `machineId` (bound to its socket); for the machine's watchers. */
+  'metrics.sample': LiveMetricsSampleEvent;
+  /** A stored host sample's headline, for the project's machine list. */
+  'metrics.host': LiveHostMetricsEvent;
 }
 export type DomainEventName = keyof DomainEvents;

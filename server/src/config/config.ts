@@ -103,6 +103,20 @@ export const EnvSchema = z
      * Leave unset in production.
      */
     KAPITAN_SCHEDULE_CLOCK_SKEW_MS: z.coerce.number().int().min(-3_600_000).max(3_600_000).default(0),
+    /** How often an agent samples while someone watches its machine (the server asks for it with `metrics:watch`). */
+    KAPITAN_METRICS_WATCH_INTERVAL_MS: z.coerce.number().int().min(200).max(60_000).default(1000),
+    /** How long a watch lasts on the agent without a renewal: bounds what a node that died with its watchers leaves sampling fast. */
+    KAPITAN_METRICS_WATCH_LEASE_MS: z.coerce.number().int().min(1000).max(600_000).default(15_000),
+    /** At most one stored raw sample per machine per this (a watched agent's 1 s samples go live, one in ten is kept). */
+    KAPITAN_METRICS_RAW_INTERVAL_MS: z.coerce.number().int().min(100).max(3_600_000).default(10_000),
+    /** Retention of each resolution, host series (see docs/design.md for the size of a year). */
+    KAPITAN_METRICS_RAW_RETENTION_HOURS: z.coerce.number().min(1).max(24 * 366).default(48),
+    KAPITAN_METRICS_MINUTE_RETENTION_DAYS: z.coerce.number().min(1).max(3660).default(14),
+    KAPITAN_METRICS_HOUR_RETENTION_DAYS: z.coerce.number().min(1).max(3660).default(365),
+    /** Retention of each resolution, container series: shorter by default, a host has many containers. */
+    KAPITAN_METRICS_CONTAINER_RAW_RETENTION_HOURS: z.coerce.number().min(1).max(24 * 366).default(24),
+    KAPITAN_METRICS_CONTAINER_MINUTE_RETENTION_DAYS: z.coerce.number().min(1).max(3660).default(3),
+    KAPITAN_METRICS_CONTAINER_HOUR_RETENTION_DAYS: z.coerce.number().min(1).max(3660).default(90),
     /** HTTPS beside plain HTTP: a port, or `off`. 0 picks a free port (tests). */
     HTTPS_PORT: z
       .string()
@@ -210,8 +224,22 @@ export interface AppConfig {
   files: { dir: string; maxBytes: { script: number; file: number; image: number } };
   /** Milliseconds added to the clock schedules fire by (KAPITAN_SCHEDULE_CLOCK_SKEW_MS; tests of drift). */
   scheduleClockSkewMs: number;
+  /** Metrics: the watched sampling rate and its lease, the stored raw spacing, and each resolution's retention in ms. */
+  metrics: {
+    watchIntervalMs: number;
+    watchLeaseMs: number;
+    rawIntervalMs: number;
+    retentionMs: { host: MetricsRetention; container: MetricsRetention };
+  };
   /** HTTPS: null port = off; a configured certificate, or the directory of the generated one. */
   tls: { httpsPort: number | null; certFile?: string; keyFile?: string; dir: string; publicUrl: string; publicHost: string };
+}
+
+/** Milliseconds each resolution is kept. */
+export interface MetricsRetention {
+  raw: number;
+  '1m': number;
+  '1h': number;
 }
 
 export class ConfigError extends Error {}
@@ -257,6 +285,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     },
     tls: tlsConfig(e, dataDir),
     scheduleClockSkewMs: e.KAPITAN_SCHEDULE_CLOCK_SKEW_MS,
+    metrics: {
+      watchIntervalMs: e.KAPITAN_METRICS_WATCH_INTERVAL_MS,
+      watchLeaseMs: e.KAPITAN_METRICS_WATCH_LEASE_MS,
+      rawIntervalMs: e.KAPITAN_METRICS_RAW_INTERVAL_MS,
+      retentionMs: {
+        host: { raw: e.KAPITAN_METRICS_RAW_RETENTION_HOURS * HOUR, '1m': e.KAPITAN_METRICS_MINUTE_RETENTION_DAYS * DAY, '1h': e.KAPITAN_METRICS_HOUR_RETENTION_DAYS * DAY },
+        container: {
+          raw: e.KAPITAN_METRICS_CONTAINER_RAW_RETENTION_HOURS * HOUR,
+          '1m': e.KAPITAN_METRICS_CONTAINER_MINUTE_RETENTION_DAYS * DAY,
+          '1h': e.KAPITAN_METRICS_CONTAINER_HOUR_RETENTION_DAYS * DAY,
+        },
+      },
+    },
     secrets: secretsKey(e.KAPITAN_SECRETS_KEY ? decodeSecretsKey(e.KAPITAN_SECRETS_KEY)! : persistedSecretsKey(dataDir)),
   };
 }
@@ -326,5 +367,8 @@ function persistedSecret(dataDir: string): string {
   renameSync(tmp, file);
   return secret;
 }
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
 
 export const APP_CONFIG = Symbol('APP_CONFIG');

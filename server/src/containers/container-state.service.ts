@@ -53,6 +53,13 @@ export class ContainerStateService {
     return toDockerStatusDto(machineId, await this.hosts.findOne({ where: { machineId } }));
   }
 
+  /** Which of `ids` are containers of this machine, as last reported (the metrics feature stores only those). */
+  async knownIds(machineId: string, ids: readonly string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    const rows = await this.containers.find({ select: { id: true }, where: { machineId, id: In([...ids]) } });
+    return new Set(rows.map((r) => r.id));
+  }
+
   /** Is this container on this machine, as last reported? */
   async has(machineId: string, containerId: string): Promise<boolean> {
     return (await this.containers.count({ where: { machineId, id: containerId } })) > 0;

@@ -10,6 +10,7 @@ import { ExecutionFromFile1764740000000 } from './1764740000000-ExecutionFromFil
 import { Deliveries1764750000000 } from './1764750000000-Deliveries';
 import { Schedules1764800000000 } from './1764800000000-Schedules';
 import { Containers1764810000000 } from './1764810000000-Containers';
+import { Metrics1764820000000 } from './1764820000000-Metrics';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   Deliveries1764750000000,
   Schedules1764800000000,
   Containers1764810000000,
+  Metrics1764820000000,
 ];
