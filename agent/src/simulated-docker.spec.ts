@@ -2,12 +2,14 @@
  * The in-memory engine of simulated agents, behind the real supervisor: what
  * reaches the server must be the protocol's own messages (checked with the
  * shared schemas), a restart must become one patch with the container as it
- * is now, and a socket path that does not exist must not matter.
+ * is now, and a socket path that does not exist must not matter. The
+ * agent's metrics sampler over it sends valid samples of its running containers.
  */
 import { EventEmitter } from 'node:events';
-import { ContainersChangedSchema, ContainersSnapshotSchema, DockerStatusSchema, type AgentToServerEventMap } from '@kapitan/shared';
+import { ContainersChangedSchema, ContainersSnapshotSchema, DockerStatusSchema, MetricsSampleSchema, type AgentToServerEventMap } from '@kapitan/shared';
 import { ContainerSupervisor, type ServerLink } from './containers/supervisor';
 import { SimulatedDockerEngine } from './simulated-docker';
+import { simulatedMetricsSampler } from './simulated-metrics';
 import { waitFor } from './test-support/wait';
 
 class RecordingLink extends EventEmitter implements ServerLink {
@@ -63,5 +65,28 @@ describe('SimulatedDockerEngine behind the ContainerSupervisor', () => {
     await waitFor(() => link.of('docker:status').some((s) => (s as { available: boolean }).available === false), 'status unavailable');
     // …and it dials the engine again: available, and a new snapshot.
     await waitFor(() => link.of('containers:snapshot').length > 1, 'a second snapshot');
+  });
+});
+
+describe('simulated metrics', () => {
+  it("the agent's sampler sends valid samples of the host and every running container, with rates from the second on", async () => {
+    const engine = new SimulatedDockerEngine({ containers: 20, seed: 'm' });
+    engine.stop(engine.ids[0]!);
+    const link = new RecordingLink();
+    const sampler = simulatedMetricsSampler({ link, engine, idleIntervalMs: 200, seed: 3 });
+    sampler.start();
+    try {
+      await waitFor(() => link.of('metrics:sample').length >= 2, 'two samples');
+    } finally {
+      sampler.stop();
+    }
+    const [first, second] = link.of('metrics:sample').map((p) => MetricsSampleSchema.parse(p));
+    expect(first!.host.cpuPercent).toBeNull();
+    expect(second!.host.cpuPercent).toEqual(expect.any(Number));
+    // the stopped container is not sampled
+    expect(second!.containers.map((c) => c.containerId).sort()).toEqual(engine.ids.slice(1).sort());
+    expect(first!.containers.every((c) => c.cpuPercent === null)).toBe(true);
+    expect(second!.containers.every((c) => typeof c.cpuPercent === 'number' && c.memoryUsedBytes > 0 && c.memoryLimitBytes !== null)).toBe(true);
+    expect(sampler.count).toBeGreaterThanOrEqual(2);
   });
 });

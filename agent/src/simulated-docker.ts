@@ -145,8 +145,18 @@ export class SimulatedDockerEngine {
     return out;
   }
 
-  getContainer(id: string): { inspect(): Promise<Dockerode.ContainerInspectInfo> } {
+  getContainer(id: string): { inspect(): Promise<Dockerode.ContainerInspectInfo>; stats(): Promise<unknown> } {
     return {
+      /** One-shot stats (what the metrics reader asks for): counters that grow at a steady few per cent of a core. */
+      stats: async () => {
+        const c = this.table.get(id.toLowerCase());
+        if (!c) throw Object.assign(new Error(`No such container: ${id}`), { statusCode: 404 });
+        const t = Date.now() - c.startedAt.getTime();
+        return {
+          cpu_stats: { cpu_usage: { total_usage: t * 1e6 * 0.05 }, system_cpu_usage: Date.now() * 1e6 * 2, online_cpus: 2 },
+          memory_stats: { usage: 64 * 1024 * 1024, limit: 256 * 1024 * 1024, stats: { inactive_file: 4 * 1024 * 1024 } },
+        };
+      },
       inspect: async () => {
         const c = this.table.get(id.toLowerCase());
         if (!c) throw Object.assign(new Error(`No such container: ${id}`), { statusCode: 404 });
