@@ -30,7 +30,11 @@ export type ToWorker =
        * behind the agent's own supervisor); 0 or absent: no container supervision.
        */
       containers?: number;
+      /** Give every agent the agent's own metrics sampler at this idle interval (started by `metrics`); absent: none. */
+      metricsIntervalMs?: number;
     }
+  /** Start (each agent at a random moment of its first interval, as agents started at different times would) or stop the samplers. */
+  | { cmd: 'metrics'; on: boolean }
   /**
    * Each agent restarts `perAgent` of its containers, each at a random moment
    * within `windowMs`; the container's label `kapitan.bench.at` carries the
@@ -87,12 +91,17 @@ export interface WorkerStatus {
   changedContainers: number;
   /** Container restarts done by `containerBurst` so far. */
   burstRestarts: number;
+  /** Metrics samples sent, acknowledged ok (stored or within the raw interval), refused, and failed (no ack in time, not connected). */
+  metricsSent: number;
+  metricsAcked: number;
+  metricsRefused: number;
+  metricsFailed: number;
 }
 
 export type FromWorker =
   | { type: 'inited'; worker: number; machines: { index: number; machineId: string }[]; enrolMs: number }
   | { type: 'connected'; worker: number }
   | WorkerStatus
-  | { type: 'collected'; worker: number; runs: RunRecord[]; sends: [key: string, ms: number][]; emits: [key: string, ms: number][] }
+  | { type: 'collected'; worker: number; runs: RunRecord[]; sends: [key: string, ms: number][]; emits: [key: string, ms: number][]; metricsAckMs: number[] }
   | { type: 'error'; worker: number; message: string }
   | { type: 'ok'; worker: number; cmd: string };

@@ -79,6 +79,13 @@ export class Store {
     return { rows: Number(r?.n ?? 0), restarted: Number(r?.r ?? 0), restarts: Number(r?.s ?? 0) };
   }
 
+  /** Raw metrics rows stored: host samples and container readings. */
+  async metricsRows(): Promise<{ host: number; containers: number }> {
+    const [h] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM host_metrics WHERE resolution = 'raw'`);
+    const [c] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM container_metrics WHERE resolution = 'raw'`);
+    return { host: Number(h?.n ?? 0), containers: Number(c?.n ?? 0) };
+  }
+
   async chunkCount(executionIds: readonly string[]): Promise<number> {
     let n = 0;
     for (let i = 0; i < executionIds.length; i += 500) {

@@ -12,6 +12,7 @@
  * messages to the same dashboard subscription with nothing in between.
  */
 import type { Socket } from 'socket.io-client';
+import { DEFAULT_CONFIG } from '@kapitan/agent';
 import { Fleet } from '../lib/fleet';
 import { ProcSampler } from '../lib/proc';
 import type { Row, ScenarioResult } from '../lib/report';
@@ -20,6 +21,8 @@ import { nowMs, sleep, summarize, type Summary } from '../lib/stats';
 import { MiB, type BenchContext, type Scenario } from '../lib/context';
 
 const CONTAINERS = 20;
+/** The agent's default idle metrics interval (10 s): what every agent of a fleet sends when nobody watches. */
+const METRICS_INTERVAL_MS = DEFAULT_CONFIG.metricsIntervalMs;
 const LABEL = 'kapitan.bench.at';
 
 interface Outcome {
@@ -43,16 +46,34 @@ interface Outcome {
     changeMessages: number;
     restartedRows: number | null;
   };
+  metrics: {
+    seconds: number;
+    sent: number;
+    acked: number;
+    refused: number;
+    failed: number;
+    ack: Summary;
+    hostRows: number | null;
+    containerRows: number | null;
+    /** `metrics:host` events at the dashboard subscribed to the project. */
+    liveHost: number;
+    cpuPercent: number;
+    lagP99Ms: number;
+    lagMaxMs: number;
+    elu: number;
+  };
 }
 
 class Watcher {
   readonly snapshots = new Set<string>();
+  liveHost = 0;
   readonly latencies: number[] = [];
   readonly seen = new Set<string>();
   lastArrival = 0;
   private burstFrom = Infinity;
 
   constructor(socket: Socket) {
+    socket.on('metrics:host', () => void this.liveHost++);
     socket.on('containers:updated', (e: { machineId: string; snapshot: boolean; containers: { id: string; labels: Record<string, string> }[] }) => {
       const now = nowMs();
       if (e.snapshot) this.snapshots.add(e.machineId);
@@ -74,7 +95,7 @@ class Watcher {
   }
 }
 
-async function measure(kind: 'kapitan' | 'baseline', n: number, perAgent: number, windowMs: number, ctx: BenchContext): Promise<Outcome> {
+async function measure(kind: 'kapitan' | 'baseline', n: number, perAgent: number, windowMs: number, metricsS: number, ctx: BenchContext): Promise<Outcome> {
   const server: BenchServer = kind === 'kapitan' ? await KapitanServer.start({ db: ctx.db ?? 'mysql', cpuProfDir: ctx.cpuProfDir }) : await RelayServer.start();
   try {
     const token = server instanceof KapitanServer ? await server.enrolmentToken(n) : undefined;
@@ -85,7 +106,7 @@ async function measure(kind: 'kapitan' | 'baseline', n: number, perAgent: number
       if (!ack.ok) throw new Error(`subscribe:project refused: ${JSON.stringify(ack)}`);
       const watcher = new Watcher(dashboard);
       ctx.log(`${kind}: enrolling ${n} agents with ${CONTAINERS} simulated containers each`);
-      const fleet = await Fleet.start({ role: kind, serverUrl: server.url, count: n, token, containers: CONTAINERS, tuning: { outboxBytes: 1 * MiB }, log: ctx.log });
+      const fleet = await Fleet.start({ role: kind, serverUrl: server.url, count: n, token, containers: CONTAINERS, metricsIntervalMs: METRICS_INTERVAL_MS, tuning: { outboxBytes: 1 * MiB }, log: ctx.log });
       try {
         const snapCpu = new ProcSampler(server.pid, 1000);
         const t0 = nowMs();
@@ -119,6 +140,27 @@ async function measure(kind: 'kapitan' | 'baseline', n: number, perAgent: number
         const lag = idleStats(server.ticks, b0, end);
         let restartedRows: number | null = null;
         if (server instanceof KapitanServer) restartedRows = (await server.store.containerRows()).restarted;
+
+        // ---- metrics: every agent's host and containers at the default interval, for a while
+        await sleep(2000);
+        ctx.log(`${kind}: metrics: ${n} agents sampling host + ${CONTAINERS} containers every ${METRICS_INTERVAL_MS / 1000} s for ${metricsS} s`);
+        const live0 = watcher.liveHost;
+        const m0 = fleet.status();
+        const mCpu = new ProcSampler(server.pid, 1000);
+        const mt0 = nowMs();
+        await fleet.metrics(true);
+        await sleep(metricsS * 1000);
+        await fleet.metrics(false);
+        const mt1 = nowMs();
+        const mCpuOut = mCpu.stop();
+        // The samples in flight when the samplers stopped are answered (or time out) before counting.
+        await fleet
+          .waitFor((st) => st.metricsSent === st.metricsAcked + st.metricsRefused + st.metricsFailed, 60_000, 'metrics samples in flight answered')
+          .catch((err: Error) => ctx.log(`${kind}: ${err.message}`));
+        const m1 = fleet.status();
+        const mLag = idleStats(server.ticks, mt0, mt1);
+        const stored = server instanceof KapitanServer ? await server.store.metricsRows() : null;
+        const { metricsAckMs } = await fleet.collect();
         return {
           agents: n,
           snapshotsS,
@@ -138,6 +180,21 @@ async function measure(kind: 'kapitan' | 'baseline', n: number, perAgent: number
             changeMessages: after.changeMessages - before.changeMessages,
             restartedRows,
           },
+          metrics: {
+            seconds: (mt1 - mt0) / 1000,
+            sent: m1.metricsSent - m0.metricsSent,
+            acked: m1.metricsAcked - m0.metricsAcked,
+            refused: m1.metricsRefused - m0.metricsRefused,
+            failed: m1.metricsFailed - m0.metricsFailed,
+            ack: summarize(metricsAckMs),
+            hostRows: stored?.host ?? null,
+            containerRows: stored?.containers ?? null,
+            liveHost: watcher.liveHost - live0,
+            cpuPercent: mCpuOut.cpuPercent,
+            lagP99Ms: mLag.lagP99Ms,
+            lagMaxMs: mLag.lagMaxMs,
+            elu: mLag.elu,
+          },
         };
       } finally {
         await fleet.stop();
@@ -155,11 +212,15 @@ export const containers: Scenario = {
   title: '9. Containers: snapshots and a burst of Docker events to the dashboard',
   async run(ctx): Promise<ScenarioResult> {
     const t0 = Date.now();
-    const n = ctx.n ?? (ctx.size === 'large' ? 10_000 : 1_000);
+    const n = ctx.n ?? (ctx.size === 'large' ? 10_000 : 500);
     const perAgent = 5;
     const windowMs = 5_000;
-    const k = await measure('kapitan', n, perAgent, windowMs, ctx);
-    const b = ctx.skipBaseline ? null : await measure('baseline', n, perAgent, windowMs, ctx);
+    const metricsS = ctx.size === 'large' ? 60 : 30;
+    const k = await measure('kapitan', n, perAgent, windowMs, metricsS, ctx);
+    const b = ctx.skipBaseline ? null : await measure('baseline', n, perAgent, windowMs, metricsS, ctx);
+    const km = k.metrics;
+    const bm = b?.metrics;
+    const expectedRows = km.sent * CONTAINERS;
     const restarts = n * perAgent;
     const rows: Row[] = [
       { metric: `connect → ${n} snapshots (${CONTAINERS} containers each) at the dashboard`, unit: 's', kapitan: k.snapshotsS, baseline: b?.snapshotsS ?? null },
@@ -172,21 +233,34 @@ export const containers: Scenario = {
       { metric: 'burst: Docker event → dashboard max', unit: 'ms', kapitan: k.burst.latency.max, baseline: b?.burst.latency.max ?? null },
       { metric: 'burst: first event → last restart at the dashboard', unit: 's', kapitan: k.burst.seconds, baseline: b?.burst.seconds ?? null },
       { metric: 'burst: server CPU', unit: '% of a core', kapitan: k.burst.cpuPercent, baseline: b?.burst.cpuPercent ?? null },
+      { metric: 'burst: server event-loop utilisation', unit: '%', kapitan: k.burst.elu * 100, baseline: b ? b.burst.elu * 100 : null },
       { metric: 'burst: server event-loop lag p99 (mean of 1 s windows)', unit: 'ms', kapitan: k.burst.lagP99Ms, baseline: b?.burst.lagP99Ms ?? null },
       { metric: 'burst: server event-loop lag max', unit: 'ms', kapitan: k.burst.lagMaxMs, baseline: b?.burst.lagMaxMs ?? null },
       { metric: 'burst: `containers:changed` messages acknowledged', kapitan: k.burst.changeMessages, baseline: b?.burst.changeMessages ?? null },
       { metric: 'burst: container rows written per second', unit: 'rows/s', kapitan: k.burst.rowsPerS, baseline: b?.burst.rowsPerS ?? null },
       { metric: 'restarted containers stored', kapitan: k.burst.restartedRows, baseline: 'n/a', goal: `${restarts}`, met: k.burst.restartedRows === restarts },
+      { metric: `metrics: samples sent in ${metricsS} s (host + ${CONTAINERS} containers each)`, kapitan: km.sent, baseline: bm?.sent ?? null },
+      { metric: 'metrics: samples sent per second', unit: '/s', kapitan: km.sent / km.seconds, baseline: bm ? bm.sent / bm.seconds : null },
+      { metric: 'metrics: acknowledged ok / refused / no ack', kapitan: `${km.acked} / ${km.refused} / ${km.failed}`, baseline: bm ? `${bm.acked} / ${bm.refused} / ${bm.failed}` : null, goal: 'all ok', met: km.acked === km.sent },
+      { metric: 'metrics: host samples stored / sent', kapitan: `${km.hostRows}/${km.sent}`, baseline: 'n/a', goal: 'all', met: km.hostRows === km.sent },
+      { metric: 'metrics: container readings stored / sent', kapitan: `${km.containerRows}/${expectedRows}`, baseline: 'n/a', goal: 'all', met: km.containerRows === expectedRows },
+      { metric: 'metrics: sample sent → acknowledged (stored) p50', unit: 'ms', kapitan: km.ack.p50, baseline: bm?.ack.p50 ?? null },
+      { metric: 'metrics: sample sent → acknowledged (stored) p99', unit: 'ms', kapitan: km.ack.p99, baseline: bm?.ack.p99 ?? null, goal: `< ${METRICS_INTERVAL_MS / 1000} s (the interval)`, met: km.ack.p99 < METRICS_INTERVAL_MS },
+      { metric: 'metrics: `metrics:host` at the project dashboard', kapitan: km.liveHost, baseline: bm?.liveHost ?? null },
+      { metric: 'metrics: server CPU', unit: '% of a core', kapitan: km.cpuPercent, baseline: bm?.cpuPercent ?? null },
+      { metric: 'metrics: server event-loop utilisation', unit: '%', kapitan: km.elu * 100, baseline: bm ? bm.elu * 100 : null },
+      { metric: 'metrics: server event-loop lag p99 (mean of 1 s windows)', unit: 'ms', kapitan: km.lagP99Ms, baseline: bm?.lagP99Ms ?? null },
     ];
     return {
       name: 'containers',
       title: this.title,
       size: ctx.size,
-      params: { agents: n, containersPerAgent: CONTAINERS, restartsPerAgent: perAgent, windowMs, db: ctx.db ?? 'mysql' },
+      params: { agents: n, containersPerAgent: CONTAINERS, restartsPerAgent: perAgent, windowMs, metricsS, metricsIntervalMs: METRICS_INTERVAL_MS, db: ctx.db ?? 'mysql' },
       rows,
       notes: [
         `${n} simulated agents, each the agent's own ContainerSupervisor (debounce 150 ms) over an in-memory engine of ${CONTAINERS} containers; Kapitan on ${ctx.db ?? 'mysql'}. Burst: every agent restarts ${perAgent} of its containers, each at a random moment within ${windowMs / 1000} s (${Math.round(restarts / (windowMs / 1000))} restarts/s in all); each restart is die, stop, start, restart events, coalesced by the supervisor into one patch, plus the supervisor's second read of a started container 1 s later (ports).`,
         'Latency: from the moment the simulated engine wrote the events (worker clock) to the `containers:updated` carrying the container at a dashboard socket subscribed to the project (runner clock, same host); it includes the supervisor\'s 150 ms debounce. Rows written per second: containers in acknowledged `containers:changed` messages (Kapitan acknowledges after the upsert commits) over the burst.',
+        `Metrics: then every agent runs the agent's own MetricsSampler (made-up host, the simulated engine's one-shot stats of its ${CONTAINERS} running containers) at the default idle interval of ${METRICS_INTERVAL_MS / 1000} s, each starting at a random moment of its first interval, for ${metricsS} s; nobody watches a machine, so no agent is asked to sample faster. Kapitan acknowledges a sample once stored (one per machine per raw interval); the stored rows are counted in the database. CPU: /proc of the server process; event-loop utilisation and lag: the server's own per-second figures (when the CPU share is far below the utilisation, the process was waiting for a core: the machine was overloaded).`,
       ],
       durationS: (Date.now() - t0) / 1000,
       raw: { kapitan: k, baseline: b },

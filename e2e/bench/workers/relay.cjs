@@ -12,7 +12,9 @@
  *           Containers: `docker:status` is acknowledged; `containers:snapshot`
  *           parts are gathered and, at the last, the whole list goes to the
  *           project's room as `containers:updated` (snapshot), the way Kapitan
- *           publishes it; `containers:changed` goes there as a patch.
+ *           publishes it; `containers:changed` goes there as a patch;
+ *           `metrics:sample` is acknowledged and its headline goes there as
+ *           `metrics:host` (Kapitan's for a stored sample).
  *   /live   `subscribe:execution` joins the execution's room (the ack carries
  *           the first output message if it came before the subscription, the
  *           way Kapitan's ack carries stored history); `subscribe:project`
@@ -37,7 +39,7 @@ const port = Number(process.argv[2] ?? 0);
 startBenchStats({ KAPITAN_BENCH: '1', KAPITAN_BENCH_INTERVAL_MS: process.env.KAPITAN_BENCH_INTERVAL_MS });
 
 const PROJECT = 'bench';
-const stats = { started: 0, finished: 0, outputMessages: 0, chunks: 0, containerSnapshots: 0, containerChanges: 0 };
+const stats = { started: 0, finished: 0, outputMessages: 0, chunks: 0, containerSnapshots: 0, containerChanges: 0, metricsSamples: 0 };
 /** executionId → chunks of its first output message */
 const firstOutput = new Map();
 const machines = new Set();
@@ -107,6 +109,11 @@ agents.on('connection', (socket) => {
     ack({ ok: true, stored: p.chunks.length });
   });
   socket.on('docker:status', (_p, ack) => ack({ ok: true }));
+  socket.on('metrics:sample', (p, ack) => {
+    stats.metricsSamples++;
+    live.to(`project:${PROJECT}`).emit('metrics:host', { projectId: PROJECT, machineId, at: new Date().toISOString(), cpuPercent: p.host.cpuPercent, memoryUsedBytes: p.host.memoryUsedBytes, memoryTotalBytes: p.host.memoryTotalBytes });
+    ack({ ok: true });
+  });
   let parts = [];
   socket.on('containers:snapshot', (p, ack) => {
     parts.push(...p.containers);

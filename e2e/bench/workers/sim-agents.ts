@@ -13,9 +13,9 @@
  * Driven over IPC by lib/fleet.ts (messages in lib/fleet-protocol.ts).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { Agent, MemoryJournal, createLogger, type ExecutionCallbacks, type ExecutionRunner, type OutboxMessage } from '@kapitan/agent';
-import { SimulatedDockerEngine, SimulatedExecution } from '@kapitan/agent/testing';
-import type { EnrolResponse, ExecutionDispatch, ExecutionFinished, MachineFacts } from '@kapitan/shared';
+import { Agent, MemoryJournal, createLogger, type ExecutionCallbacks, type ExecutionRunner, type OutboxMessage, type ServerLink } from '@kapitan/agent';
+import { SimulatedDockerEngine, SimulatedExecution, simulatedMetricsSampler, type MetricsSampler } from '@kapitan/agent/testing';
+import { ServerToAgentEvents, type EnrolResponse, type ExecutionDispatch, type ExecutionFinished, type MachineFacts } from '@kapitan/shared';
 import type { FromWorker, RunRecord, ToWorker, WorkerStatus } from '../lib/fleet-protocol';
 import { countLines, parseSpec, simulatedOutput, type OutputSpec } from '../lib/output';
 import { nowMs } from '../lib/stats';
@@ -53,6 +53,7 @@ interface SimAgent {
   machineId: string;
   agent: Agent;
   engine: SimulatedDockerEngine | null;
+  sampler: MetricsSampler | null;
   ready: boolean;
   back: boolean;
   down: boolean;
@@ -65,7 +66,11 @@ const dispatchSeen = new Map<string, number>();
 const sends = new Map<string, number>();
 const emits = new Map<string, number>();
 let stamp = false;
-const counters = { connectErrors: 0, refused: 0, dropped: 0, running: 0, finished: 0, done: 0, snapshots: 0, changeMessages: 0, changedContainers: 0, burstRestarts: 0 };
+const counters = { connectErrors: 0, refused: 0, dropped: 0, running: 0, finished: 0, done: 0, snapshots: 0, changeMessages: 0, changedContainers: 0, burstRestarts: 0, metricsSent: 0, metricsAcked: 0, metricsRefused: 0, metricsFailed: 0 };
+/** Send → ack of every metrics sample (ms). */
+const metricsAckMs: number[] = [];
+let metricsIntervalMs = 0;
+const metricsStarts = new Set<NodeJS.Timeout>();
 
 /**
  * The agent's own SimulatedExecution (agent/src/simulated.ts) for what the
@@ -178,6 +183,7 @@ async function enrol(serverUrl: string, token: string, index: number): Promise<E
 async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
   stamp = !!m.stampSends;
   withContainers = (m.containers ?? 0) > 0;
+  metricsIntervalMs = m.metricsIntervalMs ?? 0;
   const t0 = Date.now();
   const credentials: { index: number; machineId: string; credential: string }[] = [];
   if (m.role === 'kapitan') {
@@ -201,7 +207,7 @@ async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
   const enrolMs = Date.now() - t0;
   for (const c of credentials) {
     const engine = withContainers ? new SimulatedDockerEngine({ containers: m.containers!, seed: String(c.index) }) : null;
-    const sim: SimAgent = { index: c.index, machineId: c.machineId, agent: null as unknown as Agent, engine, ready: false, back: false, down: false };
+    const sim: SimAgent = { index: c.index, machineId: c.machineId, agent: null as unknown as Agent, engine, sampler: null, ready: false, back: false, down: false };
     const createRunner = (dispatch: ExecutionDispatch, callbacks: ExecutionCallbacks): ExecutionRunner => {
       const spec = parseSpec(dispatch.script) ?? { lines: 0, lineBytes: 40, linesPerTick: 1, tickMs: 0 };
       return new ObservedRun(dispatch, callbacks, spec, c.index, dispatchSeen.get(dispatch.executionId) ?? nowMs());
@@ -222,6 +228,31 @@ async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
       },
     });
     sim.agent = agent;
+    if (metricsIntervalMs > 0) {
+      const conn = agent.connection;
+      // The agent's link, counted: what was sent, what the server took, how long its ack took.
+      const link: ServerLink = {
+        get ready() {
+          return conn.ready;
+        },
+        request: async (event, payload, timeoutMs) => {
+          counters.metricsSent++;
+          const t = nowMs();
+          try {
+            const ack = await conn.request(event, payload, timeoutMs);
+            metricsAckMs.push(nowMs() - t);
+            if ((ack as { ok?: unknown } | null)?.ok === true) counters.metricsAcked++;
+            else counters.metricsRefused++;
+            return ack;
+          } catch (err) {
+            counters.metricsFailed++;
+            throw err;
+          }
+        },
+      };
+      sim.sampler = simulatedMetricsSampler({ link, engine, idleIntervalMs: metricsIntervalMs, seed: c.index, logger });
+      agent.connection.on(ServerToAgentEvents.metricsWatch, (p) => sim.sampler?.watch(p));
+    }
     // Time of arrival of each dispatch, before the manager sees it (and duplicates).
     agent.connection.prependListener('execution:dispatch', (p) => {
       const id = (p as { executionId?: string }).executionId;
@@ -337,6 +368,24 @@ process.on('message', (m: ToWorker) => {
       case 'connect':
         connect(m.perSecond, m.count).catch(fail);
         break;
+      case 'metrics':
+        for (const t of metricsStarts) clearTimeout(t);
+        metricsStarts.clear();
+        for (const a of agents) {
+          const sampler = a.sampler;
+          if (!sampler) continue;
+          if (!m.on) {
+            sampler.stop();
+            continue;
+          }
+          const t = setTimeout(() => {
+            metricsStarts.delete(t);
+            sampler.start();
+          }, Math.random() * metricsIntervalMs);
+          metricsStarts.add(t);
+        }
+        send({ type: 'ok', worker: workerId, cmd: 'metrics' });
+        break;
       case 'containerBurst':
         containerBurst(m.perAgent, m.windowMs);
         break;
@@ -349,7 +398,7 @@ process.on('message', (m: ToWorker) => {
         send({ type: 'ok', worker: workerId, cmd: 'mark' });
         break;
       case 'collect':
-        send({ type: 'collected', worker: workerId, runs: [...runs.values()], sends: [...sends.entries()], emits: [...emits.entries()] });
+        send({ type: 'collected', worker: workerId, runs: [...runs.values()], sends: [...sends.entries()], emits: [...emits.entries()], metricsAckMs });
         break;
       case 'forget':
         runs.clear();
@@ -360,7 +409,10 @@ process.on('message', (m: ToWorker) => {
         send({ type: 'ok', worker: workerId, cmd: 'forget' });
         break;
       case 'stop':
-        for (const a of agents) a.agent.abandon();
+        for (const a of agents) {
+          a.sampler?.stop();
+          a.agent.abandon();
+        }
         send({ type: 'ok', worker: workerId, cmd: 'stop' });
         setTimeout(() => process.exit(0), 100);
         break;
