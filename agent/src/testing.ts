@@ -4,5 +4,8 @@
  * own exports.
  */
 export * from './simulated';
+export * from './simulated-docker';
+export * from './simulated-metrics';
+export { MetricsSampler } from './metrics/sampler';
 export * from './docker-fixture';
 export * from './docker-proxy';

@@ -2,7 +2,7 @@
  * `npm run bench` — benchmarks of the agent channel, each scenario side by
  * side with a bare socket.io baseline in the same run. See bench/README.md.
  *
- *   --scenario <name|all>[,<name>…]   capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics
+ *   --scenario <name|all>[,<name>…]   capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, log-viewer
  *   --size small|large                small: about a minute each (CI); large: the issue's sizes
  *   --n <number>                      the scenario's main size (agents; seconds for footprint)
  *   --db mysql|sqlite                 database of the multi-agent scenarios (throughput: both)
@@ -29,8 +29,10 @@ import { uploads } from './scenarios/uploads';
 import { distribution } from './scenarios/distribution';
 import { audit } from './scenarios/audit';
 import { metrics } from './scenarios/metrics';
+import { containers } from './scenarios/containers';
+import { logViewer } from './scenarios/log-viewer';
 
-const SCENARIOS: Scenario[] = [capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics];
+const SCENARIOS: Scenario[] = [capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, logViewer];
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`bench: ${message}\n`);

@@ -51,6 +51,11 @@ export interface SupervisorOptions {
   /** Cap of the engine reconnect delay. Default 30 s. */
   maxBackoffMs?: number;
   rng?: () => number;
+  /**
+   * An engine client in place of the target's socket: a simulated engine
+   * (SimulatedDockerEngine, for simulated agents), never a real one.
+   */
+  engine?: Dockerode;
 }
 
 export interface SupervisorEvents {
@@ -138,10 +143,10 @@ export class ContainerSupervisor extends EventEmitter<SupervisorEvents> {
   private async connect(): Promise<void> {
     if (this.stopped) return;
     const gen = ++this.generation;
-    const missing = targetMissing(this.options.target);
+    const missing = this.options.engine ? null : targetMissing(this.options.target);
     if (missing) return this.unavailable(gen, missing);
     try {
-      this.docker ??= dockerClient(this.options.target);
+      this.docker ??= this.options.engine ?? dockerClient(this.options.target);
       const version = await this.docker.version();
       if (gen !== this.generation) return;
       const events = (await this.docker.getEvents({ filters: { type: ['container'] } })) as NodeJS.ReadableStream;

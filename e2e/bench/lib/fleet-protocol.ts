@@ -25,7 +25,22 @@ export type ToWorker =
       tuning: AgentTuning;
       /** Record when each chunk is cut and each output message first sent (for latencies). */
       stampSends?: boolean;
+      /**
+       * Containers of each agent's simulated Docker engine (SimulatedDockerEngine
+       * behind the agent's own supervisor); 0 or absent: no container supervision.
+       */
+      containers?: number;
+      /** Give every agent the agent's own metrics sampler at this idle interval (started by `metrics`); absent: none. */
+      metricsIntervalMs?: number;
     }
+  /** Start (each agent at a random moment of its first interval, as agents started at different times would) or stop the samplers. */
+  | { cmd: 'metrics'; on: boolean }
+  /**
+   * Each agent restarts `perAgent` of its containers, each at a random moment
+   * within `windowMs`; the container's label `kapitan.bench.at` carries the
+   * moment (wall-clock ms) of its Docker events.
+   */
+  | { cmd: 'containerBurst'; perAgent: number; windowMs: number }
   /** Start the next `count` agents (default: all that are not started yet). */
   | { cmd: 'connect'; perSecond: number; count?: number }
   /** Start counting agents that come back (ready again) from now on. */
@@ -69,12 +84,24 @@ export interface WorkerStatus {
   outboxBytes: number;
   refused: number;
   dropped: number;
+  /** Container snapshots the server acknowledged. */
+  snapshots: number;
+  /** `containers:changed` messages acknowledged, and the containers they carried. */
+  changeMessages: number;
+  changedContainers: number;
+  /** Container restarts done by `containerBurst` so far. */
+  burstRestarts: number;
+  /** Metrics samples sent, acknowledged ok (stored or within the raw interval), refused, and failed (no ack in time, not connected). */
+  metricsSent: number;
+  metricsAcked: number;
+  metricsRefused: number;
+  metricsFailed: number;
 }
 
 export type FromWorker =
   | { type: 'inited'; worker: number; machines: { index: number; machineId: string }[]; enrolMs: number }
   | { type: 'connected'; worker: number }
   | WorkerStatus
-  | { type: 'collected'; worker: number; runs: RunRecord[]; sends: [key: string, ms: number][]; emits: [key: string, ms: number][] }
+  | { type: 'collected'; worker: number; runs: RunRecord[]; sends: [key: string, ms: number][]; emits: [key: string, ms: number][]; metricsAckMs: number[] }
   | { type: 'error'; worker: number; message: string }
   | { type: 'ok'; worker: number; cmd: string };

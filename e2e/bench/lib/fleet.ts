@@ -19,6 +19,10 @@ export interface FleetOptions {
   token?: string;
   tuning?: AgentTuning;
   stampSends?: boolean;
+  /** Containers of each agent's simulated Docker engine (default none: no container supervision). */
+  containers?: number;
+  /** Metrics samplers at this idle interval, started by `metrics(true)`. */
+  metricsIntervalMs?: number;
   /** Most agents per worker process; default 2,500. */
   perWorker?: number;
   /** At least this many workers once count > 1,000; default 2. */
@@ -122,6 +126,8 @@ export class Fleet {
         enrolConcurrency: options.enrolConcurrency,
         tuning: options.tuning ?? {},
         stampSends: options.stampSends,
+        containers: options.containers,
+        metricsIntervalMs: options.metricsIntervalMs,
       });
       inits.push(inited);
       index += count;
@@ -159,7 +165,11 @@ export class Fleet {
 
   /** The last status of every worker, summed. */
   status(): Omit<WorkerStatus, 'type' | 'worker'> {
-    const sum = { agents: 0, ready: 0, back: 0, down: 0, connectErrors: 0, running: 0, finished: 0, done: 0, outboxBytes: 0, refused: 0, dropped: 0 };
+    const sum = {
+      agents: 0, ready: 0, back: 0, down: 0, connectErrors: 0, running: 0, finished: 0, done: 0, outboxBytes: 0, refused: 0, dropped: 0,
+      snapshots: 0, changeMessages: 0, changedContainers: 0, burstRestarts: 0,
+      metricsSent: 0, metricsAcked: 0, metricsRefused: 0, metricsFailed: 0,
+    };
     for (const w of this.workers) {
       const s = w.status;
       if (!s) continue;
@@ -179,6 +189,19 @@ export class Fleet {
     throw new Error(`fleet: ${what} not reached within ${timeoutMs} ms (status ${JSON.stringify(this.status())})`);
   }
 
+  /** Every agent restarts `perAgent` of its simulated containers within `windowMs` (see the protocol). */
+  async containerBurst(perAgent: number, windowMs: number): Promise<void> {
+    const acks = this.workers.map((w) => w.next((m) => m.type === 'ok' && m.cmd === 'containerBurst', 30_000, 'containerBurst'));
+    for (const w of this.workers) w.send({ cmd: 'containerBurst', perAgent, windowMs });
+    await Promise.all(acks);
+  }
+
+  async metrics(on: boolean): Promise<void> {
+    const acks = this.workers.map((w) => w.next((m) => m.type === 'ok' && m.cmd === 'metrics', 30_000, 'metrics'));
+    for (const w of this.workers) w.send({ cmd: 'metrics', on });
+    await Promise.all(acks);
+  }
+
   /** From now on, count agents that come back. */
   async mark(): Promise<void> {
     const acks = this.workers.map((w) => w.next((m) => m.type === 'ok' && m.cmd === 'mark', 10_000, 'mark'));
@@ -187,18 +210,20 @@ export class Fleet {
     await sleep(300); // fresh statuses
   }
 
-  async collect(): Promise<{ runs: RunRecord[]; sends: Map<string, number>; emits: Map<string, number> }> {
+  async collect(): Promise<{ runs: RunRecord[]; sends: Map<string, number>; emits: Map<string, number>; metricsAckMs: number[] }> {
     const replies = this.workers.map((w) => w.next<Extract<FromWorker, { type: 'collected' }>>((m) => m.type === 'collected', 60_000, 'collect'));
     for (const w of this.workers) w.send({ cmd: 'collect' });
     const runs: RunRecord[] = [];
     const sends = new Map<string, number>();
     const emits = new Map<string, number>();
+    const metricsAckMs: number[] = [];
     for (const r of await Promise.all(replies)) {
       runs.push(...r.runs);
+      for (const ms of r.metricsAckMs) metricsAckMs.push(ms);
       for (const [k, v] of r.sends) sends.set(k, v);
       for (const [k, v] of r.emits) emits.set(k, v);
     }
-    return { runs, sends, emits };
+    return { runs, sends, emits, metricsAckMs };
   }
 
   /** Forget the records of past runs (between measurements). */

@@ -83,6 +83,21 @@ export class Store {
     return Number(r?.n ?? 0);
   }
 
+  /** Container rows stored, and how many of them were restarted (restartCount > 0). */
+  async containerRows(): Promise<{ rows: number; restarted: number; restarts: number }> {
+    const [r] = await this.query<{ n: number | string; r: number | string | null; s: number | string | null }>(
+      `SELECT COUNT(*) AS n, SUM(CASE WHEN restartCount > 0 THEN 1 ELSE 0 END) AS r, SUM(restartCount) AS s FROM containers`,
+    );
+    return { rows: Number(r?.n ?? 0), restarted: Number(r?.r ?? 0), restarts: Number(r?.s ?? 0) };
+  }
+
+  /** Raw metrics rows stored: host samples and container readings. */
+  async rawMetricsRows(): Promise<{ host: number; containers: number }> {
+    const [h] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM host_metrics WHERE resolution = 'raw'`);
+    const [c] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM container_metrics WHERE resolution = 'raw'`);
+    return { host: Number(h?.n ?? 0), containers: Number(c?.n ?? 0) };
+  }
+
   async chunkCount(executionIds: readonly string[]): Promise<number> {
     let n = 0;
     for (let i = 0; i < executionIds.length; i += 500) {

@@ -122,7 +122,7 @@ async function measure(kind: 'kapitan' | 'baseline', n: number, windowS: number,
 
 export const metrics: Scenario = {
   name: 'metrics',
-  title: '9. Metrics: agents reporting host + 20 containers every 10 s',
+  title: '10. Metrics: agents reporting host + 20 containers every 10 s',
   async run(ctx): Promise<ScenarioResult> {
     const t0 = Date.now();
     const n = ctx.n ?? (ctx.size === 'large' ? 1000 : 200);

@@ -9,13 +9,18 @@
  *           socket joins its room; hello, heartbeat, started and finished are
  *           acknowledged at once; `execution:output` is forwarded to the
  *           execution's room on /live, then acknowledged.
+ *           Containers: `docker:status` is acknowledged; `containers:snapshot`
+ *           parts are gathered and, at the last, the whole list goes to the
+ *           project's room as `containers:updated` (snapshot), the way Kapitan
+ *           publishes it; `containers:changed` goes there as a patch;
+ *           `metrics:sample` is acknowledged and its headline goes there as
+ *           `metrics:host` (Kapitan's for a stored sample), and whole to the
+ *           machine's metrics room on /live.
  *   /live   `subscribe:execution` joins the execution's room (the ack carries
  *           the first output message if it came before the subscription, the
  *           way Kapitan's ack carries stored history); `subscribe:project`
  *           joins the project's room, where `execution:updated` tells
  *           started/finished.
- *           `containers:snapshot` is acknowledged; `metrics:sample` is forwarded
- *           to the machine's metrics room on /live, then acknowledged.
  *   HTTP    POST /run {machineIds? | all, script} → dispatch to each machine's
  *           room → 201 {runId, executions}; GET /stats; GET /api/health.
  *
@@ -35,7 +40,7 @@ const port = Number(process.argv[2] ?? 0);
 startBenchStats({ KAPITAN_BENCH: '1', KAPITAN_BENCH_INTERVAL_MS: process.env.KAPITAN_BENCH_INTERVAL_MS });
 
 const PROJECT = 'bench';
-const stats = { started: 0, finished: 0, outputMessages: 0, chunks: 0, metricsSamples: 0, metricsContainers: 0 };
+const stats = { started: 0, finished: 0, outputMessages: 0, chunks: 0, containerSnapshots: 0, containerChanges: 0, metricsSamples: 0, metricsContainers: 0 };
 /** executionId → chunks of its first output message */
 const firstOutput = new Map();
 const machines = new Set();
@@ -104,11 +109,29 @@ agents.on('connection', (socket) => {
     live.to(`execution:${p.executionId}`).emit('execution:output', p);
     ack({ ok: true, stored: p.chunks.length });
   });
-  socket.on('containers:snapshot', (_p, ack) => ack({ ok: true }));
+  socket.on('docker:status', (_p, ack) => ack({ ok: true }));
   socket.on('metrics:sample', (p, ack) => {
     stats.metricsSamples++;
     stats.metricsContainers += p.containers.length;
     live.to(`machine-metrics:${machineId}`).emit('metrics:sample', { projectId: PROJECT, machineId, ...p });
+    live.to(`project:${PROJECT}`).emit('metrics:host', { projectId: PROJECT, machineId, at: new Date().toISOString(), cpuPercent: p.host.cpuPercent, memoryUsedBytes: p.host.memoryUsedBytes, memoryTotalBytes: p.host.memoryTotalBytes });
+    ack({ ok: true });
+  });
+  let parts = [];
+  socket.on('containers:snapshot', (p, ack) => {
+    parts.push(...p.containers);
+    if (p.last) {
+      stats.containerSnapshots++;
+      const at = new Date().toISOString();
+      live.to(`project:${PROJECT}`).emit('containers:updated', { projectId: PROJECT, machineId, snapshot: true, containers: parts.map((c) => ({ ...c, machineId, updatedAt: at })), removed: [] });
+      parts = [];
+    }
+    ack({ ok: true });
+  });
+  socket.on('containers:changed', (p, ack) => {
+    stats.containerChanges++;
+    const at = new Date().toISOString();
+    live.to(`project:${PROJECT}`).emit('containers:updated', { projectId: PROJECT, machineId, snapshot: false, containers: p.containers.map((c) => ({ ...c, machineId, updatedAt: at })), removed: p.removed });
     ack({ ok: true });
   });
   socket.on('execution:finished', (p, ack) => {

@@ -13,9 +13,9 @@
  * Driven over IPC by lib/fleet.ts (messages in lib/fleet-protocol.ts).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { Agent, MemoryJournal, createLogger, type ExecutionCallbacks, type ExecutionRunner, type OutboxMessage } from '@kapitan/agent';
-import { SimulatedExecution } from '@kapitan/agent/testing';
-import type { EnrolResponse, ExecutionDispatch, ExecutionFinished, MachineFacts } from '@kapitan/shared';
+import { Agent, MemoryJournal, createLogger, type ExecutionCallbacks, type ExecutionRunner, type OutboxMessage, type ServerLink } from '@kapitan/agent';
+import { SimulatedDockerEngine, SimulatedExecution, simulatedMetricsSampler, type MetricsSampler } from '@kapitan/agent/testing';
+import { ServerToAgentEvents, type EnrolResponse, type ExecutionDispatch, type ExecutionFinished, type MachineFacts } from '@kapitan/shared';
 import type { FromWorker, RunRecord, ToWorker, WorkerStatus } from '../lib/fleet-protocol';
 import { countLines, parseSpec, simulatedOutput, type OutputSpec } from '../lib/output';
 import { nowMs } from '../lib/stats';
@@ -32,6 +32,8 @@ const logger = createLogger({
   },
 });
 
+let withContainers = false;
+
 function facts(index: number): MachineFacts {
   return {
     hostname: `bench-${index}`,
@@ -42,7 +44,7 @@ function facts(index: number): MachineFacts {
     cpus: 2,
     memoryBytes: 8 * 1024 ** 3,
     agentVersion: 'bench',
-    dockerAvailable: false,
+    dockerAvailable: withContainers,
   };
 }
 
@@ -50,6 +52,8 @@ interface SimAgent {
   index: number;
   machineId: string;
   agent: Agent;
+  engine: SimulatedDockerEngine | null;
+  sampler: MetricsSampler | null;
   ready: boolean;
   back: boolean;
   down: boolean;
@@ -62,7 +66,11 @@ const dispatchSeen = new Map<string, number>();
 const sends = new Map<string, number>();
 const emits = new Map<string, number>();
 let stamp = false;
-const counters = { connectErrors: 0, refused: 0, dropped: 0, running: 0, finished: 0, done: 0 };
+const counters = { connectErrors: 0, refused: 0, dropped: 0, running: 0, finished: 0, done: 0, snapshots: 0, changeMessages: 0, changedContainers: 0, burstRestarts: 0, metricsSent: 0, metricsAcked: 0, metricsRefused: 0, metricsFailed: 0 };
+/** Send → ack of every metrics sample (ms). */
+const metricsAckMs: number[] = [];
+let metricsIntervalMs = 0;
+const metricsStarts = new Set<NodeJS.Timeout>();
 
 /**
  * The agent's own SimulatedExecution (agent/src/simulated.ts) for what the
@@ -174,6 +182,8 @@ async function enrol(serverUrl: string, token: string, index: number): Promise<E
 
 async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
   stamp = !!m.stampSends;
+  withContainers = (m.containers ?? 0) > 0;
+  metricsIntervalMs = m.metricsIntervalMs ?? 0;
   const t0 = Date.now();
   const credentials: { index: number; machineId: string; credential: string }[] = [];
   if (m.role === 'kapitan') {
@@ -196,7 +206,8 @@ async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
   }
   const enrolMs = Date.now() - t0;
   for (const c of credentials) {
-    const sim: SimAgent = { index: c.index, machineId: c.machineId, agent: null as unknown as Agent, ready: false, back: false, down: false };
+    const engine = withContainers ? new SimulatedDockerEngine({ containers: m.containers!, seed: String(c.index) }) : null;
+    const sim: SimAgent = { index: c.index, machineId: c.machineId, agent: null as unknown as Agent, engine, sampler: null, ready: false, back: false, down: false };
     const createRunner = (dispatch: ExecutionDispatch, callbacks: ExecutionCallbacks): ExecutionRunner => {
       const spec = parseSpec(dispatch.script) ?? { lines: 0, lineBytes: 40, linesPerTick: 1, tickMs: 0 };
       return new ObservedRun(dispatch, callbacks, spec, c.index, dispatchSeen.get(dispatch.executionId) ?? nowMs());
@@ -208,6 +219,7 @@ async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
       facts: () => facts(c.index),
       createRunner,
       logger,
+      ...(engine ? { containers: true, supervisor: { engine: engine.client } } : {}),
       config: {
         ...(m.tuning.heartbeatMs ? { heartbeatMs: m.tuning.heartbeatMs } : {}),
         ...(m.tuning.maxBackoffMs ? { maxBackoffMs: m.tuning.maxBackoffMs } : {}),
@@ -216,6 +228,31 @@ async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
       },
     });
     sim.agent = agent;
+    if (metricsIntervalMs > 0) {
+      const conn = agent.connection;
+      // The agent's link, counted: what was sent, what the server took, how long its ack took.
+      const link: ServerLink = {
+        get ready() {
+          return conn.ready;
+        },
+        request: async (event, payload, timeoutMs) => {
+          counters.metricsSent++;
+          const t = nowMs();
+          try {
+            const ack = await conn.request(event, payload, timeoutMs);
+            metricsAckMs.push(nowMs() - t);
+            if ((ack as { ok?: unknown } | null)?.ok === true) counters.metricsAcked++;
+            else counters.metricsRefused++;
+            return ack;
+          } catch (err) {
+            counters.metricsFailed++;
+            throw err;
+          }
+        },
+      };
+      sim.sampler = simulatedMetricsSampler({ link, engine, idleIntervalMs: metricsIntervalMs, seed: c.index, logger });
+      agent.connection.on(ServerToAgentEvents.metricsWatch, (p) => sim.sampler?.watch(p));
+    }
     // Time of arrival of each dispatch, before the manager sees it (and duplicates).
     agent.connection.prependListener('execution:dispatch', (p) => {
       const id = (p as { executionId?: string }).executionId;
@@ -245,6 +282,11 @@ async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
       dispatchSeen.delete(executionId);
     });
     agent.outbox.on('dropped', () => void counters.dropped++);
+    agent.containers?.supervisor.on('snapshotSent', () => void counters.snapshots++);
+    agent.containers?.supervisor.on('changesSent', (changed) => {
+      counters.changeMessages++;
+      counters.changedContainers += changed;
+    });
     if (stamp) {
       // When each output message first leaves (socket → dashboard latency); the outbox itself is untouched.
       const attach = agent.outbox.attach.bind(agent.outbox);
@@ -274,6 +316,22 @@ async function connect(perSecond: number, count = agents.length): Promise<void> 
     if (started < end) await new Promise((r) => setTimeout(r, 50));
   }
   send({ type: 'connected', worker: workerId });
+}
+
+/** Restarts `perAgent` distinct containers of every agent, each at a random moment of the window. */
+function containerBurst(perAgent: number, windowMs: number): void {
+  for (const a of agents) {
+    const engine = a.engine;
+    if (!engine) continue;
+    const ids = [...engine.ids].sort(() => Math.random() - 0.5).slice(0, perAgent);
+    for (const id of ids) {
+      setTimeout(() => {
+        engine.restart(id, { 'kapitan.bench.at': String(nowMs()) });
+        counters.burstRestarts++;
+      }, Math.random() * windowMs);
+    }
+  }
+  send({ type: 'ok', worker: workerId, cmd: 'containerBurst' });
 }
 
 function status(): WorkerStatus {
@@ -310,6 +368,27 @@ process.on('message', (m: ToWorker) => {
       case 'connect':
         connect(m.perSecond, m.count).catch(fail);
         break;
+      case 'metrics':
+        for (const t of metricsStarts) clearTimeout(t);
+        metricsStarts.clear();
+        for (const a of agents) {
+          const sampler = a.sampler;
+          if (!sampler) continue;
+          if (!m.on) {
+            sampler.stop();
+            continue;
+          }
+          const t = setTimeout(() => {
+            metricsStarts.delete(t);
+            sampler.start();
+          }, Math.random() * metricsIntervalMs);
+          metricsStarts.add(t);
+        }
+        send({ type: 'ok', worker: workerId, cmd: 'metrics' });
+        break;
+      case 'containerBurst':
+        containerBurst(m.perAgent, m.windowMs);
+        break;
       case 'mark':
         for (const a of agents) {
           a.back = false;
@@ -319,7 +398,7 @@ process.on('message', (m: ToWorker) => {
         send({ type: 'ok', worker: workerId, cmd: 'mark' });
         break;
       case 'collect':
-        send({ type: 'collected', worker: workerId, runs: [...runs.values()], sends: [...sends.entries()], emits: [...emits.entries()] });
+        send({ type: 'collected', worker: workerId, runs: [...runs.values()], sends: [...sends.entries()], emits: [...emits.entries()], metricsAckMs });
         break;
       case 'forget':
         runs.clear();
@@ -330,7 +409,10 @@ process.on('message', (m: ToWorker) => {
         send({ type: 'ok', worker: workerId, cmd: 'forget' });
         break;
       case 'stop':
-        for (const a of agents) a.agent.abandon();
+        for (const a of agents) {
+          a.sampler?.stop();
+          a.agent.abandon();
+        }
         send({ type: 'ok', worker: workerId, cmd: 'stop' });
         setTimeout(() => process.exit(0), 100);
         break;
