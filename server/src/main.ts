@@ -2,6 +2,9 @@ import 'reflect-metadata';
 import { createApp } from './app.factory';
 import { ConfigError, loadConfig } from './config/config';
 import { TlsService } from './tls/tls.service';
+import { DrainService } from './drain/drain.service';
+import type { INestApplication } from '@nestjs/common';
+import type { Server } from 'node:net';
 
 async function main(): Promise<void> {
   let config;
@@ -16,6 +19,7 @@ async function main(): Promise<void> {
   }
   stopWhenParentGoes();
   const app = await createApp(config);
+  stopGracefullyOnSignals(app, config.shutdownTimeoutMs);
   await app.listen(config.port, config.host);
   const httpsPort = await app.get(TlsService).listen(app.getHttpServer(), config.host);
   const url = await app.getUrl();
@@ -24,6 +28,44 @@ async function main(): Promise<void> {
   process.stdout.write(
     `Kapitan is listening on ${shown}${https} (database: ${config.database.type}, data: ${config.dataDir})\n`,
   );
+}
+
+/**
+ * SIGTERM, SIGINT, SIGHUP: drain (DrainService: no new connections, health
+ * 503, agents and dashboards told to move, their writes in flight waited
+ * for), then Nest's shutdown hooks (output flushed, presence written, the
+ * database closed), then exit 0. All of it within `timeoutMs`, or exit 1
+ * anyway: an orchestrator's own SIGKILL comes later than that, and a stuck
+ * stop must not hold a rolling restart. A second signal changes nothing
+ * (start.mjs forwards one, a supervisor may send another).
+ */
+function stopGracefullyOnSignals(app: INestApplication, timeoutMs: number): void {
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    const started = Date.now();
+    setTimeout(() => {
+      process.stderr.write(`kapitan: did not stop within ${timeoutMs} ms of ${signal} (KAPITAN_SHUTDOWN_TIMEOUT_SECONDS): exiting anyway\n`);
+      process.exit(1);
+    }, timeoutMs).unref();
+    const tls = app.get(TlsService).listener;
+    app
+      .get(DrainService)
+      .drain([app.getHttpServer() as Server, tls])
+      .then(() => app.close())
+      .then(
+        () => {
+          process.stdout.write(`Kapitan stopped (${signal}) in ${Date.now() - started} ms\n`);
+          process.exit(0);
+        },
+        (err: unknown) => {
+          process.stderr.write(`kapitan: failed to stop cleanly: ${err instanceof Error ? err.stack : String(err)}\n`);
+          process.exit(1);
+        },
+      );
+  };
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
 }
 
 /**

@@ -110,6 +110,15 @@ export type ExecutionCancel = z.infer<typeof ExecutionCancelSchema>;
 export const AgentRevokedSchema = z.strictObject({ reason: z.string().max(500) });
 export type AgentRevoked = z.infer<typeof AgentRevokedSchema>;
 
+/**
+ * Server → agent and server → dashboard, just before a node that is
+ * stopping (SIGTERM) drops the socket: not final, and not the client's
+ * fault. The client reconnects at once (no backoff), and the load balancer,
+ * which no longer sends anything to this node, takes it to another.
+ */
+export const ServerDrainingSchema = z.strictObject({ reason: z.string().max(500) });
+export type ServerDraining = z.infer<typeof ServerDrainingSchema>;
+
 export const ExecutionStartedSchema = z.strictObject({
   executionId: IdSchema,
   startedAt: z.iso.datetime({ offset: true }),
@@ -242,6 +251,7 @@ export const ServerToAgentEvents = {
   dispatch: 'execution:dispatch',
   cancel: 'execution:cancel',
   revoked: 'agent:revoked',
+  draining: 'server:draining',
   deliver: 'delivery:dispatch',
   containerOperation: 'container-operation:dispatch',
   containerLogsFollow: 'container:logs:follow',
@@ -269,6 +279,7 @@ export interface ServerToAgentEventMap {
   'execution:dispatch': (p: ExecutionDispatch) => void;
   'execution:cancel': (p: ExecutionCancel) => void;
   'agent:revoked': (p: AgentRevoked) => void;
+  'server:draining': (p: ServerDraining) => void;
   'delivery:dispatch': (p: DeliveryDispatch) => void;
   'container-operation:dispatch': (p: ContainerOperationDispatch) => void;
   'container:logs:follow': (p: ContainerLogsFollow) => void;
@@ -300,6 +311,7 @@ export const serverToAgentSchemas = {
   'execution:dispatch': ExecutionDispatchSchema,
   'execution:cancel': ExecutionCancelSchema,
   'agent:revoked': AgentRevokedSchema,
+  'server:draining': ServerDrainingSchema,
   'delivery:dispatch': DeliveryDispatchSchema,
   'container-operation:dispatch': ContainerOperationDispatchSchema,
   'container:logs:follow': ContainerLogsFollowSchema,
@@ -378,6 +390,7 @@ export const liveServerToClientSchemas = {
   'docker:status': LiveDockerStatusEventSchema,
   'container-operation:updated': LiveContainerOperationEventSchema,
   'container:logs': LiveContainerLogsEventSchema,
+  'server:draining': ServerDrainingSchema,
 } as const satisfies Record<keyof LiveServerToClientEventMap, z.ZodType>;
 
 export const ExecutionChunksAckBodySchema = z.object({
@@ -408,6 +421,7 @@ export const LiveServerEvents = {
   dockerStatus: 'docker:status',
   containerOperation: 'container-operation:updated',
   containerLogs: 'container:logs',
+  draining: 'server:draining',
 } as const satisfies Record<string, keyof LiveServerToClientEventMap>;
 
 /** dashboard → server. */
@@ -430,6 +444,7 @@ export interface LiveServerToClientEventMap {
   'docker:status': (p: LiveDockerStatusEvent) => void;
   'container-operation:updated': (p: LiveContainerOperationEvent) => void;
   'container:logs': (p: LiveContainerLogsEvent) => void;
+  'server:draining': (p: ServerDraining) => void;
 }
 
 true satisfies NamesEvery<typeof LiveClientEvents, LiveClientToServerEventMap>;

@@ -11,3 +11,4 @@ export * from './requirements';
 export * from './server';
 export * from './sockets';
 export * from './wait';
+export * from './balancer';
