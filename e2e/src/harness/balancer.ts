@@ -56,7 +56,7 @@ export function haproxyConfig(options: { port: number; backends: readonly Balanc
   const inter = options.checkIntervalMs ?? 500;
   return [
     'global',
-    '  maxconn 20000',
+    "  maxconn 9000", // two descriptors per proxied connection: within a 20,000 ulimit
     ...(options.adminSocket ? [`  stats socket ${options.adminSocket} mode 600 level admin`] : []),
     '',
     'defaults',
@@ -67,6 +67,8 @@ export function haproxyConfig(options: { port: number; backends: readonly Balanc
     '  timeout server 1h',
     '  timeout tunnel 1h',
     '  timeout http-request 10s',
+    // A loaded node may answer its health check slowly; only a refusal, a 503 or silence this long takes it out.
+    '  timeout check 5s',
     '  retries 3',
     '  option redispatch 1',
     '  retry-on conn-failure',
@@ -79,7 +81,7 @@ export function haproxyConfig(options: { port: number; backends: readonly Balanc
     '  balance roundrobin',
     '  option httpchk GET /api/health',
     '  http-check expect status 200',
-    `  default-server check inter ${inter}ms fastinter ${inter}ms downinter ${inter}ms fall 1 rise 1`,
+    `  default-server check inter ${inter}ms fastinter ${inter}ms downinter ${inter}ms fall 2 rise 1`,
     ...options.backends.map((b) => `  server ${b.name} 127.0.0.1:${b.port}`),
     '',
   ].join('\n');
