@@ -4,7 +4,8 @@
  * mount would be), behind a real HAProxy. A file uploaded through node A is
  * read back whole from node B and through the balancer; a resumable upload
  * begun on A, continued on B and completed through the balancer is one
- * file (README "Running more than one node").
+ * file; and a real agent connected through the balancer downloads a script
+ * uploaded on A from B (README "Running more than one node").
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -20,13 +21,15 @@ import {
   requireHaproxy,
   requireMysql,
   requireRedis,
+  startAgent,
   startBalancer,
   startServer,
+  waitForMachineStatus,
   type TestBalancer,
   type TestDatabase,
   type TestServer,
 } from '../harness';
-import { setupProject, type TestProject } from './fixtures';
+import { setupProject, waitForFinal, type TestProject } from './fixtures';
 
 const REDIS_URL = redisUrl();
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -99,5 +102,24 @@ describeOrSkip(requireMysql(), requireRedis(REDIS_URL), requireHaproxy())('files
     expect(file.sha256).toBe(sha256(bytes));
     expect(sha256(await content(a.url, file.id))).toBe(sha256(bytes));
     expect(sha256(await content(b.url, file.id))).toBe(sha256(bytes));
+  });
+
+  test('an agent connected through the balancer downloads a script uploaded on A from B', async () => {
+    const agent = await startAgent({ serverUrl: lb.url, token: (await p.api.createEnrolmentToken(p.projectId)).token, name: 'files-agent' });
+    try {
+      await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId: agent.machineId, status: 'online' });
+      const script = await new ApiClient(a.url, p.owner.accessToken).uploadFile(p.projectId, 'script', 'hello.sh', Buffer.from('#!/bin/sh\necho "from the shared store"\n'));
+      // New requests through the balancer now go to B only (the agent's socket stays where it is).
+      await lb.setState('a', 'drain');
+      const before = b.logs().split(`/api/agent/files/${script.id}`).length;
+      const { executions } = await p.api.createExecution(p.projectId, { fileId: script.id, targets: { machineIds: [agent.machineId] } });
+      const e = await waitForFinal(p, executions[0].id, 60_000);
+      expect(e.status).toBe('succeeded');
+      expect(await p.api.getExecutionLogText(e.id)).toBe('from the shared store\n');
+      expect(b.logs().split(`/api/agent/files/${script.id}`).length).toBeGreaterThan(before); // served by B
+    } finally {
+      await lb.setState('a', 'ready');
+      await agent.dispose();
+    }
   });
 });
