@@ -2,7 +2,7 @@
  * `npm run bench` — benchmarks of the agent channel, each scenario side by
  * side with a bare socket.io baseline in the same run. See bench/README.md.
  *
- *   --scenario <name|all>[,<name>…]   capacity, latency, throughput, fanout, storm, footprint, uploads, distribution
+ *   --scenario <name|all>[,<name>…]   capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, failover
  *   --size small|large                small: about a minute each (CI); large: the issue's sizes
  *   --n <number>                      the scenario's main size (agents; seconds for footprint)
  *   --db mysql|sqlite                 database of the multi-agent scenarios (throughput: both)
@@ -27,8 +27,9 @@ import { storm } from './scenarios/storm';
 import { footprint } from './scenarios/footprint';
 import { uploads } from './scenarios/uploads';
 import { distribution } from './scenarios/distribution';
+import { failover } from './scenarios/failover';
 
-const SCENARIOS: Scenario[] = [capacity, latency, throughput, fanout, storm, footprint, uploads, distribution];
+const SCENARIOS: Scenario[] = [capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, failover];
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`bench: ${message}\n`);

@@ -4,14 +4,15 @@
  * mount would be), behind a real HAProxy. A file uploaded through node A is
  * read back whole from node B and through the balancer; a resumable upload
  * begun on A, continued on B and completed through the balancer is one
- * file; and a real agent connected through the balancer downloads a script
- * uploaded on A from B (README "Running more than one node").
+ * file; a script uploaded on A runs through B; and a real agent connected
+ * through the balancer downloads a file uploaded on A from B
+ * (README "Running more than one node").
  */
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { StoredFile, Upload } from '@kapitan/shared';
+import { isFinalDelivery, type Delivery, type StoredFile, type Upload } from '@kapitan/shared';
 import {
   ApiClient,
   createTestDatabase,
@@ -24,6 +25,7 @@ import {
   startAgent,
   startBalancer,
   startServer,
+  waitFor,
   waitForMachineStatus,
   type TestBalancer,
   type TestDatabase,
@@ -104,22 +106,41 @@ describeOrSkip(requireMysql(), requireRedis(REDIS_URL), requireHaproxy())('files
     expect(sha256(await content(b.url, file.id))).toBe(sha256(bytes));
   });
 
-  test('an agent connected through the balancer downloads a script uploaded on A from B', async () => {
-    const agent = await startAgent({ serverUrl: lb.url, token: (await p.api.createEnrolmentToken(p.projectId)).token, name: 'files-agent' });
+  test('a script uploaded on A runs through B; an agent through the balancer downloads a file uploaded on A from B', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'kapitan-files-nodes-deploy-'));
+    const agent = await startAgent({ serverUrl: lb.url, token: (await p.api.createEnrolmentToken(p.projectId)).token, name: 'files-agent', env: { KAPITAN_AGENT_DEPLOY_DIRS: root } });
+    const onA = new ApiClient(a.url, p.owner.accessToken);
+    const onB = new ApiClient(b.url, p.owner.accessToken);
     try {
-      await waitForMachineStatus({ api: p.api, projectId: p.projectId, machineId: agent.machineId, status: 'online' });
-      const script = await new ApiClient(a.url, p.owner.accessToken).uploadFile(p.projectId, 'script', 'hello.sh', Buffer.from('#!/bin/sh\necho "from the shared store"\n'));
-      // New requests through the balancer now go to B only (the agent's socket stays where it is).
-      await lb.setState('a', 'drain');
-      const before = b.logs().split(`/api/agent/files/${script.id}`).length;
-      const { executions } = await p.api.createExecution(p.projectId, { fileId: script.id, targets: { machineIds: [agent.machineId] } });
-      const e = await waitForFinal(p, executions[0].id, 60_000);
+      await waitForMachineStatus({ api: onB, projectId: p.projectId, machineId: agent.machineId, status: 'online' });
+      // A script is read by the node that takes the run: B reads what A stored.
+      const script = await onA.uploadFile(p.projectId, 'script', 'hello.sh', Buffer.from('#!/bin/sh\necho "from the shared store"\n'));
+      const { executions } = await onB.createExecution(p.projectId, { fileId: script.id, targets: { machineIds: [agent.machineId] } });
+      const e = await waitForFinal({ ...p, api: onB }, executions[0].id, 60_000);
       expect(e.status).toBe('succeeded');
-      expect(await p.api.getExecutionLogText(e.id)).toBe('from the shared store\n');
-      expect(b.logs().split(`/api/agent/files/${script.id}`).length).toBeGreaterThan(before); // served by B
+      expect(await onB.getExecutionLogText(e.id)).toBe('from the shared store\n');
+
+      // A deploy: the agent fetches the bytes over HTTP through the balancer, which now sends new requests to B only.
+      const bytes = randomBytes(256 * 1024);
+      const file = await onA.uploadFile(p.projectId, 'file', 'payload.bin', bytes);
+      await lb.setState('a', 'drain');
+      const before = b.logs().split(`/api/agent/files/${file.id}`).length;
+      const res = await onB.request<Delivery>('POST', `/api/projects/${p.projectId}/deploys`, { body: { fileId: file.id, targets: { machineIds: [agent.machineId] }, path: path.join(root, 'payload.bin') } });
+      expect(res.status).toBe(201);
+      const part = await waitFor(
+        async () => {
+          const d = (await onB.request<Delivery>('GET', `/api/deliveries/${res.body.id}`)).body;
+          return d.machines.length && isFinalDelivery(d.machines[0].status) ? d.machines[0] : null;
+        },
+        { timeoutMs: 60_000, intervalMs: 100, message: 'the deploy to end' },
+      );
+      expect(part).toMatchObject({ status: 'succeeded', receivedBytes: bytes.length });
+      expect(sha256(fs.readFileSync(path.join(root, 'payload.bin')))).toBe(sha256(bytes));
+      expect(b.logs().split(`/api/agent/files/${file.id}`).length).toBeGreaterThan(before); // served by B
     } finally {
       await lb.setState('a', 'ready');
       await agent.dispose();
+      fs.rmSync(root, { recursive: true, force: true });
     }
   });
 });
