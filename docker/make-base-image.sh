@@ -24,6 +24,10 @@ if [ ! -e "$ROOT/etc/ssl/certs/ca-certificates.crt" ]; then
   cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
   chroot "$ROOT" sh -c 'apt-get update && apt-get install -y --no-install-recommends ca-certificates'
 fi
+# This machine's trust store: the builds' npm then trusts what this machine
+# trusts (a TLS-inspecting egress proxy's CA included; Node reads it through
+# NODE_EXTRA_CA_CERTS). A stand-in for local builds, not an image to publish.
+cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
 # Node as the official image lays it out: /usr/local/bin/node, npm and npx beside it
 # (npm from the npm registry, installed by this machine's npm into the rootfs).
 mkdir -p "$ROOT/usr/local/bin" "$ROOT/usr/local/lib/node_modules"
@@ -34,6 +38,7 @@ chroot "$ROOT" sh -c 'getent group node >/dev/null || groupadd --gid 1000 node; 
 rm -rf "$ROOT/var/lib/apt/lists/"* "$ROOT/var/cache/apt/archives/"*.deb
 tar -C "$ROOT" -c . | docker import \
   --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+  --change 'ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt' \
   --change 'CMD ["node"]' - "$TAG"
 docker run --rm "$TAG" node --version
 echo "built $TAG from $ROOT"

@@ -19,6 +19,9 @@ import { nowMs, sleep } from '../lib/stats';
 import type { Verification } from '../lib/store';
 import { MiB, type BenchContext, type Scenario } from '../lib/context';
 
+/** HAProxy's checks as docker/haproxy.cfg has them (every 1 s, out at the second failure): what a deployment would run. */
+const BALANCER = { checkIntervalMs: 1000, fall: 2 };
+
 interface Outcome {
   agents: number;
   /** Agents that lost their connection when the node died (those it held). */
@@ -56,13 +59,19 @@ async function measureKapitan(n: number, lines: number, ctx: BenchContext): Prom
       name: 'kapitan-b',
       env: { ...env, KAPITAN_NODE_ID: 'bench-b', KAPITAN_BENCH: '0', LOG_LEVEL: process.env.KAPITAN_BENCH_LOG_LEVEL ?? 'warn' },
     });
-    lb = await startBalancer([
-      { name: 'a', port: a.server.port },
-      { name: 'b', port: b.port },
-    ]);
+    lb = await startBalancer(
+      [
+        { name: 'a', port: a.server.port },
+        { name: 'b', port: b.port },
+      ],
+      BALANCER,
+    );
     const token = await a.enrolmentToken(n);
     ctx.log(`failover kapitan: enrolling and connecting ${n} agents through HAProxy`);
     const fleet = await Fleet.start({ role: 'kapitan', serverUrl: lb.url, count: n, token, tuning: { outboxBytes: 1 * MiB }, log: ctx.log });
+    // What HAProxy thinks of the nodes, every 5 s until the end: a node taken out under load shows here.
+    const watch = lb;
+    const watcher = setInterval(() => void watch.status().then((st) => ctx.log(`failover kapitan: HAProxy ${JSON.stringify(st)} fleet ${JSON.stringify(fleet.status())}`), () => undefined), 5000);
     try {
       await fleet.connect(500);
       await fleet.waitFor((s) => s.ready >= n, 10 * 60_000, 'agents ready');
@@ -115,6 +124,7 @@ async function measureKapitan(n: number, lines: number, ctx: BenchContext): Prom
         progress,
       };
     } finally {
+      clearInterval(watcher);
       await fleet.stop();
     }
   } finally {
@@ -129,10 +139,13 @@ async function measureBaseline(n: number, ctx: BenchContext): Promise<Outcome> {
   const b = await RelayServer.start();
   let lb: TestBalancer | undefined;
   try {
-    lb = await startBalancer([
-      { name: 'a', port: a.port },
-      { name: 'b', port: b.port },
-    ]);
+    lb = await startBalancer(
+      [
+        { name: 'a', port: a.port },
+        { name: 'b', port: b.port },
+      ],
+      BALANCER,
+    );
     ctx.log(`failover baseline: connecting ${n} agents through HAProxy to two bare relays`);
     const fleet = await Fleet.start({ role: 'baseline', serverUrl: lb.url, count: n, tuning: { outboxBytes: 1 * MiB }, log: ctx.log });
     try {
@@ -194,7 +207,7 @@ export const failover: Scenario = {
       params: { agents: n, linesPerAgent: lines, db: 'mysql', nodes: 2 },
       rows,
       notes: [
-        `${n} simulated agents through HAProxy (round robin, health check every 500 ms, failed connections redispatched) to two Kapitan nodes on one MySQL database and one Redis; each runs a script writing ${lines} lines, one a second; node b is SIGKILLed 5 s after all are running. The agents redial with their own backoff (no notice: it is a crash).`,
+        `${n} simulated agents through HAProxy (round robin, health check every 1 s, out at the second failure, failed connections redispatched) to two Kapitan nodes on one MySQL database and one Redis; each runs a script writing ${lines} lines, one a second; node b is SIGKILLed 5 s after all are running. The agents redial with their own backoff (no notice: it is a crash).`,
         'Baseline: the same fleet through the same HAProxy to two bare socket.io relays, one SIGKILLed: the reconnect alone.',
         v.firstProblem ? `First problem found: ${v.firstProblem}` : 'Every stored log was read back and matched what its agent wrote (chunk count, sequence numbers, sha256, lines).',
       ],

@@ -52,8 +52,9 @@ export interface TestBalancer {
  * sent back to it. No stickiness: nothing a node holds is authoritative,
  * and socket.io runs WebSocket-only for agents.
  */
-export function haproxyConfig(options: { port: number; backends: readonly BalancerBackend[]; adminSocket?: string; checkIntervalMs?: number }): string {
+export function haproxyConfig(options: { port: number; backends: readonly BalancerBackend[]; adminSocket?: string; checkIntervalMs?: number; fall?: number }): string {
   const inter = options.checkIntervalMs ?? 500;
+  const fall = options.fall ?? 2;
   return [
     'global',
     "  maxconn 9000", // two descriptors per proxied connection: within a 20,000 ulimit
@@ -81,7 +82,7 @@ export function haproxyConfig(options: { port: number; backends: readonly Balanc
     '  balance roundrobin',
     '  option httpchk GET /api/health',
     '  http-check expect status 200',
-    `  default-server check inter ${inter}ms fastinter ${inter}ms downinter ${inter}ms fall 2 rise 1`,
+    `  default-server check inter ${inter}ms fastinter ${inter}ms downinter ${inter}ms fall ${fall} rise 1`,
     ...options.backends.map((b) => `  server ${b.name} 127.0.0.1:${b.port}`),
     '',
   ].join('\n');
@@ -92,11 +93,11 @@ export function haproxyConfig(options: { port: number; backends: readonly Balanc
  * API on a Unix socket; resolves once every backend is UP (unless
  * `waitUp: false`).
  */
-export async function startBalancer(backends: readonly BalancerBackend[], options: { waitUp?: boolean; checkIntervalMs?: number } = {}): Promise<TestBalancer> {
+export async function startBalancer(backends: readonly BalancerBackend[], options: { waitUp?: boolean; checkIntervalMs?: number; fall?: number } = {}): Promise<TestBalancer> {
   const dir = await makeTempDir('kapitan-e2e-haproxy-');
   const port = await freePort();
   const adminSocket = path.join(dir, 'admin.sock');
-  const config = haproxyConfig({ port, backends, adminSocket, checkIntervalMs: options.checkIntervalMs });
+  const config = haproxyConfig({ port, backends, adminSocket, checkIntervalMs: options.checkIntervalMs, fall: options.fall });
   const file = path.join(dir, 'haproxy.cfg');
   fs.writeFileSync(file, config);
   const check = spawnProcess('haproxy-check', HAPROXY, ['-c', '-f', file], { env: childEnv({}) });
