@@ -32,6 +32,10 @@ cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"
 # (npm from the npm registry, installed by this machine's npm into the rootfs).
 mkdir -p "$ROOT/usr/local/bin" "$ROOT/usr/local/lib/node_modules"
 cp "$NODE_DIR/bin/node" "$ROOT/usr/local/bin/node"
+# Its headers too: native addons (better-sqlite3) compile against /usr/local/include/node, as in the official image.
+rm -rf "$ROOT/usr/local/include/node"
+mkdir -p "$ROOT/usr/local/include"
+cp -a "$NODE_DIR/include/node" "$ROOT/usr/local/include/node"
 [ -e "$ROOT/usr/local/bin/npm" ] || npm install --global --no-audit --no-fund --prefix "$ROOT/usr/local" "npm@${NPM_VERSION:-11}"
 # The official image's unprivileged user: uid and gid 1000, named node.
 chroot "$ROOT" sh -c 'getent group node >/dev/null || groupadd --gid 1000 node; getent passwd node >/dev/null || useradd --uid 1000 --gid node --shell /bin/bash --create-home node'

@@ -71,8 +71,8 @@ function stopGracefullyOnSignals(app: INestApplication, timeoutMs: number): void
 /**
  * Started by `npm start` with an IPC channel: the channel closing means the
  * parent is gone (or asked us to stop), so stop as on SIGTERM — unless a
- * signal already started the shutdown, where a second one would kill us
- * mid-way (Nest removes its handlers once the first arrives).
+ * signal already started the shutdown (stopGracefullyOnSignals ignores a
+ * second one, but there is no need to send it).
  */
 function stopWhenParentGoes(): void {
   if (!process.send) return;
