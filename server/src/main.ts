@@ -31,7 +31,7 @@ async function main(): Promise<void> {
 }
 
 /**
- * SIGTERM, SIGINT, SIGHUP: drain (DrainService: no new connections, health
+ * SIGTERM, SIGINT: drain (DrainService: no new connections, health
  * 503, agents and dashboards told to move, their writes in flight waited
  * for), then Nest's shutdown hooks (output flushed, presence written, the
  * database closed), then exit 0. All of it within `timeoutMs`, or exit 1
@@ -41,31 +41,40 @@ async function main(): Promise<void> {
  */
 function stopGracefullyOnSignals(app: INestApplication, timeoutMs: number): void {
   let stopping = false;
+  // The terminal may be gone (SIGHUP): a report that cannot be written must not keep the process from exiting.
+  const say = (stream: NodeJS.WriteStream, text: string): void => {
+    try {
+      stream.write(text);
+    } catch {
+      // nowhere to say it
+    }
+  };
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
     const started = Date.now();
     setTimeout(() => {
-      process.stderr.write(`kapitan: did not stop within ${timeoutMs} ms of ${signal} (KAPITAN_SHUTDOWN_TIMEOUT_SECONDS): exiting anyway\n`);
+      say(process.stderr, `kapitan: did not stop within ${timeoutMs} ms of ${signal} (KAPITAN_SHUTDOWN_TIMEOUT_SECONDS): exiting anyway\n`);
       process.exit(1);
     }, timeoutMs).unref();
     const tls = app.get(TlsService).listener;
-    app
-      .get(DrainService)
-      .drain([app.getHttpServer() as Server, tls])
+    Promise.resolve()
+      .then(() => app.get(DrainService).drain([app.getHttpServer() as Server, tls]))
       .then(() => app.close())
       .then(
         () => {
-          process.stdout.write(`Kapitan stopped (${signal}) in ${Date.now() - started} ms\n`);
+          say(process.stdout, `Kapitan stopped (${signal}) in ${Date.now() - started} ms\n`);
           process.exit(0);
         },
         (err: unknown) => {
-          process.stderr.write(`kapitan: failed to stop cleanly: ${err instanceof Error ? err.stack : String(err)}\n`);
+          say(process.stderr, `kapitan: failed to stop cleanly: ${err instanceof Error ? err.stack : String(err)}\n`);
           process.exit(1);
         },
       );
   };
-  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
+  // Not SIGHUP: the terminal is gone, and the pretty logger's worker would block every log line of a drain
+  // writing into it, for ever. A hang-up ends the process at once (the agents send again what was not acked).
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(signal));
 }
 
 /**
