@@ -96,6 +96,30 @@ describe('AgentConnection', () => {
     expect(server.hellos).toHaveLength(2);
   });
 
+  it("redials at once after the server's server:draining, without the backoff a drop earned", async () => {
+    server.addMachine('cred-drain', newId());
+    // A backoff far above the drain spread: only the draining notice can make the redial this quick.
+    const c = connect('cred-drain', { maxBackoffMs: 60_000, drainSpreadMs: 50, stableAfterMs: 60_000 });
+    await nextEvent(c, 'ready');
+    // A plain drop first: its retry is a backoff delay (0.5–2 s at the start).
+    let retry = nextEvent<[number]>(c, 'retry');
+    server.kickAll();
+    expect((await retry)[0]).toBeGreaterThanOrEqual(500);
+    await nextEvent(c, 'ready', 10_000);
+    retry = nextEvent<[number]>(c, 'retry');
+    const down = nextEvent<[string]>(c, 'down');
+    const again = nextEvent(c, 'ready', 5000);
+    server.drainAll();
+    expect((await down)[0]).toBe('io server disconnect');
+    expect((await retry)[0]).toBeLessThanOrEqual(50);
+    await again;
+    // Only that one redial is quick: a drop after it backs off again.
+    retry = nextEvent<[number]>(c, 'retry');
+    server.kickAll();
+    expect((await retry)[0]).toBeGreaterThanOrEqual(500);
+    expect(server.hellos).toHaveLength(3);
+  });
+
   it('keeps retrying with capped backoff when the credential is refused, and never gets in', async () => {
     const c = connect('not-a-credential', { maxBackoffMs: 50 });
     let readies = 0;

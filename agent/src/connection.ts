@@ -11,7 +11,10 @@
  * (capped), with an error log each time. Revocation is final: the server's
  * `agent:revoked` (sent just before it drops a revoked or deleted machine),
  * a handshake refused with `machine_revoked`, or any ack carrying that code
- * stops the connection for good and emits `revoked`.
+ * stops the connection for good and emits `revoked`. A node that is
+ * stopping says `server:draining` before it drops the socket: not a fault,
+ * so the next attempt goes out at once (a random 0–`drainSpreadMs`, so the
+ * agents of a node do not redial in one instant) and the backoff starts over.
  *
  * Used by the agent and by simulated agents (many per process: each
  * connection has its own engine, `forceNew`).
@@ -66,6 +69,8 @@ export interface AgentConnectionOptions {
   ackTimeoutMs?: number;
   /** Handshake timeout. Default 20 s. */
   connectTimeoutMs?: number;
+  /** After `server:draining`, redial within a random delay up to this. Default 500 ms. */
+  drainSpreadMs?: number;
   rng?: () => number;
   logger?: Logger;
   /** Extra socket.io-client options (an http.Agent for a proxy, `ca` for a pinned certificate…). */
@@ -146,6 +151,8 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
   /** When the server last acknowledged anything on the current connection. */
   private lastAckAt = 0;
   private attempts = 0;
+  /** The server said it is stopping: its disconnect is expected, the redial immediate. */
+  private moving = false;
   private readonly backoff: Backoff;
   private readonly logger: Logger;
   private readonly heartbeatMs: number;
@@ -227,7 +234,7 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     socket.on('connect_error', (err) => this.onConnectError(socket, err));
     socket.on('disconnect', (reason) => {
       if (socket !== this.socket) return;
-      const log = reason === 'io server disconnect' ? this.logger.warn : this.logger.info;
+      const log = reason === 'io server disconnect' && !this.moving ? this.logger.warn : this.logger.info;
       log('disconnected from the server', { reason });
       this.teardown(reason);
       this.scheduleRetry();
@@ -248,6 +255,10 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
       return;
     }
     if (event === ServerToAgentEvents.revoked) return this.revoke((parsed.value as { reason: string }).reason);
+    if (event === ServerToAgentEvents.draining) {
+      this.moving = true;
+      this.logger.info('the server node is stopping: reconnecting at once', { reason: (parsed.value as { reason: string }).reason });
+    }
     (this.emit as (e: E, ...args: ServerToAgentPayloads[E]) => boolean)(event, ...([parsed.value] as ServerToAgentPayloads[E]));
   }
 
@@ -400,7 +411,14 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     if (this.retryTimer) return this.backoff.current; // already scheduled
     if (this.lastUpMs >= (this.options.stableAfterMs ?? 10_000)) this.backoff.reset();
     this.lastUpMs = 0;
-    const delay = this.backoff.next();
+    let delay: number;
+    if (this.moving) {
+      this.moving = false;
+      this.backoff.reset();
+      delay = Math.round((this.options.rng ?? Math.random)() * (this.options.drainSpreadMs ?? 500));
+    } else {
+      delay = this.backoff.next();
+    }
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.connect();

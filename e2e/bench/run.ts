@@ -2,7 +2,7 @@
  * `npm run bench` — benchmarks of the agent channel, each scenario side by
  * side with a bare socket.io baseline in the same run. See bench/README.md.
  *
- *   --scenario <name|all>[,<name>…]   capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, log-viewer
+ *   --scenario <name|all>[,<name>…]   capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, log-viewer, failover
  *   --size small|large                small: about a minute each (CI); large: the issue's sizes
  *   --n <number>                      the scenario's main size (agents; seconds for footprint)
  *   --db mysql|sqlite                 database of the multi-agent scenarios (throughput: both)
@@ -31,8 +31,9 @@ import { audit } from './scenarios/audit';
 import { metrics } from './scenarios/metrics';
 import { containers } from './scenarios/containers';
 import { logViewer } from './scenarios/log-viewer';
+import { failover } from './scenarios/failover';
 
-const SCENARIOS: Scenario[] = [capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, logViewer];
+const SCENARIOS: Scenario[] = [capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, logViewer, failover];
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`bench: ${message}\n`);

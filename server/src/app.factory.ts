@@ -29,7 +29,7 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
   app.setGlobalPrefix('api');
   app.useGlobalPipes(new ApiValidationPipe());
   app.useGlobalFilters(new ApiExceptionFilter());
-  app.enableShutdownHooks();
+  // No enableShutdownHooks: main.ts handles the signals (drain first, then app.close(), bounded).
 
   const io = new KapitanIoAdapter(app, config);
   await io.connectRedis();

@@ -10,6 +10,7 @@ import { AppConfig } from './config/config';
 import { ConfigModule } from './config/config.module';
 import { DatabaseModule } from './database/database.module';
 import { HealthModule } from './health/health.module';
+import { DrainModule } from './drain/drain.module';
 import { ProjectsModule } from './projects/projects.module';
 import { MachinesModule } from './machines/machines.module';
 import { ExecutionsModule } from './executions/executions.module';
@@ -54,6 +55,7 @@ export class AppModule {
         }),
         EventEmitterModule.forRoot(),
         CommonModule,
+        DrainModule,
         AgentChannelModule,
         LiveChannelModule,
         DatabaseModule,

@@ -2,6 +2,9 @@ import 'reflect-metadata';
 import { createApp } from './app.factory';
 import { ConfigError, loadConfig } from './config/config';
 import { TlsService } from './tls/tls.service';
+import { DrainService } from './drain/drain.service';
+import type { INestApplication } from '@nestjs/common';
+import type { Server } from 'node:net';
 
 async function main(): Promise<void> {
   let config;
@@ -16,6 +19,7 @@ async function main(): Promise<void> {
   }
   stopWhenParentGoes();
   const app = await createApp(config);
+  stopGracefullyOnSignals(app, config.shutdownTimeoutMs);
   await app.listen(config.port, config.host);
   const httpsPort = await app.get(TlsService).listen(app.getHttpServer(), config.host);
   const url = await app.getUrl();
@@ -27,10 +31,57 @@ async function main(): Promise<void> {
 }
 
 /**
+ * SIGTERM, SIGINT: drain (DrainService: no new connections, health
+ * 503, agents and dashboards told to move, their writes in flight waited
+ * for), then Nest's shutdown hooks (output flushed, presence written, the
+ * database closed), then exit 0. All of it within `timeoutMs`, or exit 1
+ * anyway: an orchestrator's own SIGKILL comes later than that, and a stuck
+ * stop must not hold a rolling restart. A second signal changes nothing
+ * (start.mjs forwards one, a supervisor may send another).
+ */
+function stopGracefullyOnSignals(app: INestApplication, timeoutMs: number): void {
+  let stopping = false;
+  // The terminal may be gone (SIGHUP): a report that cannot be written must not keep the process from exiting.
+  const say = (stream: NodeJS.WriteStream, text: string): void => {
+    try {
+      stream.write(text);
+    } catch {
+      // nowhere to say it
+    }
+  };
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    const started = Date.now();
+    setTimeout(() => {
+      say(process.stderr, `kapitan: did not stop within ${timeoutMs} ms of ${signal} (KAPITAN_SHUTDOWN_TIMEOUT_SECONDS): exiting anyway\n`);
+      process.exit(1);
+    }, timeoutMs).unref();
+    const tls = app.get(TlsService).listener;
+    Promise.resolve()
+      .then(() => app.get(DrainService).drain([app.getHttpServer() as Server, tls]))
+      .then(() => app.close())
+      .then(
+        () => {
+          say(process.stdout, `Kapitan stopped (${signal}) in ${Date.now() - started} ms\n`);
+          process.exit(0);
+        },
+        (err: unknown) => {
+          say(process.stderr, `kapitan: failed to stop cleanly: ${err instanceof Error ? err.stack : String(err)}\n`);
+          process.exit(1);
+        },
+      );
+  };
+  // Not SIGHUP: the terminal is gone, and the pretty logger's worker would block every log line of a drain
+  // writing into it, for ever. A hang-up ends the process at once (the agents send again what was not acked).
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => stop(signal));
+}
+
+/**
  * Started by `npm start` with an IPC channel: the channel closing means the
  * parent is gone (or asked us to stop), so stop as on SIGTERM — unless a
- * signal already started the shutdown, where a second one would kill us
- * mid-way (Nest removes its handlers once the first arrives).
+ * signal already started the shutdown (stopGracefullyOnSignals ignores a
+ * second one, but there is no need to send it).
  */
 function stopWhenParentGoes(): void {
   if (!process.send) return;

@@ -125,6 +125,15 @@ export type ExecutionCancel = z.infer<typeof ExecutionCancelSchema>;
 export const AgentRevokedSchema = z.strictObject({ reason: z.string().max(500) });
 export type AgentRevoked = z.infer<typeof AgentRevokedSchema>;
 
+/**
+ * Server → agent and server → dashboard, just before a node that is
+ * stopping (SIGTERM) drops the socket: not final, and not the client's
+ * fault. The client reconnects at once (no backoff), and the load balancer,
+ * which no longer sends anything to this node, takes it to another.
+ */
+export const ServerDrainingSchema = z.strictObject({ reason: z.string().max(500) });
+export type ServerDraining = z.infer<typeof ServerDrainingSchema>;
+
 export const ExecutionStartedSchema = z.strictObject({
   executionId: IdSchema,
   startedAt: z.iso.datetime({ offset: true }),
@@ -260,6 +269,7 @@ export const ServerToAgentEvents = {
   dispatch: 'execution:dispatch',
   cancel: 'execution:cancel',
   revoked: 'agent:revoked',
+  draining: 'server:draining',
   deliver: 'delivery:dispatch',
   containerOperation: 'container-operation:dispatch',
   containerLogsFollow: 'container:logs:follow',
@@ -290,6 +300,7 @@ export interface ServerToAgentEventMap {
   'execution:dispatch': (p: ExecutionDispatch) => void;
   'execution:cancel': (p: ExecutionCancel) => void;
   'agent:revoked': (p: AgentRevoked) => void;
+  'server:draining': (p: ServerDraining) => void;
   'delivery:dispatch': (p: DeliveryDispatch) => void;
   'container-operation:dispatch': (p: ContainerOperationDispatch) => void;
   'container:logs:follow': (p: ContainerLogsFollow) => void;
@@ -323,6 +334,7 @@ export const serverToAgentSchemas = {
   'execution:dispatch': ExecutionDispatchSchema,
   'execution:cancel': ExecutionCancelSchema,
   'agent:revoked': AgentRevokedSchema,
+  'server:draining': ServerDrainingSchema,
   'delivery:dispatch': DeliveryDispatchSchema,
   'container-operation:dispatch': ContainerOperationDispatchSchema,
   'container:logs:follow': ContainerLogsFollowSchema,
@@ -404,6 +416,7 @@ export const liveServerToClientSchemas = {
   'container:logs': LiveContainerLogsEventSchema,
   'metrics:sample': LiveMetricsSampleEventSchema,
   'metrics:host': LiveHostMetricsEventSchema,
+  'server:draining': ServerDrainingSchema,
 } as const satisfies Record<keyof LiveServerToClientEventMap, z.ZodType>;
 
 export const ExecutionChunksAckBodySchema = z.object({
@@ -438,6 +451,7 @@ export const LiveServerEvents = {
   containerLogs: 'container:logs',
   metricsSample: 'metrics:sample',
   hostMetrics: 'metrics:host',
+  draining: 'server:draining',
 } as const satisfies Record<string, keyof LiveServerToClientEventMap>;
 
 /** dashboard → server. */
@@ -464,6 +478,7 @@ export interface LiveServerToClientEventMap {
   'container:logs': (p: LiveContainerLogsEvent) => void;
   'metrics:sample': (p: LiveMetricsSampleEvent) => void;
   'metrics:host': (p: LiveHostMetricsEvent) => void;
+  'server:draining': (p: ServerDraining) => void;
 }
 
 true satisfies NamesEvery<typeof LiveClientEvents, LiveClientToServerEventMap>;

@@ -16,6 +16,7 @@ import {
   liveClientToServerSchemas,
   parsePayload,
   serverToAgentSchemas,
+  liveServerToClientSchemas,
   SignupRequestSchema,
   TargetsSchema,
 } from './index';
@@ -49,6 +50,7 @@ describe('the contracts', () => {
       'execution:cancel',
       'execution:dispatch',
       'metrics:watch',
+      'server:draining',
     ]);
     expect(Object.keys(liveClientToServerSchemas).sort()).toEqual([
       'execution:history',
@@ -120,6 +122,13 @@ describe('the contracts', () => {
     expect(parsePayload(serverToAgentSchemas['agent:revoked'], { reason: 'x'.repeat(501) }).ok).toBe(false);
     expect(parsePayload(serverToAgentSchemas['agent:revoked'], { reason: 'x', machineId: id }).ok).toBe(false);
     expect(ErrorCode.machineRevoked).toBe('machine_revoked');
+  });
+
+  it('carry a draining reason, bounded, to agents and dashboards alike, and nothing else', () => {
+    expect(parsePayload(serverToAgentSchemas['server:draining'], { reason: 'node stopping' })).toEqual({ ok: true, value: { reason: 'node stopping' } });
+    expect(parsePayload(serverToAgentSchemas['server:draining'], { reason: 'x'.repeat(501) }).ok).toBe(false);
+    expect(parsePayload(serverToAgentSchemas['server:draining'], { reason: 'x', retryInMs: 0 }).ok).toBe(false);
+    expect(liveServerToClientSchemas['server:draining']).toBe(serverToAgentSchemas['server:draining']);
   });
 
   it('let a token allow agent labels only as a boolean', () => {

@@ -251,6 +251,14 @@ export class FakeKapitanServer {
     this.nsp.emit(ServerToAgentEvents.cancel, { executionId });
   }
 
+  /** As a stopping node does: `server:draining` to every agent, then the drop. */
+  drainAll(reason = 'node stopping'): void {
+    for (const s of this.sockets()) {
+      s.emit(ServerToAgentEvents.draining, { reason });
+      s.disconnect(true);
+    }
+  }
+
   /** Drop every agent connection (server side). */
   kickAll(): void {
     for (const s of this.sockets()) s.disconnect(true);

@@ -12,3 +12,4 @@ export * from './server';
 export * from './sockets';
 export * from './tls';
 export * from './wait';
+export * from './balancer';

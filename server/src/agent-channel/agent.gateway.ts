@@ -16,6 +16,7 @@ import {
 import { handshakeError } from '../common/handshake-error';
 import { DomainEventsService } from '../common/events.service';
 import { APP_CONFIG, AppConfig } from '../config/config';
+import { DrainService } from '../drain/drain.service';
 import { EnrolmentService } from '../machines/enrolment.service';
 import { PresenceService } from '../machines/presence.service';
 import { AgentChannel, type AgentContext, type AgentNamespace, type AgentSocket } from './agent-channel';
@@ -39,16 +40,20 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
   private readonly logger = new Logger(AgentGateway.name);
   @WebSocketServer() private readonly ns: AgentNamespace;
   private readonly contexts = new WeakMap<AgentSocket, AgentContext>();
+  /** Agent events being handled on this node: what a drain waits for before the database closes. */
+  private readonly inFlight = new Set<Promise<unknown>>();
 
   constructor(
     private readonly channel: AgentChannel,
     private readonly enrolment: EnrolmentService,
     private readonly presence: PresenceService,
     private readonly events: DomainEventsService,
+    private readonly drain: DrainService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {}
 
   onModuleInit(): void {
+    this.drain.onDrain('agents', () => this.moveAgents());
     this.events.on('machine.revoked', (e) => {
       this.revoke(Rooms.machine(e.machineId), 'this machine was revoked (deleted) in its project');
       this.logger.log({ machineId: e.machineId }, 'machine revoked: its sockets are dropped');
@@ -70,9 +75,32 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
     this.ns.in(room).disconnectSockets(true);
   }
 
+  /**
+   * This node is stopping: its agents are told to move, then dropped; they
+   * redial at once and the balancer takes them to another node. Presence is
+   * not written per socket meanwhile (the shutdown marks whatever is still
+   * held here offline in one statement; an agent that moved is held
+   * elsewhere by then). What they sent before is still being handled: that
+   * is waited for, so its rows are committed before the database closes; the
+   * acks are lost with the socket, and the agent sends those events again
+   * on its new node, where they are stored once (chunks by their sequence
+   * number, transitions only from the state before them).
+   */
+  private async moveAgents(): Promise<void> {
+    this.presence.beginDrain();
+    const sockets = [...this.ns.sockets.values()];
+    for (const s of sockets) s.emit(ServerToAgentEvents.draining, { reason: 'this server node is stopping: reconnect (another node takes over)' });
+    for (const s of sockets) s.disconnect(true);
+    const pending = [...this.inFlight];
+    this.logger.log({ agents: sockets.length, eventsInFlight: pending.length }, 'drain: agents told to move; waiting for their events in flight');
+    await Promise.allSettled(pending);
+  }
+
   afterInit(ns: AgentNamespace): void {
     this.channel.attach(ns);
     ns.use((socket, next) => {
+      // A connection that reached a stopping node anyway (already open to it): elsewhere, please.
+      if (this.drain.draining) return next(handshakeError(ErrorCode.unavailable, 'this server node is stopping; try again (another node takes over)'));
       const auth = AgentHandshakeAuthSchema.safeParse(socket.handshake.auth);
       if (!auth.success) return next(handshakeError(ErrorCode.unauthenticated, 'a machine credential is required'));
       this.enrolment
@@ -125,7 +153,11 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
       return;
     }
     const body = args.length > 1 ? args[0] : undefined;
-    this.answer(socket, event, body).then(
+    const answered = this.answer(socket, event, body);
+    this.inFlight.add(answered);
+    const settle = (): void => void this.inFlight.delete(answered);
+    answered.then(settle, settle);
+    answered.then(
       (response) => (ack as (a: unknown) => void)(response),
       (err: unknown) => {
         this.logger.error({ err: String(err), event, machineId: socket.data.machineId }, 'agent event handler failed');

@@ -70,6 +70,9 @@ describe('loadConfig', () => {
     ['KAPITAN_SECRETS_KEY', { KAPITAN_SECRETS_KEY: 'zz'.repeat(32) }],
     ['KAPITAN_SECRETS_KEY', { KAPITAN_SECRETS_KEY: Buffer.alloc(31, 7).toString('base64') }],
     ['KAPITAN_SECRETS_KEY', { KAPITAN_SECRETS_KEY: Buffer.alloc(33, 7).toString('base64') }],
+    ['KAPITAN_SHUTDOWN_TIMEOUT_SECONDS', { KAPITAN_SHUTDOWN_TIMEOUT_SECONDS: '0' }],
+    ['KAPITAN_SHUTDOWN_TIMEOUT_SECONDS', { KAPITAN_SHUTDOWN_TIMEOUT_SECONDS: 'soon' }],
+    ['KAPITAN_SHUTDOWN_TIMEOUT_SECONDS', { KAPITAN_SHUTDOWN_TIMEOUT_SECONDS: '601' }],
   ])('refuses a bad %s (%j)', (variable, env) => {
     expectConfigError(env, variable);
   });
@@ -103,6 +106,8 @@ describe('loadConfig', () => {
     expect(c.agentEventsPerSecond).toBe(500);
     expect(c.nodeId).toMatch(/^[0-9a-f]{12}$/);
     expect(c.trustProxy).toBe('loopback');
+    expect(c.shutdownTimeoutMs).toBe(10_000);
+    expect(load({ KAPITAN_SHUTDOWN_TIMEOUT_SECONDS: '25' }).shutdownTimeoutMs).toBe(25_000);
     expect(c.files).toEqual({ dir: join(resolve(dataDir), 'files'), maxBytes: { script: 1024 * 1024, file: 4 * 1024 ** 3, image: 32 * 1024 ** 3 } });
     // The data directory's own default is relative to the working directory.
     expect(EnvSchema.parse({}).KAPITAN_DATA_DIR).toBe('./data');

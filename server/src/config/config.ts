@@ -85,6 +85,8 @@ export const EnvSchema = z
     KAPITAN_SIGNUP: z.enum(['open', 'invite']).optional(),
     /** A client must send its whole request header within this long (slowloris). */
     KAPITAN_HEADERS_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(300).default(10),
+    /** A node told to stop (SIGTERM) drains and exits within this long, or exits anyway (code 1). */
+    KAPITAN_SHUTDOWN_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(600).default(10),
     /**
      * Which peers may tell the client's address in X-Forwarded-For (Express
      * `trust proxy`): `loopback` (default: a reverse proxy on this host), a
@@ -213,6 +215,8 @@ export interface AppConfig {
   /** Benchmark instrumentation, null unless KAPITAN_BENCH=1. */
   bench: { intervalMs: number } | null;
   http: { headersTimeoutSeconds: number };
+  /** KAPITAN_SHUTDOWN_TIMEOUT_SECONDS, in ms: the bound of a graceful stop (drain + shutdown hooks). */
+  shutdownTimeoutMs: number;
   /** KAPITAN_SIGNUP: when set it wins over the admin's setting. */
   signupMode: 'open' | 'invite' | undefined;
   signupMaxFailures: number;
@@ -284,6 +288,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     nodeId: e.KAPITAN_NODE_ID ?? randomBytes(6).toString('hex'),
     bench: e.KAPITAN_BENCH === '1' ? { intervalMs: e.KAPITAN_BENCH_INTERVAL_MS } : null,
     http: { headersTimeoutSeconds: e.KAPITAN_HEADERS_TIMEOUT_SECONDS },
+    shutdownTimeoutMs: e.KAPITAN_SHUTDOWN_TIMEOUT_SECONDS * 1000,
     signupMode: e.KAPITAN_SIGNUP,
     signupMaxFailures: e.SIGNUP_MAX_FAILURES,
     trustProxy: trustProxyValue(e.TRUST_PROXY),

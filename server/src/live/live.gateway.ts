@@ -1,10 +1,11 @@
 import { Inject, Logger, OnModuleInit } from '@nestjs/common';
 import { OnGatewayConnection, OnGatewayDisconnect, OnGatewayInit, WebSocketGateway, WebSocketServer } from '@nestjs/websockets';
-import { ErrorAckBody, ErrorCode, LIVE_NAMESPACE, liveClientToServerSchemas, LiveHandshakeAuthSchema, parsePayload, Rooms } from '@kapitan/shared';
+import { ErrorAckBody, ErrorCode, LIVE_NAMESPACE, liveClientToServerSchemas, LiveHandshakeAuthSchema, LiveServerEvents, parsePayload, Rooms } from '@kapitan/shared';
 import { AuthService } from '../auth/auth.service';
 import { DomainEventsService } from '../common/events.service';
 import { handshakeError } from '../common/handshake-error';
 import { APP_CONFIG, AppConfig } from '../config/config';
+import { DrainService } from '../drain/drain.service';
 import { ProjectsService } from '../projects/projects.service';
 import { LiveChannel, type LiveContext, type LiveNamespace, type LiveSocket } from './live-channel';
 import { HISTORY_WAITING_PER_RUNNING, LIVE_MAX_STRIKES, LiveThrottle, type LiveRefusal, type LiveSocketThrottle } from './live-throttle';
@@ -38,12 +39,21 @@ export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnec
     private readonly auth: AuthService,
     private readonly projects: ProjectsService,
     private readonly events: DomainEventsService,
+    private readonly drain: DrainService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
   ) {
     this.throttle = new LiveThrottle(config.live.eventsPerSecond, config.live.historyInFlight);
   }
 
   onModuleInit(): void {
+    // The node is stopping: each dashboard is told to reconnect at once (the balancer takes it elsewhere), where it
+    // joins its rooms again and reads what it missed by sequence number (web LiveService, ExecutionStream).
+    this.drain.onDrain('dashboards', async () => {
+      const sockets = [...this.ns.sockets.values()];
+      for (const s of sockets) s.emit(LiveServerEvents.draining, { reason: 'this server node is stopping: reconnect' });
+      for (const s of sockets) s.disconnect(true);
+      this.logger.log({ dashboards: sockets.length }, 'drain: dashboards told to move');
+    });
     this.events.on('session.revoked', (e) => this.ns.in(Rooms.session(e.sessionId)).disconnectSockets(true));
     this.events.on('user.deleted', (e) => this.ns.in(Rooms.user(e.userId)).disconnectSockets(true));
     // Every role may watch, so only a removal ends it; the role is read again rather than trusted from the event.
@@ -56,6 +66,7 @@ export class LiveGateway implements OnModuleInit, OnGatewayInit, OnGatewayConnec
   afterInit(ns: LiveNamespace): void {
     this.channel.attach(ns);
     ns.use((socket, next) => {
+      if (this.drain.draining) return next(handshakeError(ErrorCode.unavailable, 'this server node is stopping; try again'));
       const parsed = LiveHandshakeAuthSchema.safeParse(socket.handshake.auth);
       const refuse = () => next(handshakeError(ErrorCode.unauthenticated, 'log in again'));
       if (!parsed.success) return refuse();

@@ -47,6 +47,15 @@ export class PresenceService implements OnModuleInit, BeforeApplicationShutdown 
   }
 
   /**
+   * The node drains (its agents are told to move): a socket that closes now
+   * writes nothing; the agent's hello on its new node takes the machine, and
+   * whatever is still held here at shutdown goes offline in one statement.
+   */
+  beginDrain(): void {
+    this.closing = true;
+  }
+
+  /**
    * This node is stopping: every machine it holds goes offline in one
    * statement, before its sockets close, instead of one write per socket as
    * they close (5,000 of them took seconds and delayed the restart).

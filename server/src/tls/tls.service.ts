@@ -28,6 +28,11 @@ export class TlsService implements OnModuleInit, OnApplicationShutdown {
     private readonly scheduler: SchedulerService,
   ) {}
 
+  /** The HTTPS listener while it listens: a drain closes it with the plain one. */
+  get listener(): tls.Server | undefined {
+    return this.server;
+  }
+
   get enabled(): boolean {
     return this.config.tls.httpsPort !== null;
   }

@@ -7,6 +7,7 @@ import {
   LiveMachineEventSchema,
   LiveOutputEventSchema,
   LiveServerEvents,
+  ServerDrainingSchema,
   type DeliveryKind,
   type DeliveryMachine,
   LiveContainerLogsEventSchema,
@@ -85,6 +86,8 @@ export class LiveService {
   private socketToken: string | null = null;
   private refusedRetry: ReturnType<typeof setTimeout> | null = null;
   private refusals = 0;
+  /** The server said its node is stopping: its disconnect is expected, and we redial at once. */
+  private moving = false;
 
   private readonly projectRooms = new Map<string, ProjectRoom>();
   private readonly executionStreams = new Map<string, Set<ExecutionStream>>();
@@ -272,9 +275,20 @@ export class LiveService {
       for (const machineId of this.metricsWatchers.keys()) this.watchMetrics(machineId);
     });
 
-    socket.on('disconnect', () => {
-      this._state.set(socket.active ? 'connecting' : 'offline');
+    socket.on('disconnect', (reason) => {
+      // A stopping node drops us on purpose (`server:draining` first): at once, not after socket.io's delay, and
+      // through the same origin, where the balancer takes us to another node. The rooms and streams resume on connect.
+      const redial = this.moving && reason === 'io server disconnect';
+      this.moving = false;
+      this._state.set(socket.active || redial ? 'connecting' : 'offline');
       for (const set of this.executionStreams.values()) for (const s of set) s.disconnect();
+      if (redial && this.socket === socket) socket.connect();
+    });
+
+    socket.on(LiveServerEvents.draining, (payload) => {
+      const p = ServerDrainingSchema.safeParse(payload);
+      if (!p.success) return warnInvalid(LiveServerEvents.draining, p.error);
+      this.moving = true;
     });
 
     socket.on('connect_error', (err) => {
