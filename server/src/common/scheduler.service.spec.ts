@@ -36,13 +36,42 @@ describe('SchedulerService', () => {
     });
     t.fire();
     t.fire(); // still running: skipped
-    const same = s.runNow('job'); // joins the run in progress
     expect(runs).toBe(1);
-    release();
-    await same;
-    t.fire(); // the previous run ended: a new one starts
+    const fresh = s.runNow('job'); // waits for the run in progress, then runs a pass of its own
+    expect(runs).toBe(1);
+    const releaseFirst = release;
+    releaseFirst();
+    for (let i = 0; i < 100 && runs < 2; i++) await Promise.resolve();
+    expect(runs).toBe(2);
+    expect(release).not.toBe(releaseFirst);
+    t.fire(); // runNow's pass is running: skipped
     expect(runs).toBe(2);
     release();
+    await fresh;
+    t.fire(); // the previous run ended: a new one starts
+    expect(runs).toBe(3);
+    release();
+  });
+
+  it('runNow never joins a run that began before the call: the caller gets a whole pass of its own', async () => {
+    const t = manualTimers();
+    const s = new SchedulerService(t.timers);
+    let input = 'old';
+    const seen: string[] = [];
+    const releases: (() => void)[] = [];
+    s.every('job', 1000, () => {
+      seen.push(input); // a pass reads its inputs when it starts
+      return new Promise<void>((r) => releases.push(r));
+    });
+    t.fire();
+    input = 'new';
+    const pass = s.runNow('job');
+    releases[0]!();
+    // A bounded wait (microtasks only): joining the first run would start no second one.
+    for (let i = 0; i < 100 && releases.length < 2; i++) await Promise.resolve();
+    expect(seen).toEqual(['old', 'new']);
+    releases[1]!();
+    await pass;
   });
 
   it('logs a failed run and keeps the job', async () => {

@@ -80,10 +80,16 @@ export class SchedulerService implements OnModuleDestroy {
     else job.rearm(0);
   }
 
-  /** Runs a job now (if it is not running already) and resolves when that run ends. */
+  /**
+   * Runs a job now and resolves when that run ends. A run already under way
+   * is waited for first, never joined: it may have read its inputs (a clock,
+   * a due list) before the caller changed them, and the caller is owed a
+   * whole pass that starts after its call.
+   */
   async runNow(name: string): Promise<void> {
     const job = this.jobs.get(name);
     if (!job) throw new Error(`no scheduler job "${name}"`);
+    if (job.running) await job.running;
     await this.tick(job);
   }
 
