@@ -79,24 +79,6 @@ import { BundleApi } from './bundle-api';
       font-size: 12px;
       overflow-wrap: anywhere;
     }
-    .copy-row {
-      display: flex;
-      align-items: center;
-      gap: 4px;
-      background: #0f1b2a;
-      border-radius: 8px;
-      padding: 4px 4px 4px 12px;
-      --mat-icon-button-icon-color: #c9d7ea;
-    }
-    .value {
-      flex: 1 1 auto;
-      color: #e6edf6;
-      font-family: var(--kp-mono);
-      font-size: 13px;
-      overflow-wrap: anywhere;
-      user-select: all;
-      padding: 6px 0;
-    }
   `,
 })
 export class InstallPanel {

@@ -67,24 +67,6 @@ export function enrolCommand(origin: string, token: string): string {
       color: var(--mat-sys-on-surface-variant);
       margin: 12px 0 4px;
     }
-    .copy-row {
-      display: flex;
-      align-items: center;
-      gap: 4px;
-      background: #0f1b2a;
-      border-radius: 8px;
-      padding: 4px 4px 4px 12px;
-      --mat-icon-button-icon-color: #c9d7ea;
-    }
-    .value {
-      flex: 1 1 auto;
-      color: #e6edf6;
-      font-family: var(--kp-mono);
-      font-size: 13px;
-      overflow-wrap: anywhere;
-      user-select: all;
-      padding: 6px 0;
-    }
     .hint {
       font: var(--mat-sys-body-small);
       margin-top: 16px;
