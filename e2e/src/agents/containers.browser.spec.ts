@@ -57,7 +57,8 @@ describeOrSkip(requireChromium(), requireDockerSync())('containers on the machin
 
   test('state changes live, actions with confirmation, logs in the viewer, create from the form, Docker loss shown', async () => {
     const page = browser.page;
-    const id = await docker('run', '-d', '--label', `kapitan.test=${RUN}`, '--name', `web-${RUN}`, image, 'sh', '-c', "trap 'exit 0' TERM; i=0; echo '<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>'; while true; do i=$((i+1)); echo \"hello-$i\"; sleep 0.3; done");
+    // No network: a container's veth makes Chromium abort the page loads in flight (ERR_NETWORK_CHANGED).
+    const id = await docker('run', '-d', '--network', 'none', '--label', `kapitan.test=${RUN}`, '--name', `web-${RUN}`, image, 'sh', '-c', "trap 'exit 0' TERM; i=0; echo '<img src=x onerror=\"window.__pwned=1\"><script>window.__pwned=2</script>'; while true; do i=$((i+1)); echo \"hello-$i\"; sleep 0.3; done");
     await logIn(page, p.owner);
     await page.goto(`/projects/${p.projectId}/machines/${agent.machineId}`);
     const row = page.locator(`[data-testid="containers-table"] tr[data-container-id="${id}"]`);
