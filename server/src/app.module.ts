@@ -47,7 +47,7 @@ export class AppModule {
             redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'],
             // A one-line install URL holds its enrolment token: it never reaches a log.
             serializers: { req: redactInstallToken },
-            autoLogging: { ignore: (req) => req.url === '/api/health' },
+            autoLogging: { ignore: (req) => req.url === '/api/health' || req.url === '/api/health/live' },
             base: { node: config.nodeId },
             // On a terminal, lines a person can read; anywhere else one JSON object per line.
             transport: config.logFormat === 'pretty' ? { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } : undefined,

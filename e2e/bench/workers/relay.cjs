@@ -22,7 +22,7 @@
  *           joins the project's room, where `execution:updated` tells
  *           started/finished.
  *   HTTP    POST /run {machineIds? | all, script} → dispatch to each machine's
- *           room → 201 {runId, executions}; GET /stats; GET /api/health.
+ *           room → 201 {runId, executions}; GET /stats; GET /api/health and /api/health/live.
  *
  * Writes the same KAPITAN_BENCH stats lines as the server (same module).
  * Plain JavaScript, so it runs without the TypeScript hook (whose native swc
@@ -50,7 +50,7 @@ const server = http.createServer((req, res) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
   };
-  if (req.method === 'GET' && req.url === '/api/health') return reply(200, { status: 'ok' });
+  if (req.method === 'GET' && (req.url === '/api/health' || req.url === '/api/health/live')) return reply(200, { status: 'ok' });
   if (req.method === 'GET' && req.url === '/stats') return reply(200, { ...stats, machines: machines.size });
   if (req.method === 'POST' && req.url === '/run') {
     let text = '';

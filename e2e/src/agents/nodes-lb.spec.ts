@@ -1,6 +1,6 @@
 /**
  * Three server nodes on one MySQL database and one Redis, behind a real
- * HAProxy (harness balancer.ts: WebSockets, a health check on /api/health,
+ * HAProxy (harness balancer.ts: WebSockets, a health check on /api/health/live,
  * redispatch of a failed connection). Real agents, a real dashboard in
  * Chromium and a REST caller reach the cluster only through the balancer.
  *

@@ -3,10 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { requireHaproxy, startBalancer, type TestBalancer } from './balancer';
 import { describeOrSkip } from './requirements';
 
-/** A stand-in backend: /api/health answers `health()`'s status, anything else says which backend it is. */
+/** A stand-in backend: /api/health/live answers `health()`'s status, anything else says which backend it is. */
 async function backend(name: string, health: () => number): Promise<{ port: number; close: () => Promise<void> }> {
   const server = http.createServer((req, res) => {
-    if (req.url === '/api/health') {
+    if (req.url === '/api/health/live') {
       res.statusCode = health();
       return res.end('{}');
     }

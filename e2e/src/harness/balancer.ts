@@ -44,9 +44,10 @@ export interface TestBalancer {
 /**
  * The HAProxy configuration a Kapitan cluster needs (docker/haproxy.cfg is
  * the same, for the compose file): HTTP mode (WebSockets pass as upgrades
- * and then live in `timeout tunnel`), a health check on /api/health every
- * `checkIntervalMs` that takes a node out at its first 503 or refused
- * connection (a stopping node answers 503, a dead one refuses), and a
+ * and then live in `timeout tunnel`), a health check on /api/health/live
+ * (never the database: see the health controller) every `checkIntervalMs`
+ * that takes a node out at its first 503 or refused connection (a stopping
+ * node answers 503, a dead one refuses), and a
  * connection that fails is retried on another node (`option redispatch`):
  * an agent or dashboard redialling at the moment a node goes away is not
  * sent back to it. No stickiness: nothing a node holds is authoritative,
@@ -80,7 +81,7 @@ export function haproxyConfig(options: { port: number; backends: readonly Balanc
     '',
     'backend kapitan',
     '  balance roundrobin',
-    '  option httpchk GET /api/health',
+    '  option httpchk GET /api/health/live',
     '  http-check expect status 200',
     `  default-server check inter ${inter}ms fastinter ${inter}ms downinter ${inter}ms fall ${fall} rise 1`,
     ...options.backends.map((b) => `  server ${b.name} 127.0.0.1:${b.port}`),

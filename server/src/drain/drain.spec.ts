@@ -31,10 +31,10 @@ const drained = (socket: Socket) =>
     });
   });
 
-function healthOn(url: string): Promise<{ status: number; body: unknown; connection?: string }> {
+function healthOn(url: string, path = '/api/health'): Promise<{ status: number; body: unknown; connection?: string }> {
   return new Promise((resolve, reject) => {
     http
-      .get(`${url}/api/health`, (res) => {
+      .get(`${url}${path}`, (res) => {
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (d) => (text += d));
@@ -69,6 +69,7 @@ describeBothDatabases('draining a node that is told to stop', (database) => {
     await new Promise<void>((resolve) => side.listen(0, '127.0.0.1', resolve));
     const sideUrl = `http://127.0.0.1:${(side.address() as { port: number }).port}`;
     expect((await healthOn(sideUrl)).status).toBe(200);
+    expect((await healthOn(sideUrl, '/api/health/live')).status).toBe(200);
 
     const agentHeard = drained(agent);
     const liveHeard = drained(live);
@@ -104,6 +105,7 @@ describeBothDatabases('draining a node that is told to stop', (database) => {
     expect(rows.map((r: { data: string }) => r.data)).toEqual(['last words\n']);
     const health = await healthOn(sideUrl);
     expect(health).toEqual({ status: 503, body: { status: 'draining', databaseType: expect.any(String) }, connection: 'close' });
+    expect(await healthOn(sideUrl, '/api/health/live')).toEqual(health);
     await new Promise((resolve) => side.close(resolve));
     // And the node's own port takes no new connection at all.
     await expect(healthOn(t.url)).rejects.toThrow(/ECONNREFUSED/);

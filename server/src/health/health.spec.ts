@@ -28,6 +28,10 @@ describeBothDatabases('health and API docs', (database) => {
       const res = await own.http.get('/api/health');
       expect(res.status).toBe(503);
       expect(res.body).toMatchObject({ status: 'degraded', database: 'down' });
+      // The balancer's check does not depend on the database: the node still takes connections.
+      const live = await own.http.get('/api/health/live');
+      expect(live.status).toBe(200);
+      expect(live.body).toEqual({ status: 'ok' });
     } finally {
       await own.close().catch(() => undefined);
     }
@@ -46,6 +50,7 @@ describeBothDatabases('health and API docs', (database) => {
       '/api/auth/logout': ['post'],
       '/api/me': ['get'],
       '/api/health': ['get'],
+      '/api/health/live': ['get'],
       '/api/projects': ['get', 'post'],
       '/api/projects/{projectId}': ['get', 'patch', 'delete'],
       '/api/projects/{projectId}/members': ['get', 'post'],
