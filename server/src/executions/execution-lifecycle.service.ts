@@ -1,4 +1,4 @@
-import { Inject, Injectable, OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { ExecutionDispatch, ExecutionFinished, ExecutionStarted, ExecutionStatus, isFinalStatus, OutputChunk } from '@kapitan/shared';
 import { In, LessThan, Repository } from 'typeorm';
@@ -13,6 +13,8 @@ import { ExecutionSecretsService } from './execution-secrets.service';
 import { OutputWriter } from './output-writer.service';
 
 export const EXECUTION_SWEEP_EVERY_MS = 5_000;
+/** Dispatched this long ago and still not started: sent again to the socket that holds the machine. */
+export const RESEND_UNSTARTED_AFTER_MS = 30_000;
 const ACTIVE: ExecutionStatus[] = ['queued', 'dispatched', 'running'];
 const copy = (e: ExecutionEntity): ExecutionEntity => Object.assign(new ExecutionEntity(), e);
 
@@ -32,6 +34,7 @@ export interface HelloPlan {
  */
 @Injectable()
 export class ExecutionLifecycleService implements OnModuleInit {
+  private readonly logger = new Logger(ExecutionLifecycleService.name);
   // Reads of many sockets in one turn share a statement: a fan-out's starts and finishes, a reconnect
   // storm's hellos. The conditional UPDATEs stay one per execution (each must know whether it applied).
   private readonly rowById = new TickBatcher<string, ExecutionEntity>(
@@ -178,6 +181,7 @@ export class ExecutionLifecycleService implements OnModuleInit {
 
   /** Expire queued work past its time; lose running work of machines gone for too long. Idempotent on every node. */
   async sweep(): Promise<void> {
+    await this.resendUnstarted();
     const now = new Date();
     const expired = await this.executions.find({ where: { status: In(['queued', 'dispatched']), expiresAt: LessThan(now) }, take: 1000 });
     for (const e of expired) {
@@ -192,6 +196,51 @@ export class ExecutionLifecycleService implements OnModuleInit {
         reason: `the agent has been offline for more than ${this.config.lostAfterSeconds} s`,
       });
     }
+  }
+
+  /** When this node last sent each unstarted execution again (bounded by the executions of the machines it holds). */
+  private readonly resentAt = new Map<string, number>();
+
+  /**
+   * A dispatch is an emit to the machine's room, and nothing acknowledges
+   * it: one that reached no socket (lost between nodes, or sent while the
+   * agent's connection was being replaced) would wait for the agent's next
+   * hello, which a healthy connection never sends. So every node sends
+   * again, to the machines whose hello it holds, what was dispatched
+   * RESEND_UNSTARTED_AFTER_MS ago and has not started; at most once per
+   * that period each. The agent de-duplicates by id, so a copy that
+   * arrives twice runs once. Only the holding node sends: no claim, no
+   * duplicate per node.
+   */
+  async resendUnstarted(now = Date.now()): Promise<number> {
+    const held = this.presence.heldHere();
+    if (!held.length) {
+      this.resentAt.clear();
+      return 0;
+    }
+    const cutoff = new Date(now - RESEND_UNSTARTED_AFTER_MS);
+    const due: ExecutionEntity[] = [];
+    for (let i = 0; i < held.length; i += 500) {
+      due.push(
+        ...(await this.executions.find({
+          where: { machineId: In(held.slice(i, i + 500)), status: 'dispatched', dispatchedAt: LessThan(cutoff) },
+          select: ['id', 'machineId'],
+        })),
+      );
+    }
+    const dueIds = new Set(due.map((e) => e.id));
+    for (const id of this.resentAt.keys()) if (!dueIds.has(id)) this.resentAt.delete(id);
+    const byMachine = new Map<string, string[]>();
+    for (const e of due) {
+      if (now - (this.resentAt.get(e.id) ?? -Infinity) < RESEND_UNSTARTED_AFTER_MS) continue;
+      this.resentAt.set(e.id, now);
+      let list = byMachine.get(e.machineId);
+      if (!list) byMachine.set(e.machineId, (list = []));
+      list.push(e.id);
+    }
+    for (const [machineId, executionIds] of byMachine) this.events.publish('execution.dispatch', { machineId, executionIds });
+    if (byMachine.size) this.logger.warn({ executions: [...byMachine.values()].flat().length, machines: byMachine.size }, 'dispatched work not started after 30 s: sent again');
+    return [...byMachine.values()].reduce((n, ids) => n + ids.length, 0);
   }
 
   /** Conditional transition: applies only from `from`, so two nodes or two reports cannot both apply it. */

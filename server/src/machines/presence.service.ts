@@ -129,6 +129,11 @@ export class PresenceService implements OnModuleInit, BeforeApplicationShutdown 
     if (m) this.events.publish('machine.updated', { projectId: m.projectId, machine: toMachineDto(m) });
   }
 
+  /** The machines whose current hello this node holds. */
+  heldHere(): string[] {
+    return [...this.held.keys()];
+  }
+
   /** A heartbeat of the socket that said hello on this node; any other socket's (closed, replaced, never greeted) counts for nothing. */
   heartbeat(machineId: string, connectionId: string): void {
     const holder = this.held.get(machineId);
