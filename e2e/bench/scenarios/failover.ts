@@ -78,7 +78,7 @@ async function measureKapitan(n: number, lines: number, ctx: BenchContext): Prom
       const onB = await onlineOn(dbUrl, 'bench-b');
       ctx.log(`failover kapitan: ${n} ready, ${onB} of them on node b`);
       const run = await a.run(benchScript(paced(lines, 80, 1)), { all: true });
-      await fleet.waitFor((s) => s.running >= n, 120_000, 'every script running');
+      await fleet.waitFor((s) => s.running >= n, Math.max(120, lines - 30) * 1000, 'every script running');
       await sleep(5000);
       await fleet.mark();
       const errors0 = fleet.status().connectErrors;
@@ -185,7 +185,9 @@ export const failover: Scenario = {
   async run(ctx): Promise<ScenarioResult> {
     const t0 = Date.now();
     const n = ctx.n ?? (ctx.size === 'large' ? 5_000 : 200);
-    const lines = ctx.size === 'large' ? 90 : 40;
+    // Every script must still run when the node dies: at 5,000 agents the last dispatches landed
+    // after the first 90-line scripts had ended. A line a second, so lines = seconds.
+    const lines = Math.max(ctx.size === 'large' ? 90 : 40, Math.ceil(n / 20));
     const k = await measureKapitan(n, lines, ctx);
     const b = ctx.skipBaseline ? null : await measureBaseline(n, ctx);
     const v = k.verification!;

@@ -44,6 +44,21 @@ interface Level {
 type Chunk = { seq: number; data: string };
 
 
+/**
+ * This dashboard subscribes to and leaves one execution per command, some
+ * 50 commands a second: past `/live`'s flood limit for one socket (20 events
+ * a second, threat model T44), which refused the subscription and left the
+ * first chunk to a history read 2 s later. What is measured here is the
+ * path, not that limit: it is raised for this scenario, and a refused
+ * subscription fails the run.
+ */
+const LIVE_RATE_FOR_ONE_DASHBOARD = { KAPITAN_LIVE_EVENTS_PER_SECOND: '100000' };
+
+function subscribed<T extends { ok: boolean }>(ack: T): T {
+  if (!ack.ok) throw new Error(`subscribe:execution refused: ${JSON.stringify(ack)}`);
+  return ack;
+}
+
 interface Pending {
   id: string;
   t0: number;
@@ -68,7 +83,7 @@ async function commands(server: BenchServer, dash: Socket, machines: Machine[], 
     const r = await server.run(script, { machineIds: [m.machineId] });
     const t201 = nowMs();
     const id = r.executions[0]!.id;
-    const ack = await ask<{ ok: boolean; chunks?: Chunk[] }>(dash, 'subscribe:execution', { executionId: id, fromSeq: 0 });
+    const ack = subscribed(await ask<{ ok: boolean; chunks?: Chunk[] }>(dash, 'subscribe:execution', { executionId: id, fromSeq: 0 }));
     const tAck = nowMs();
     let via: Sample['via'] = 'live';
     let at = first.get(id);
@@ -106,7 +121,7 @@ async function commands(server: BenchServer, dash: Socket, machines: Machine[], 
 }
 
 async function measure(kind: 'kapitan' | 'baseline', levels: number[], count: number, warmup: number, ctx: BenchContext): Promise<Level[]> {
-  const server: BenchServer = kind === 'kapitan' ? await KapitanServer.start({ db: ctx.db ?? 'mysql', cpuProfDir: ctx.cpuProfDir }) : await RelayServer.start();
+  const server: BenchServer = kind === 'kapitan' ? await KapitanServer.start({ db: ctx.db ?? 'mysql', cpuProfDir: ctx.cpuProfDir, env: LIVE_RATE_FOR_ONE_DASHBOARD }) : await RelayServer.start();
   const fleets: Fleet[] = [];
   const out: Level[] = [];
   try {
@@ -167,7 +182,7 @@ interface RealLevel {
  * the final status at a dashboard subscribed to the project.
  */
 async function measureReal(kind: 'kapitan' | 'baseline', count: number, warmup: number, ctx: BenchContext): Promise<RealLevel> {
-  const server: BenchServer = kind === 'kapitan' ? await KapitanServer.start({ db: ctx.db ?? 'mysql', cpuProfDir: ctx.cpuProfDir }) : await RelayServer.start();
+  const server: BenchServer = kind === 'kapitan' ? await KapitanServer.start({ db: ctx.db ?? 'mysql', cpuProfDir: ctx.cpuProfDir, env: LIVE_RATE_FOR_ONE_DASHBOARD }) : await RelayServer.start();
   let agent: TestAgent | undefined;
   let bare: ManagedProcess | undefined;
   try {
@@ -207,7 +222,7 @@ async function measureReal(kind: 'kapitan' | 'baseline', count: number, warmup: 
       const r = await server.run(REAL_SCRIPT, { machineIds: [machineId] });
       const t201 = nowMs();
       const id = r.executions[0]!.id;
-      const ack = await ask<{ ok: boolean; chunks?: Chunk[] }>(dash, 'subscribe:execution', { executionId: id, fromSeq: 0 });
+      const ack = subscribed(await ask<{ ok: boolean; chunks?: Chunk[] }>(dash, 'subscribe:execution', { executionId: id, fromSeq: 0 }));
       if (!firstAt.has(id) && ack.chunks?.some((c) => c.seq === 0)) firstAt.set(id, nowMs());
       await new Promise<void>((resolve) => {
         const done = (): void => {
