@@ -24,8 +24,9 @@ describeOrSkip(requireHaproxy())('startBalancer (real HAProxy)', () => {
   afterEach(async () => lb?.dispose());
 
   it('balances over healthy backends, follows their health checks, and steers with the runtime API', async () => {
+    let aHealth = 200;
     let bHealth = 200;
-    const a = await backend('a', () => 200);
+    const a = await backend('a', () => aHealth);
     const b = await backend('b', () => bHealth);
     try {
       lb = await startBalancer([
@@ -49,6 +50,22 @@ describeOrSkip(requireHaproxy())('startBalancer (real HAProxy)', () => {
       await lb.waitFor('a', 'DRAIN');
       for (let i = 0; i < 3; i++) expect(await (await fetch(`${lb.url}/x`)).text()).toBe('b');
       await expect(lb.setState('nosuch', 'drain')).rejects.toThrow(/refused/);
+      await lb.setState('a', 'ready');
+      await lb.waitFor('a', 'UP');
+
+      // Every node failing its check (too busy to answer it in time): the last ones standing still
+      // serve, unchecked, instead of HAProxy refusing everyone.
+      bHealth = 503;
+      await lb.waitFor('b', 'DOWN');
+      aHealth = 503;
+      await lb.waitFor('a', 'DOWN');
+      const lastResort = new Set<string>();
+      for (let i = 0; i < 4; i++) {
+        const r = await fetch(`${lb.url}/x`);
+        expect(r.status).toBe(200);
+        lastResort.add(await r.text());
+      }
+      expect([...lastResort].sort()).toEqual(['a', 'b']);
     } finally {
       await a.close();
       await b.close();

@@ -53,6 +53,9 @@ export interface TestBalancer {
  * sent back to it. No stickiness: nothing a node holds is authoritative,
  * and socket.io runs WebSocket-only for agents.
  */
+/** Suffix of each node's unchecked backup entry (`option allbackups`): not a backend of its own. */
+const LAST_RESORT = '-last-resort';
+
 export function haproxyConfig(options: { port: number; backends: readonly BalancerBackend[]; adminSocket?: string; checkIntervalMs?: number; fall?: number }): string {
   const inter = options.checkIntervalMs ?? 500;
   const fall = options.fall ?? 2;
@@ -85,6 +88,12 @@ export function haproxyConfig(options: { port: number; backends: readonly Balanc
     '  http-check expect status 200',
     `  default-server check inter ${inter}ms fastinter ${inter}ms downinter ${inter}ms fall ${fall} rise 1`,
     ...options.backends.map((b) => `  server ${b.name} 127.0.0.1:${b.port}`),
+    // The last node standing is never taken out: when every node fails its check (a survivor too busy
+    // to answer within `timeout check` while thousands of agents move onto it), the same nodes serve
+    // unchecked, and a dead one's refusal is redispatched. Without this a reconnect storm made HAProxy
+    // refuse everyone, which made the storm worse.
+    '  option allbackups',
+    ...options.backends.map((b) => `  server ${b.name}${LAST_RESORT} 127.0.0.1:${b.port} backup no-check`),
     '',
   ].join('\n');
 }
@@ -127,7 +136,7 @@ export async function startBalancer(backends: readonly BalancerBackend[], option
     const result: Record<string, BackendStatus> = {};
     for (const l of lines.slice(1)) {
       const cols = l.split(',');
-      if (cols[px] === 'kapitan' && cols[sv] !== 'BACKEND') result[cols[sv]] = cols[st];
+      if (cols[px] === 'kapitan' && cols[sv] !== 'BACKEND' && !cols[sv].endsWith(LAST_RESORT)) result[cols[sv]] = cols[st];
     }
     return result;
   };
