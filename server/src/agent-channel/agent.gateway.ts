@@ -128,10 +128,13 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
     const { machineId } = socket.data;
     if (!machineId) return; // refused in the middleware
     const room = Rooms.machine(machineId);
+    // In the machine's room first, before anything is awaited: the agent's hello can be answered while
+    // the older socket is looked up (a round trip to every node), and a dispatch sent to the room in
+    // that window must reach this socket, not only the one about to be dropped.
+    await socket.join([room, Rooms.projectMachines(socket.data.projectId)]);
     // The newest socket holds the machine; an older one (a half-dead connection, possibly on another node) is dropped.
     const others = (await this.ns.in(room).fetchSockets()).filter((s) => s.id !== socket.id);
     for (const s of others) s.disconnect(true);
-    await socket.join([room, Rooms.projectMachines(socket.data.projectId)]);
     // Online once it said hello (one presence write per connection, with its facts).
     this.logger.log({ machineId, socketId: socket.id, replaced: others.length }, 'agent connected');
   }
