@@ -49,7 +49,7 @@ async function onlineOn(dbUrl: string, nodeId: string): Promise<number> {
 async function measureKapitan(n: number, lines: number, ctx: BenchContext): Promise<Outcome> {
   const env = { REDIS_URL: redisUrl(), JWT_SECRET: jwtSecret(), KAPITAN_SECRETS_KEY: randomBytes(32).toString('base64') };
   // Node a owns the owner, the project and the store (direct database reads); node b, on the same database, dies.
-  const a = await KapitanServer.start({ db: 'mysql', env: { ...env, KAPITAN_NODE_ID: 'bench-a' } });
+  const a = await KapitanServer.start({ db: 'mysql', cpuProfDir: ctx.cpuProfDir, env: { ...env, KAPITAN_NODE_ID: 'bench-a' } });
   let b: TestServer | undefined;
   let lb: TestBalancer | undefined;
   try {
