@@ -61,7 +61,7 @@ describe('DeliveryManager: each delivery applied once, its result through the ou
     first.m.handle(d);
     await first.m.idle();
     await waitFor(() => finished(first.sent).length === 1, 'the result sent');
-    expect(finished(first.sent)).toEqual([{ deliveryId: d.deliveryId, status: 'succeeded', reason: null }]);
+    expect(finished(first.sent)).toEqual([{ deliveryId: d.deliveryId, status: 'succeeded', reason: null, transfer: { movedBytes: body.length, layers: null } }]);
     const progress = first.sent.filter((s) => s.event === 'delivery:progress').map((s) => (s.payload as DeliveryProgress).status);
     expect(progress[progress.length - 1]).toBe('writing');
     expect(requests).toBe(1);

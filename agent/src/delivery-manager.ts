@@ -1,7 +1,9 @@
 /**
  * Deliveries on this agent: a deploy (a file written to a path) or a
  * distribution (an image loaded into Docker), each fetched through the
- * download cache (verified by sha256 before use). Dispatches arrive at
+ * download cache (verified by sha256 before use). A distribution fetches
+ * only the layers the engine lacks when it can (image-layers.ts), and says
+ * what moved in its result. Dispatches arrive at
  * least once; each delivery id is applied once: a repeat while it runs is
  * ignored, a repeat after it ended re-sends the result it had (remembered
  * in the state directory, so a restart does not apply it twice).
@@ -9,10 +11,11 @@
 import type { DockerTarget } from './containers/docker-target';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DELIVERY_LIMITS, type DeliveryDispatch, type DeliveryFinished, type DeliveryProgress } from '@kapitan/shared';
+import { DELIVERY_LIMITS, type DeliveryDispatch, type DeliveryFinished, type DeliveryProgress, type DeliveryTransfer } from '@kapitan/shared';
 import { deliveryChannel } from './delivery-channel';
 import { writeDeployed } from './deploy-writer';
 import { DownloadError, type FileCache } from './file-cache';
+import { engineLayerProbe, fetchByLayers, planLayers, type LayerProbe } from './image-layers';
 import { loadImage, manifestRepoTags } from './image-loader';
 import type { PolicyGuard } from './policy';
 import { silentLogger, type Logger } from './logger';
@@ -35,17 +38,24 @@ export interface DeliveryManagerOptions {
   dockerSocket: string | DockerTarget;
   /** The client policy; default: nothing refused beyond the deploy roots. */
   policy?: PolicyGuard;
+  /** Which layers the engine has (chain ids); default: ask the engine. Null from it sends images whole. */
+  layerProbe?: LayerProbe;
   logger?: Logger;
 }
+
+type Progress = (status: DeliveryProgress['status'], receivedBytes: number, force?: boolean, transfer?: DeliveryTransfer) => void;
+type Distribution = Extract<DeliveryDispatch, { kind: 'distribution' }>;
 
 export class DeliveryManager {
   private readonly active = new Map<string, Promise<void>>();
   private readonly done: Map<string, DeliveryFinished>;
   private readonly logger: Logger;
   private readonly file: string;
+  private readonly probe: LayerProbe;
 
   constructor(private readonly options: DeliveryManagerOptions) {
     this.logger = options.logger ?? silentLogger;
+    this.probe = options.layerProbe ?? engineLayerProbe(options.dockerSocket, this.logger);
     this.file = path.join(options.stateDir, DELIVERIES_FILE);
     this.done = new Map(readRemembered(this.file).map((r) => [r.deliveryId, r]));
   }
@@ -75,39 +85,35 @@ export class DeliveryManager {
   private async apply(d: DeliveryDispatch): Promise<void> {
     const log = this.logger.child({ deliveryId: d.deliveryId, kind: d.kind, fileId: d.file.fileId });
     let lastAt = 0;
-    const progress = (status: DeliveryProgress['status'], receivedBytes: number, force = false) => {
+    const progress: Progress = (status, receivedBytes, force = false, transfer) => {
       const now = Date.now();
       if (!force && now - lastAt < PROGRESS_EVERY_MS) return;
       lastAt = now;
-      this.options.outbox.add(deliveryChannel, d.deliveryId, { deliveryId: d.deliveryId, status, receivedBytes });
+      this.options.outbox.add(deliveryChannel, d.deliveryId, { deliveryId: d.deliveryId, status, receivedBytes, ...(transfer ? { transfer } : {}) });
     };
-    let result: DeliveryFinished;
+    let result: DeliveryFinished | null;
     // What the policy can tell before any byte is fetched: nothing is downloaded for refused work.
     const early = this.options.policy ? (d.kind === 'deploy' ? this.options.policy.deploy(d.path) : this.options.policy.imageLoad(null)) : null;
     if (early) return this.refuse(d.deliveryId, early, log);
     progress('downloading', 0, true);
     try {
-      const lease = await this.options.cache.acquire(d.file, (received) => progress('downloading', received, received === d.file.size));
-      try {
-        if (d.kind === 'deploy') {
+      if (d.kind === 'deploy') {
+        const lease = await this.options.cache.acquire(d.file, (received) => progress('downloading', received, received === d.file.size));
+        try {
           // Again now: the directories may have changed during the download (a symlink swapped in).
           const late = this.options.policy?.deploy(d.path) ?? null;
           if (late) return this.refuse(d.deliveryId, late, log);
-          progress('writing', d.file.size, true);
+          const transfer = { movedBytes: lease.fetched, layers: null };
+          progress('writing', d.file.size, true, transfer);
           const written = await writeDeployed(lease.path, { path: d.path, mode: d.mode, owner: d.owner }, this.options.deployRoots);
           log.info('file deployed', { path: written, size: d.file.size });
-          result = { deliveryId: d.deliveryId, status: 'succeeded', reason: null };
-        } else {
-          // The tags the engine would give the image come from the tarball itself, so they are checked once it is here and verified.
-          const late = this.options.policy?.imageLoad(manifestRepoTags(lease.path)) ?? null;
-          if (late) return this.refuse(d.deliveryId, late, log);
-          progress('loading', d.file.size, true);
-          const ids = await loadImage(lease.path, this.options.dockerSocket);
-          log.info('image loaded', { imageIds: ids });
-          result = { deliveryId: d.deliveryId, status: 'succeeded', reason: null, imageId: ids[0] };
+          result = { deliveryId: d.deliveryId, status: 'succeeded', reason: null, transfer };
+        } finally {
+          lease.release();
         }
-      } finally {
-        lease.release();
+      } else {
+        result = await this.distribute(d, progress, log);
+        if (!result) return;
       }
     } catch (err) {
       const message = err instanceof DownloadError ? `download failed: ${err.message}` : (err as Error).message;
@@ -116,6 +122,44 @@ export class DeliveryManager {
     }
     this.remember(result);
     this.options.outbox.close(deliveryChannel, d.deliveryId, result);
+  }
+
+  /** Loads the image, by layers when the server indexed it and the engine has some of them, else whole; null when the policy refused it (already reported). */
+  private async distribute(d: Distribution, progress: Progress, log: Logger): Promise<DeliveryFinished | null> {
+    const plan = await planLayers(d.file, this.options.cache, this.probe, log);
+    if (plan && plan.present.some(Boolean)) {
+      const image = await fetchByLayers(plan, d.file, this.options.cache, (have) => progress('downloading', have));
+      try {
+        // The tags come from the verified manifest.json: checked before the engine sees anything.
+        const late = this.options.policy?.imageLoad(image.repoTags) ?? null;
+        if (late) {
+          this.refuse(d.deliveryId, late, log);
+          return null;
+        }
+        progress('loading', d.file.size, true, image.transfer);
+        const ids = await loadImage(image, this.options.dockerSocket);
+        log.info('image loaded by layers', { imageIds: ids, ...image.transfer });
+        return { deliveryId: d.deliveryId, status: 'succeeded', reason: null, imageId: ids[0], transfer: image.transfer };
+      } finally {
+        image.release();
+      }
+    }
+    const lease = await this.options.cache.acquire(d.file, (received) => progress('downloading', received, received === d.file.size));
+    try {
+      // The tags the engine would give the image come from the tarball itself, so they are checked once it is here and verified.
+      const late = this.options.policy?.imageLoad(manifestRepoTags(lease.path)) ?? null;
+      if (late) {
+        this.refuse(d.deliveryId, late, log);
+        return null;
+      }
+      const transfer: DeliveryTransfer = { movedBytes: lease.fetched, layers: plan ? { present: 0, total: plan.index.layers.length } : null };
+      progress('loading', d.file.size, true, transfer);
+      const ids = await loadImage(lease.path, this.options.dockerSocket);
+      log.info('image loaded', { imageIds: ids, movedBytes: transfer.movedBytes });
+      return { deliveryId: d.deliveryId, status: 'succeeded', reason: null, imageId: ids[0], transfer };
+    } finally {
+      lease.release();
+    }
   }
 
   private refuse(deliveryId: string, reason: string, log: Logger): void {

@@ -70,6 +70,32 @@ export async function buildBusyboxImage(tag: string, marker: string = tag): Prom
   }
 }
 
+/**
+ * An image of two layers or more: `base` (a local image, e.g. from
+ * buildBusyboxImage) plus one layer holding /kapitan-app with `content`,
+ * built by the classic builder (no registry, no BuildKit), so it shares
+ * every layer of `base` and differs only in its top one.
+ */
+export async function buildLayeredImage(tag: string, base: string, content: string | Buffer): Promise<BuiltImage> {
+  const ctx = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'kapitan-build-'));
+  try {
+    await fs.promises.writeFile(path.join(ctx, 'app'), content);
+    await fs.promises.writeFile(path.join(ctx, 'Dockerfile'), `FROM ${base}\nCOPY app /kapitan-app\n`);
+    await run('docker', ['build', '-q', '-t', tag, ctx], { timeout: 120_000, env: { ...process.env, DOCKER_BUILDKIT: '0' } });
+    const id = await imageId(tag);
+    if (!id) throw new Error(`docker build made no image ${tag}`);
+    return { tag, id };
+  } finally {
+    await fs.promises.rm(ctx, { recursive: true, force: true });
+  }
+}
+
+/** The diffIDs of a local image's layers, bottom first (`RootFS.Layers`). */
+export async function imageLayers(ref: string): Promise<string[]> {
+  const { stdout } = await run('docker', ['image', 'inspect', '--format', '{{json .RootFS.Layers}}', ref], { timeout: 30_000 });
+  return JSON.parse(stdout) as string[];
+}
+
 /** `docker save` of `tag` into `file`: the tarball an operator uploads as kind `image`. */
 export async function saveImage(tag: string, file: string): Promise<void> {
   await run('docker', ['save', '-o', file, tag], { timeout: 120_000 });

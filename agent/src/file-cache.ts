@@ -16,6 +16,9 @@
  *   room is made by evicting the least recently used entries that no one
  *   holds a lease on. A file larger than the bound, or one that would only
  *   fit by evicting entries in use, fails with a clear reason.
+ * - Parts: a member of a file (an image layer, see image-layers.ts) is
+ *   fetched as one byte range of it and kept under its own digest, verified
+ *   the same way; a layer that two images share is then fetched once.
  */
 import { createHash, type Hash } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -46,7 +49,18 @@ export interface CacheLease {
   readonly path: string;
   readonly sha256: string;
   readonly size: number;
+  /** Bytes this acquire downloaded: 0 when the entry was cached, or another acquire was already fetching it. */
+  readonly fetched: number;
   release(): void;
+}
+
+/**
+ * One member of a stored file, fetched as the byte range `offset`..`offset+size`
+ * of it: `sha256` and `size` are the member's (what its bytes must hash to),
+ * `fileSha256` the whole file's, `what` names it in errors.
+ */
+export interface PartRef extends FileRef {
+  part: { offset: number; fileSha256: string; what: string };
 }
 
 export interface FileCacheOptions {
@@ -135,13 +149,15 @@ export class FileCache {
    * until `release()`. Rejects with a DownloadError (nothing kept) when they
    * cannot be had.
    */
-  async acquire(ref: FileRef, onProgress?: DownloadProgress): Promise<CacheLease> {
+  async acquire(ref: FileRef | PartRef, onProgress?: DownloadProgress): Promise<CacheLease> {
     const sha256 = ref.sha256.toLowerCase();
     if (!SHA256.test(sha256)) throw new DownloadError('io', `not a sha256 digest: ${ref.sha256}`);
     let entry = this.entries.get(sha256);
+    let fetched = 0;
     if (!entry) {
       let flight = this.inFlight.get(sha256);
       if (!flight) {
+        fetched = ref.size;
         const listeners = new Set<DownloadProgress>();
         const promise = this.download({ ...ref, sha256 }, (r, t) => listeners.forEach((l) => l(r, t))).finally(() => this.inFlight.delete(sha256));
         this.inFlight.set(sha256, (flight = { promise, listeners }));
@@ -169,6 +185,7 @@ export class FileCache {
       path: file,
       sha256,
       size: entry.size,
+      fetched,
       release: () => {
         if (released) return;
         released = true;
@@ -210,8 +227,51 @@ export class FileCache {
 
   // ---------------------------------------------------------------- download
 
-  private async download(ref: FileRef, progress: DownloadProgress): Promise<void> {
-    const what = `file ${ref.fileId}`;
+  /**
+   * A small JSON document from the server with the machine credential (the
+   * layer index of an image); null on 404. Bounded to `maxBytes`.
+   */
+  fetchJson(urlPath: string, maxBytes = 4 * 1024 * 1024): Promise<unknown | null> {
+    const url = new URL(urlPath.replace(/^\//, ''), this.base.href.endsWith('/') ? this.base.href : `${this.base.href}/`);
+    const get = url.protocol === 'https:' ? https.get : http.get;
+    return new Promise((resolve, reject) => {
+      const req = get(url, { ...this.options.requestOptions, headers: { Authorization: `Bearer ${this.options.credential}`, Accept: 'application/json' } }, (res) => {
+        const status = res.statusCode ?? 0;
+        if (status === 404) {
+          res.resume();
+          return resolve(null);
+        }
+        if (status !== 200) {
+          res.resume();
+          return reject(new DownloadError(status === 401 || status === 403 ? 'refused' : 'network', `the server answered HTTP ${status} for ${url.pathname}`));
+        }
+        const parts: Buffer[] = [];
+        let n = 0;
+        res.on('data', (c: Buffer) => {
+          n += c.length;
+          if (n > maxBytes) {
+            res.destroy();
+            return reject(new DownloadError('size_mismatch', `${url.pathname}: more than ${maxBytes} bytes`));
+          }
+          parts.push(c);
+        });
+        res.on('end', () => {
+          try {
+            resolve(JSON.parse(Buffer.concat(parts).toString('utf8')));
+          } catch {
+            reject(new DownloadError('io', `${url.pathname}: the answer is not JSON`));
+          }
+        });
+        res.on('error', (err) => reject(new DownloadError('network', err.message)));
+      });
+      req.setTimeout(this.options.idleTimeoutMs ?? 30_000, () => req.destroy(new Error('no data for too long')));
+      req.on('error', (err) => reject(new DownloadError('network', err.message)));
+    });
+  }
+
+  private async download(ref: FileRef | PartRef, progress: DownloadProgress): Promise<void> {
+    const part = 'part' in ref ? ref.part : null;
+    const what = part ? part.what : `file ${ref.fileId}`;
     this.makeRoom(ref.size, what);
     this.reserved += ref.size;
     const partial = path.join(this.partials, `${ref.sha256}.part`);
@@ -222,7 +282,10 @@ export class FileCache {
       let resumes = 0;
       const maxResumes = this.options.maxResumes ?? 5;
       let delay = this.options.resumeDelayMs ?? 500;
-      for (;;) {
+      // An empty member (a layer with no files can be one) needs no request: no Range can name zero bytes.
+      for (; ref.size > 0 || !part; ) {
+        // A member is asked for by its exact range: once all of it is on disk (the cut came after the last byte) there is nothing left to ask.
+        if (part && resumes > 0 && state.received === ref.size) break;
         try {
           await this.fetchInto(ref, partial, state, (n) => progress(n, ref.size));
           break;
@@ -242,7 +305,12 @@ export class FileCache {
       }
       const digest = state.hash.digest('hex');
       if (digest !== ref.sha256) {
-        throw new DownloadError('hash_mismatch', `${what}: the downloaded bytes hash to sha256 ${digest}, not to the ${ref.sha256} the server announced; discarded`);
+        throw new DownloadError(
+          'hash_mismatch',
+          part
+            ? `${what}: the downloaded bytes hash to sha256 ${digest}, not to the sha256:${ref.sha256} it must have; discarded`
+            : `${what}: the downloaded bytes hash to sha256 ${digest}, not to the ${ref.sha256} the server announced; discarded`,
+        );
       }
       const fd = fs.openSync(partial, 'r');
       try {
@@ -270,11 +338,16 @@ export class FileCache {
    * Resolves with the bytes now on disk; a broken connection rejects with
    * Transient (resumable), a refusal with a DownloadError (final).
    */
-  private fetchInto(ref: FileRef, partial: string, state: Transfer, progress: (received: number) => void): Promise<void> {
+  private fetchInto(ref: FileRef | PartRef, partial: string, state: Transfer, progress: (received: number) => void): Promise<void> {
     const offset = state.received;
+    const part = 'part' in ref ? ref.part : null;
     const url = new URL(agentFileContentPath(ref.fileId).replace(/^\//, ''), this.base.href.endsWith('/') ? this.base.href : `${this.base.href}/`);
     const headers: Record<string, string> = { Authorization: `Bearer ${this.options.credential}` };
-    if (offset > 0) {
+    if (part) {
+      // Always a range, resumed from what is on disk: the rest of the member, never past it.
+      headers.Range = `bytes=${part.offset + offset}-${part.offset + ref.size - 1}`;
+      headers['If-Range'] = `"${part.fileSha256}"`;
+    } else if (offset > 0) {
       headers.Range = `bytes=${offset}-`;
       // The same bytes or the whole file again: never the tail of something else.
       headers['If-Range'] = `"${ref.sha256}"`;
@@ -301,6 +374,10 @@ export class FileCache {
         if (status !== 200 && status !== 206) {
           res.resume();
           return done(status >= 500 || status === 429 ? new Transient(`HTTP ${status}`) : new DownloadError('refused', `the server answered HTTP ${status} for file ${ref.fileId}`));
+        }
+        if (part && status !== 206) {
+          res.resume();
+          return done(new DownloadError('refused', `${part.what}: the server answered HTTP ${status} to a Range request; a member cannot be fetched from it`));
         }
         let fd: number;
         try {
@@ -336,7 +413,7 @@ export class FileCache {
           if (state.received > ref.size) {
             res.destroy();
             close();
-            return done(new DownloadError('size_mismatch', `file ${ref.fileId}: the server sent more than the ${ref.size} bytes announced; discarded`));
+            return done(new DownloadError('size_mismatch', `${part ? part.what : `file ${ref.fileId}`}: the server sent more than the ${ref.size} bytes announced; discarded`));
           }
           progress(state.received);
         });

@@ -51,7 +51,8 @@ describe('loadImage: a docker save tarball into the real engine, its id checked 
     fs.writeFileSync(tampered, Buffer.from(text, 'latin1'));
     expect(manifestImageIds(tampered)).toEqual([`sha256:${other}`]);
     await expect(loadImage(tampered, SOCKET)).rejects.toBeInstanceOf(ImageLoadError);
-  });
+    // Six real engine round trips (build, save, remove, load, inspect, a refused load): seconds each on a loaded machine.
+  }, 60_000);
 
   it('a file that is not a docker save tarball, or an engine that does not answer: a clear failure', async () => {
     const junk = path.join(dir, 'junk.tar');

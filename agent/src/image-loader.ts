@@ -35,7 +35,11 @@ export function manifestImageIds(tarball: string): string[] {
 
 /** Every tag (`RepoTags`) the tarball's manifest.json gives its images: what the engine would name them on load. */
 export function manifestRepoTags(tarball: string): string[] {
-  const text = readManifest(tarball);
+  return repoTagsOfManifest(readManifest(tarball));
+}
+
+/** The same, from the text of a manifest.json (one fetched on its own, by layers). */
+export function repoTagsOfManifest(text: string): string[] {
   let manifest: unknown;
   try {
     manifest = JSON.parse(text);
@@ -84,7 +88,8 @@ function readManifest(tarball: string): string {
   }
 }
 
-function idsFromManifest(text: string): string[] {
+/** The image ids a manifest.json's text names. */
+export function idsFromManifest(text: string): string[] {
   let manifest: unknown;
   try {
     manifest = JSON.parse(text);
@@ -102,9 +107,18 @@ function idsFromManifest(text: string): string[] {
 
 export type LoadProgress = (message: string) => void;
 
-/** Loads `tarball` into the engine on `socketPath`; resolves with the image ids now present and checked. */
-export async function loadImage(tarball: string, engine: string | DockerTarget, onProgress?: LoadProgress): Promise<string[]> {
-  const expected = manifestImageIds(tarball);
+/** A tar made on the fly (an image by layers, image-layers.ts): how to stream it, and the image ids its manifest names. */
+export interface ImageTarSource {
+  open(): NodeJS.ReadableStream;
+  imageIds: string[];
+  /** Said in a failed load's reason: what the tar leaves out, and why that may be it. */
+  note?: string;
+}
+
+/** Loads a tarball (a path, or a tar made on the fly) into the engine; resolves with the image ids now present and checked. */
+export async function loadImage(tarball: string | ImageTarSource, engine: string | DockerTarget, onProgress?: LoadProgress): Promise<string[]> {
+  const expected = typeof tarball === 'string' ? manifestImageIds(tarball) : tarball.imageIds;
+  const note = typeof tarball === 'string' || !tarball.note ? '' : ` (${tarball.note})`;
   const target: DockerTarget = typeof engine === 'string' ? { kind: 'unix', socketPath: engine } : engine;
   // Lazy (dockerClient requires dockerode on first use): only agents that receive images pay for it.
   const docker = dockerClient(target);
@@ -115,7 +129,7 @@ export async function loadImage(tarball: string, engine: string | DockerTarget, 
   }
   let stream: NodeJS.ReadableStream;
   try {
-    stream = await docker.loadImage(fs.createReadStream(tarball), { quiet: false });
+    stream = await docker.loadImage(typeof tarball === 'string' ? fs.createReadStream(tarball) : tarball.open(), { quiet: false });
   } catch (err) {
     throw new ImageLoadError('load_failed', `the engine refused the image: ${(err as Error).message}`);
   }
@@ -124,7 +138,7 @@ export async function loadImage(tarball: string, engine: string | DockerTarget, 
       stream,
       (err: Error | null, events: { error?: string; errorDetail?: { message?: string } }[]) => {
         const failed = err?.message ?? events?.find((e) => e.error || e.errorDetail)?.error;
-        if (failed) reject(new ImageLoadError('load_failed', `docker load failed: ${failed}`));
+        if (failed) reject(new ImageLoadError('load_failed', `docker load failed: ${failed}${note}`));
         else resolve();
       },
       (e: { stream?: string; status?: string }) => {

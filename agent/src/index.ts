@@ -19,6 +19,7 @@ export * from './connection';
 export * from './file-cache';
 export * from './deploy-writer';
 export * from './image-loader';
+export * from './image-layers';
 export * from './delivery-channel';
 export * from './delivery-manager';
 export * from './config';

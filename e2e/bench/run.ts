@@ -2,7 +2,7 @@
  * `npm run bench` — benchmarks of the agent channel, each scenario side by
  * side with a bare socket.io baseline in the same run. See bench/README.md.
  *
- *   --scenario <name|all>[,<name>…]   capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, log-viewer, failover
+ *   --scenario <name|all>[,<name>…]   capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, log-viewer, failover, layers
  *   --size small|large                small: about a minute each (CI); large: the issue's sizes
  *   --n <number>                      the scenario's main size (agents; seconds for footprint)
  *   --db mysql|sqlite                 database of the multi-agent scenarios (throughput: both)
@@ -27,13 +27,14 @@ import { storm } from './scenarios/storm';
 import { footprint } from './scenarios/footprint';
 import { uploads } from './scenarios/uploads';
 import { distribution } from './scenarios/distribution';
+import { layers } from './scenarios/layers';
 import { audit } from './scenarios/audit';
 import { metrics } from './scenarios/metrics';
 import { containers } from './scenarios/containers';
 import { logViewer } from './scenarios/log-viewer';
 import { failover } from './scenarios/failover';
 
-const SCENARIOS: Scenario[] = [capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, logViewer, failover];
+const SCENARIOS: Scenario[] = [capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, logViewer, failover, layers];
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`bench: ${message}\n`);

@@ -9,7 +9,7 @@
  * target-some, target-machine (data-machine-id), deploy-path, deploy-mode,
  * deploy-owner, action-submit, action-error · action-machine
  * (data-machine-id, data-status) with action-status, action-percent,
- * action-reason, action-execution, action-image.
+ * action-reason, action-execution, action-image, action-moved.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -139,6 +139,8 @@ describeOrSkip(requireChromium())('deliveries in the dashboard (SQLite, Chromium
       await machineLine(page).and(page.locator('[data-status=succeeded]')).waitFor({ timeout: 60_000 });
       expect(await machineLine(page).getByTestId('action-percent').textContent()).toContain('100 %');
       expect(await machineLine(page).getByTestId('action-image').getAttribute('title')).toBe(built.id);
+      // What moved: the engine had none of its layers, so the tarball went whole.
+      expect(await machineLine(page).getByTestId('action-moved').textContent()).toMatch(/^\s*moved [\d.]+ (KiB|MiB) of [\d.]+ (KiB|MiB), 0 of 1 layers present\s*$/);
       const seen = (await page.evaluate('window.seenStatuses')) as string[];
       // The load is shown before the result, and nothing goes backwards.
       expect(seen).toContain('loading');

@@ -3,6 +3,7 @@ import { IdSchema, IsoDateSchema, noNul } from './common';
 import { TargetsSchema } from './executions';
 import { Sha256Schema } from './files';
 import { LIMITS } from './limits';
+import { formatBytes } from './cli/progress';
 
 /**
  * The agent's download of a file it was sent: plain HTTP(S) on the server's
@@ -14,6 +15,14 @@ import { LIMITS } from './limits';
 export const AGENT_FILES_PATH = '/api/agent/files';
 export const agentFileContentPath = (fileId: string): string => `${AGENT_FILES_PATH}/${encodeURIComponent(fileId)}/content`;
 
+/**
+ * The layer index of a stored image tarball (see ImageIndexSchema), with the
+ * same credential and grant as the content: 404 when the file has none (not
+ * what `docker save` writes, or indexed by no distribution yet), and the agent
+ * then downloads the whole tarball.
+ */
+export const agentImageIndexPath = (fileId: string): string => `${AGENT_FILES_PATH}/${encodeURIComponent(fileId)}/image-index`;
+
 /** What the agent is told about a file to fetch: enough to address its cache and to verify the bytes. */
 export const FileRefSchema = z.strictObject({
   fileId: IdSchema,
@@ -21,6 +30,61 @@ export const FileRefSchema = z.strictObject({
   size: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
 });
 export type FileRef = z.infer<typeof FileRefSchema>;
+
+// ---------------------------------------------------------------- image layer index
+
+export const IMAGE_INDEX_LIMITS = {
+  /** Docker itself stops at 127 layers; anything far beyond is not an image. */
+  layersMax: 256,
+  /** manifest.json and the image config are read whole, by the server and the agent: both are small in every real image. */
+  metadataBytesMax: 4 * 1024 * 1024,
+  nameMax: 1024,
+} as const;
+
+const OffsetSchema = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+/** `sha256:<hex>`, as image ids and layer diffIDs are written. */
+export const DigestSchema = z.string().regex(/^sha256:[0-9a-f]{64}$/, 'a digest sha256:<64 hex digits>');
+/** Where one member's bytes lie in the tarball, and the name `docker load` looks it up by (a manifest path, never a link). */
+const TarSpanSchema = z.strictObject({
+  name: noNul(z.string().min(1).max(IMAGE_INDEX_LIMITS.nameMax)),
+  offset: OffsetSchema,
+  size: OffsetSchema,
+});
+
+/**
+ * A single-image tarball as `docker save` writes it (manifest.json,
+ * `<config hex>.json`, `<id>/layer.tar` uncompressed; or the OCI layout's
+ * manifest.json naming `blobs/sha256/…`), indexed by the server: the byte
+ * range of manifest.json, of the config and of each layer, in manifest
+ * order. Every digest here can be checked by the agent on the bytes it gets:
+ * the manifest by `sha256`, the config by its own digest (the image id), each
+ * layer by the diffID the config gives it.
+ */
+export const ImageIndexSchema = z
+  .strictObject({
+    fileId: IdSchema,
+    /** The whole tarball's sha256 and size: the file the spans are ranges of. */
+    sha256: Sha256Schema,
+    size: OffsetSchema,
+    format: z.enum(['docker-save', 'oci']),
+    manifest: TarSpanSchema.extend({ sha256: Sha256Schema }),
+    config: TarSpanSchema.extend({ digest: DigestSchema }),
+    layers: z.array(TarSpanSchema.extend({ diffId: DigestSchema })).max(IMAGE_INDEX_LIMITS.layersMax),
+  })
+  .superRefine((x, ctx) => {
+    const spans = [
+      ['manifest', x.manifest],
+      ['config', x.config],
+      ...x.layers.map((l, i) => [`layers.${i}`, l] as const),
+    ] as const;
+    for (const [where, s] of spans) {
+      if (s.offset + s.size > x.size) ctx.addIssue({ code: 'custom', path: [where], message: `reaches past the end of the ${x.size}-byte tarball` });
+    }
+    for (const [where, s] of [spans[0], spans[1]]) {
+      if (s.size > IMAGE_INDEX_LIMITS.metadataBytesMax) ctx.addIssue({ code: 'custom', path: [where], message: `over ${IMAGE_INDEX_LIMITS.metadataBytesMax} bytes` });
+    }
+  });
+export type ImageIndex = z.infer<typeof ImageIndexSchema>;
 
 // ---------------------------------------------------------------- deploys and distributions (REST)
 
@@ -100,6 +164,10 @@ export const DeliveryMachineSchema = z.object({
   reason: z.string().nullable(),
   /** A distribution's loaded image id (`sha256:…`), as the engine reports it and checked against the tarball's manifest. */
   imageId: z.string().nullable(),
+  /** Bytes that crossed the network for this part, as its agent counted them: 0 from its cache, below `totalBytes` when only missing layers moved; null until reported. */
+  movedBytes: z.number().int().nonnegative().nullable(),
+  /** A distribution that moved only missing layers: how many of the image's layers the engine already had. Null when the whole tarball moved. */
+  layers: z.object({ present: z.number().int().nonnegative(), total: z.number().int().nonnegative() }).nullable(),
   updatedAt: IsoDateSchema,
   finishedAt: IsoDateSchema.nullable(),
 });
@@ -141,11 +209,30 @@ export const DeliveryDispatchSchema = z.discriminatedUnion('kind', [
 ]);
 export type DeliveryDispatch = z.infer<typeof DeliveryDispatchSchema>;
 
+/** What moved for one delivery on one machine (see DeliveryMachine.movedBytes and .layers). */
+export const DeliveryTransferSchema = z.strictObject({
+  movedBytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  layers: z
+    .strictObject({ present: z.number().int().nonnegative().max(IMAGE_INDEX_LIMITS.layersMax), total: z.number().int().nonnegative().max(IMAGE_INDEX_LIMITS.layersMax) })
+    .refine((l) => l.present <= l.total, 'more layers present than the image has')
+    .nullable(),
+});
+export type DeliveryTransfer = z.infer<typeof DeliveryTransferSchema>;
+
+/** "moved 12.0 MiB of 210.0 MiB, 3 of 4 layers present", or null before the agent said. */
+export function describeTransfer(m: Pick<DeliveryMachine, 'movedBytes' | 'layers' | 'totalBytes'>): string | null {
+  if (m.movedBytes === null) return null;
+  const moved = `moved ${formatBytes(m.movedBytes)} of ${formatBytes(m.totalBytes)}`;
+  return m.layers ? `${moved}, ${m.layers.present} of ${m.layers.total} layers present` : moved;
+}
+
 /** Agent → server: where a delivery is now (the latest of several is enough). */
 export const DeliveryProgressSchema = z.strictObject({
   deliveryId: IdSchema,
   status: z.enum(['downloading', 'writing', 'loading']),
   receivedBytes: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  /** Once the agent knows what it moves (older agents never send it). */
+  transfer: DeliveryTransferSchema.optional(),
 });
 export type DeliveryProgress = z.infer<typeof DeliveryProgressSchema>;
 
@@ -156,6 +243,7 @@ export const DeliveryFinishedSchema = z.strictObject({
   status: z.enum(['succeeded', 'failed', 'refused']),
   reason: z.string().max(DELIVERY_LIMITS.reasonMax).nullable(),
   imageId: z.string().max(200).nullable().optional(),
+  transfer: DeliveryTransferSchema.optional(),
 });
 export type DeliveryFinished = z.infer<typeof DeliveryFinishedSchema>;
 

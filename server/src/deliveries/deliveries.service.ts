@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import { ApiException, notFound } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
 import { FilesService } from '../files/files.service';
+import { ImageIndexService } from '../files/image-index.service';
 import { MachinesService } from '../machines/machines.service';
 import { ProjectsService } from '../projects/projects.service';
 import { DeliveryEntity, DeliveryMachineEntity } from './delivery.entity';
@@ -33,6 +34,7 @@ export class DeliveriesService {
     @InjectRepository(DeliveryMachineEntity) private readonly parts: Repository<DeliveryMachineEntity>,
     @InjectDataSource() private readonly dataSource: DataSource,
     private readonly files: FilesService,
+    private readonly imageIndexes: ImageIndexService,
     private readonly machines: MachinesService,
     private readonly projects: ProjectsService,
     private readonly events: DomainEventsService,
@@ -65,6 +67,8 @@ export class DeliveriesService {
     if (!machines.length) {
       throw new ApiException(400, ErrorCode.validation, 'no machine of this project matches the targets', [{ path: 'targets', message: 'matches no machine' }]);
     }
+    // Before any agent is told: an agent asks for the index as soon as it has the dispatch. Unindexable → null, sent whole.
+    if (kind === 'distribution') await this.imageIndexes.ensure(projectId, file.id);
     const now = new Date();
     const d = this.deliveries.create({
       id: randomUUID(),
@@ -89,6 +93,9 @@ export class DeliveriesService {
         receivedBytes: 0,
         reason: null,
         imageId: null,
+        movedBytes: null,
+        layersPresent: null,
+        layersTotal: null,
         dispatchedAt: online.has(m.id) ? now : null,
         updatedAt: now,
         finishedAt: null,

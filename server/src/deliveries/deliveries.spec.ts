@@ -109,10 +109,24 @@ describeBothDatabases('deliveries', (database) => {
     const dispatched = nextEvent<DeliveryDispatch>(agent.socket, ServerToAgentEvents.deliver);
     const created = (await t.http.post(`/api/projects/${p.projectId}/distributions`).set(bearer(p.owner.token)).send({ fileId: img.id, targets: { machineIds: [agent.machineId] } }).expect(201)).body;
     expect(await dispatched).toEqual({ kind: 'distribution', deliveryId: created.id, file: { fileId: img.id, sha256: img.sha256, size: img.size } });
-    expect((await emitWithAck(agent.socket, AgentEvents.deliveryProgress, { deliveryId: created.id, status: 'loading', receivedBytes: img.size })).ok).toBe(true);
+    const machine = async () => (await t.http.get(`/api/deliveries/${created.id}`).set(bearer(p.owner.token))).body.machines[0];
+    expect(await machine()).toMatchObject({ movedBytes: null, layers: null });
+    // What moved, as the agent counts it: shown with the part; an impossible account is refused and changes nothing.
+    const transfer = { movedBytes: 700, layers: { present: 1, total: 2 } };
+    expect((await emitWithAck(agent.socket, AgentEvents.deliveryProgress, { deliveryId: created.id, status: 'loading', receivedBytes: img.size, transfer })).ok).toBe(true);
+    expect(await machine()).toMatchObject({ status: 'loading', movedBytes: 700, layers: { present: 1, total: 2 } });
+    for (const bad of [{ movedBytes: -1, layers: null }, { movedBytes: 1, layers: { present: 3, total: 2 } }, { movedBytes: 1, layers: { present: 1, total: 1000 } }, { movedBytes: 1 }]) {
+      expect((await emitWithAck(agent.socket, AgentEvents.deliveryProgress, { deliveryId: created.id, status: 'loading', receivedBytes: img.size, transfer: bad })).ok).toBe(false);
+    }
+    expect(await machine()).toMatchObject({ movedBytes: 700, layers: { present: 1, total: 2 } });
     const imageId = `sha256:${'a'.repeat(64)}`;
-    expect((await emitWithAck(agent.socket, AgentEvents.deliveryFinished, { deliveryId: created.id, status: 'succeeded', reason: null, imageId })).ok).toBe(true);
-    expect((await t.http.get(`/api/deliveries/${created.id}`).set(bearer(p.owner.token))).body).toMatchObject({ kind: 'distribution', path: null, machines: [{ status: 'succeeded', imageId }] });
+    // More than the file is no honest count: bounded to its size.
+    expect((await emitWithAck(agent.socket, AgentEvents.deliveryFinished, { deliveryId: created.id, status: 'succeeded', reason: null, imageId, transfer: { movedBytes: img.size * 5, layers: { present: 1, total: 2 } } })).ok).toBe(true);
+    expect((await t.http.get(`/api/deliveries/${created.id}`).set(bearer(p.owner.token))).body).toMatchObject({
+      kind: 'distribution',
+      path: null,
+      machines: [{ status: 'succeeded', imageId, movedBytes: img.size, layers: { present: 1, total: 2 } }],
+    });
     expect((await t.http.get(`/api/projects/${p.projectId}/distributions`).set(bearer(p.owner.token))).body[0].id).toBe(created.id);
   });
 

@@ -1,6 +1,6 @@
 import { Injectable, OnModuleInit } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { DeliveryDispatch, DeliveryFinished, DeliveryProgress, DeliveryStatus, FINAL_DELIVERY_STATUSES } from '@kapitan/shared';
+import { DeliveryDispatch, DeliveryFinished, DeliveryProgress, DeliveryStatus, DeliveryTransfer, FINAL_DELIVERY_STATUSES } from '@kapitan/shared';
 import { In, LessThan, Repository } from 'typeorm';
 import { DomainEventsService } from '../common/events.service';
 import { SchedulerService } from '../common/scheduler.service';
@@ -97,7 +97,7 @@ export class DeliveryLifecycleService implements OnModuleInit {
       loading: ['queued', 'dispatched', 'downloading', 'loading'],
     };
     const received = Math.min(p.receivedBytes, delivery.size);
-    await this.transition(part, delivery, before[p.status], { status: p.status, receivedBytes: received });
+    await this.transition(part, delivery, before[p.status], { status: p.status, receivedBytes: received, ...transferColumns(p.transfer, delivery) });
   }
 
   async finished(machineId: string, p: DeliveryFinished): Promise<void> {
@@ -110,6 +110,7 @@ export class DeliveryLifecycleService implements OnModuleInit {
       imageId: p.imageId ?? null,
       finishedAt: new Date(),
       ...(ok ? { receivedBytes: delivery.size } : {}),
+      ...transferColumns(p.transfer, delivery),
     });
   }
 
@@ -161,4 +162,15 @@ export class DeliveryLifecycleService implements OnModuleInit {
     this.events.publish('delivery.updated', { projectId: d.projectId, kind: d.kind, machine: toMachineDto(part, d) });
     return true;
   }
+}
+
+/**
+ * The agent's account of what moved, as columns. Its own count, not checked
+ * (the server does not meter each machine's downloads): bounded to the file's
+ * size, which no honest count exceeds; layers only for a distribution.
+ */
+function transferColumns(t: DeliveryTransfer | undefined, d: Pick<DeliveryEntity, 'size' | 'kind'>): Partial<DeliveryMachineEntity> {
+  if (!t) return {};
+  const layers = d.kind === 'distribution' ? t.layers : null;
+  return { movedBytes: Math.min(t.movedBytes, d.size), layersPresent: layers?.present ?? null, layersTotal: layers?.total ?? null };
 }

@@ -76,6 +76,17 @@ export class DeliveryMachineEntity {
   @Column({ type: 'varchar', length: 200, nullable: true })
   imageId: string | null;
 
+  /** What the agent said moved over the network for this part (DeliveryMachine.movedBytes). */
+  @Column({ type: 'bigint', nullable: true, transformer: { to: (v: number | null) => v, from: (v: string | number | null) => (v === null ? null : Number(v)) } })
+  movedBytes: number | null;
+
+  /** A distribution sent by layers: how many its engine had, of how many. */
+  @Column({ type: 'int', nullable: true })
+  layersPresent: number | null;
+
+  @Column({ type: 'int', nullable: true })
+  layersTotal: number | null;
+
   @Column({ type: 'datetime', precision: 3, nullable: true })
   dispatchedAt: Date | null;
 

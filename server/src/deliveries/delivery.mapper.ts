@@ -10,6 +10,8 @@ export function toMachineDto(m: DeliveryMachineEntity, d: Pick<DeliveryEntity, '
     totalBytes: d.size,
     reason: m.reason,
     imageId: m.imageId,
+    movedBytes: m.movedBytes,
+    layers: m.layersTotal === null || m.layersPresent === null ? null : { present: m.layersPresent, total: m.layersTotal },
     updatedAt: m.updatedAt.toISOString(),
     finishedAt: m.finishedAt?.toISOString() ?? null,
   };

@@ -1,6 +1,7 @@
 import { Controller, Get, Headers, Param, Req, Res, StreamableFile } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
+import type { ImageIndex } from '@kapitan/shared';
 import { Public } from '../auth/auth-user';
 import { IdParamPipe } from '../common/uuid.pipe';
 import { AgentDownloadsService } from './agent-downloads.service';
@@ -23,5 +24,12 @@ export class AgentFilesController {
     @Res({ passthrough: true }) res: Response,
   ): Promise<StreamableFile | undefined> {
     return sendFileContent(req, res, (range) => this.downloads.content(authorization, id, range));
+  }
+
+  /** Where manifest, config and layers lie in an image tarball, so the agent fetches only the layers its engine lacks. */
+  @Public()
+  @Get(':id/image-index')
+  imageIndex(@Headers('authorization') authorization: string | undefined, @Param('id', new IdParamPipe('file')) id: string): Promise<ImageIndex> {
+    return this.downloads.imageIndex(authorization, id);
   }
 }

@@ -10,6 +10,8 @@ import { BlobStore } from './blob-store';
 import { FileIngestService } from './file-ingest.service';
 import { FileReferences } from './file-references';
 import { FileEntity, FileUploadEntity } from './file.entity';
+import { ImageIndexEntity } from './image-index.entity';
+import { ImageIndexService } from './image-index.service';
 import { FilesController, UploadsController } from './files.controller';
 import { FilesService } from './files.service';
 import { ResumableUploadsService } from './resumable-uploads.service';
@@ -18,12 +20,12 @@ import { ResumableUploadsService } from './resumable-uploads.service';
  * The file store of each project. Other features use FilesService (agents'
  * downloads: contentForProject) and register what keeps a file in use with
  * FileReferences, and which machine may download which file with
- * AgentFileGrants.
+ * AgentFileGrants; deliveries index image tarballs with ImageIndexService.
  */
 @Module({
-  imports: [TypeOrmModule.forFeature([FileEntity, FileUploadEntity]), ProjectsModule, UsersModule, MachinesModule],
+  imports: [TypeOrmModule.forFeature([FileEntity, FileUploadEntity, ImageIndexEntity]), ProjectsModule, UsersModule, MachinesModule],
   controllers: [FilesController, UploadsController, AgentFilesController],
-  providers: [BlobStore, FilesService, FileIngestService, ResumableUploadsService, FileReferences, AgentFileGrants, AgentDownloadsService],
-  exports: [FilesService, FileReferences, AgentFileGrants],
+  providers: [BlobStore, FilesService, FileIngestService, ResumableUploadsService, FileReferences, AgentFileGrants, AgentDownloadsService, ImageIndexService],
+  exports: [FilesService, FileReferences, AgentFileGrants, ImageIndexService],
 })
 export class FilesModule {}

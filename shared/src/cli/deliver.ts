@@ -4,7 +4,7 @@
  * failed | expired), one line per change on stderr, download progress by
  * quarters. Over when every part is final.
  */
-import { isFinalDelivery, type Delivery, type DeliveryMachine } from '../deliveries';
+import { describeTransfer, isFinalDelivery, type Delivery, type DeliveryMachine } from '../deliveries';
 import type { Machine } from '../machines';
 import { Api, isTransient } from './api';
 import { formatBytes } from './progress';
@@ -46,5 +46,6 @@ export function describePart(m: DeliveryMachine, hostname: string | undefined): 
   const who = hostname ?? m.machineId;
   const bytes = m.status === 'downloading' && m.totalBytes ? ` ${formatBytes(m.receivedBytes)}/${formatBytes(m.totalBytes)}` : '';
   const image = m.imageId ? ` ${m.imageId}` : '';
-  return `${who}: ${m.status}${bytes}${image}${m.reason ? ` — ${m.reason}` : ''}`;
+  const moved = isFinalDelivery(m.status) ? describeTransfer(m) : null;
+  return `${who}: ${m.status}${bytes}${image}${moved ? ` (${moved})` : ''}${m.reason ? ` — ${m.reason}` : ''}`;
 }

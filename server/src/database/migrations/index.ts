@@ -14,6 +14,7 @@ import { Metrics1764820000000 } from './1764820000000-Metrics';
 import { EnrolmentTokenPurpose1764830000000 } from './1764830000000-EnrolmentTokenPurpose';
 import { AgentPolicy1764840000000 } from './1764840000000-AgentPolicy';
 import { AuditLog1764850000000 } from './1764850000000-AuditLog';
+import { ImageIndexes1764870000000 } from './1764870000000-ImageIndexes';
 
 /** Every migration, in order. Add new ones at the end; never edit one that has shipped. */
 export const MIGRATIONS = [
@@ -33,4 +34,5 @@ export const MIGRATIONS = [
   EnrolmentTokenPurpose1764830000000,
   AgentPolicy1764840000000,
   AuditLog1764850000000,
+  ImageIndexes1764870000000,
 ];

@@ -11,6 +11,7 @@ import { MatRadioModule } from '@angular/material/radio';
 import { RouterLink } from '@angular/router';
 import {
   CreateDeployRequestSchema,
+  describeTransfer,
   isFinalDelivery,
   FINAL_EXECUTION_STATUSES,
   type DeliveryMachine,
@@ -35,6 +36,8 @@ interface Line {
   executionId: string | null;
   /** A distribution's image as the machine's engine loaded it. */
   imageId: string | null;
+  /** What crossed the network, once the agent said: "moved 12.0 MiB of 210.0 MiB, 3 of 4 layers present". */
+  moved: string | null;
 }
 
 const FINAL_RUN: readonly ExecutionStatus[] = FINAL_EXECUTION_STATUSES;
@@ -106,6 +109,9 @@ const FINAL_RUN: readonly ExecutionStatus[] = FINAL_EXECUTION_STATUSES;
               }
               @if (l.imageId) {
                 <code class="muted" data-testid="action-image" [title]="l.imageId">{{ l.imageId.slice(0, 19) }}</code>
+              }
+              @if (l.moved) {
+                <span class="muted" data-testid="action-moved">{{ l.moved }}</span>
               }
               @if (l.executionId) {
                 <a [routerLink]="['../executions', l.executionId]" data-testid="action-execution">output</a>
@@ -188,7 +194,7 @@ export class FileActionPanel {
       if (e.type === 'delivery' && e.machine.deliveryId === this.deliveryId) this.upsert(fromDelivery(e.machine));
       if (e.type === 'execution' && this.executionToMachine.has(e.execution.id)) {
         const x = e.execution;
-        this.upsert({ machineId: x.machineId, status: x.status, percent: null, reason: FINAL_RUN.includes(x.status) ? x.reason : null, executionId: x.id, imageId: null });
+        this.upsert({ machineId: x.machineId, status: x.status, percent: null, reason: FINAL_RUN.includes(x.status) ? x.reason : null, executionId: x.id, imageId: null, moved: null });
       }
     });
   }
@@ -216,7 +222,7 @@ export class FileActionPanel {
       this.executions.create(projectId, { fileId, targets }).subscribe({
         next: (r) => {
           for (const x of r.executions) this.executionToMachine.set(x.id, x.machineId);
-          this.lines.set(r.executions.map((x) => ({ machineId: x.machineId, status: x.status, percent: null, reason: null, executionId: x.id, imageId: null })));
+          this.lines.set(r.executions.map((x) => ({ machineId: x.machineId, status: x.status, percent: null, reason: null, executionId: x.id, imageId: null, moved: null })));
         },
         error: fail,
       });
@@ -265,5 +271,6 @@ function fromDelivery(m: DeliveryMachine): Line {
     reason: isFinalDelivery(m.status) ? m.reason : null,
     executionId: null,
     imageId: m.imageId,
+    moved: describeTransfer(m),
   };
 }
