@@ -2,9 +2,9 @@
  * `npm run bench` — benchmarks of the agent channel, each scenario side by
  * side with a bare socket.io baseline in the same run. See bench/README.md.
  *
- *   --scenario <name|all>[,<name>…]   capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, log-viewer, failover, layers
+ *   --scenario <name|all>[,<name>…]   capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, log-viewer, failover, layers, schedules
  *   --size small|large                small: about a minute each (CI); large: the issue's sizes
- *   --n <number>                      the scenario's main size (agents; seconds for footprint)
+ *   --n <number>                      the scenario's main size (agents; seconds for footprint; schedules for schedules)
  *   --db mysql|sqlite                 database of the multi-agent scenarios (throughput: both)
  *   --out <dir>                       JSON results (default e2e/bench/results/)
  *   --no-baseline                     Kapitan only (profiling)
@@ -33,8 +33,9 @@ import { metrics } from './scenarios/metrics';
 import { containers } from './scenarios/containers';
 import { logViewer } from './scenarios/log-viewer';
 import { failover } from './scenarios/failover';
+import { schedules } from './scenarios/schedules';
 
-const SCENARIOS: Scenario[] = [capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, logViewer, failover, layers];
+const SCENARIOS: Scenario[] = [capacity, latency, throughput, fanout, storm, footprint, uploads, distribution, audit, metrics, containers, logViewer, failover, layers, schedules];
 
 function usage(message?: string): never {
   if (message) process.stderr.write(`bench: ${message}\n`);

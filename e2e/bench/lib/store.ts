@@ -1,9 +1,9 @@
 /**
  * Read-only access to a Kapitan server's database, for what the benchmark
  * must check rather than assume: how many executions of a run are final,
- * and whether the stored log of each execution is exactly what its agent
+ * whether the stored log of each execution is exactly what its agent
  * wrote (same chunks, sequence numbers 0..lastSeq without gaps or repeats,
- * same bytes).
+ * same bytes), and which schedule occurrences and executions exist.
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -36,6 +36,37 @@ export interface Verification {
   firstProblem?: string;
 }
 
+/** A schedule occurrence as stored; times in epoch ms. */
+export interface OccurrenceRow {
+  id: string;
+  scheduleId: string;
+  fireAtMs: number;
+  status: string;
+  runId: string | null;
+  /** When the row was inserted: the claim. */
+  claimedMs: number;
+  /** When its executions were created (same transaction); null while not fired. */
+  firedMs: number | null;
+}
+
+export interface ExecutionRow {
+  id: string;
+  runId: string;
+  machineId: string;
+  createdMs: number;
+}
+
+/**
+ * A DATETIME(3) as the drivers hand it back: a Date from mysql2 (the pool
+ * reads it as UTC, as the server writes it), the text TypeORM wrote from
+ * SQLite ('YYYY-MM-DD HH:MM:SS.SSS', UTC).
+ */
+function epochMs(v: Date | string | null): number | null {
+  if (v === null) return null;
+  if (v instanceof Date) return v.getTime();
+  return Date.parse(`${v.replace(' ', 'T')}${/Z|[+-]\d\d:\d\d$/.test(v) ? '' : 'Z'}`);
+}
+
 export class Store {
   private constructor(
     private readonly target: Target,
@@ -44,7 +75,7 @@ export class Store {
   ) {}
 
   static async open(target: Target): Promise<Store> {
-    if (target.kind === 'mysql') return new Store(target, mysql.createPool({ uri: target.url, connectionLimit: 2 }), null);
+    if (target.kind === 'mysql') return new Store(target, mysql.createPool({ uri: target.url, connectionLimit: 2, timezone: 'Z' }), null);
     // The server's own driver (a dependency of server/, not hoisted).
     const Database = createRequire(path.join(REPO_ROOT, 'server/package.json'))('better-sqlite3') as new (file: string, options: { readonly: boolean; fileMustExist: boolean }) => SqliteDb;
     return new Store(target, null, new Database(target.file, { readonly: true, fileMustExist: true }));
@@ -96,6 +127,21 @@ export class Store {
     const [h] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM host_metrics WHERE resolution = 'raw'`);
     const [c] = await this.query<{ n: number | string }>(`SELECT COUNT(*) AS n FROM container_metrics WHERE resolution = 'raw'`);
     return { host: Number(h?.n ?? 0), containers: Number(c?.n ?? 0) };
+  }
+
+  /** Every occurrence of the project's schedules. */
+  async occurrenceRows(projectId: string): Promise<OccurrenceRow[]> {
+    const rows = await this.query<{ id: string; scheduleId: string; fireAt: Date | string; status: string; runId: string | null; createdAt: Date | string; firedAt: Date | string | null }>(
+      'SELECT id, scheduleId, fireAt, status, runId, createdAt, firedAt FROM schedule_occurrences WHERE projectId = ?',
+      [projectId],
+    );
+    return rows.map((r) => ({ id: r.id, scheduleId: r.scheduleId, fireAtMs: epochMs(r.fireAt)!, status: r.status, runId: r.runId, claimedMs: epochMs(r.createdAt)!, firedMs: epochMs(r.firedAt) }));
+  }
+
+  /** Every execution of the project, whoever started it. */
+  async executionRows(projectId: string): Promise<ExecutionRow[]> {
+    const rows = await this.query<{ id: string; runId: string; machineId: string; createdAt: Date | string }>('SELECT id, runId, machineId, createdAt FROM executions WHERE projectId = ?', [projectId]);
+    return rows.map((r) => ({ id: r.id, runId: r.runId, machineId: r.machineId, createdMs: epochMs(r.createdAt)! }));
   }
 
   async chunkCount(executionIds: readonly string[]): Promise<number> {
