@@ -238,10 +238,13 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
     if (!socket.connected) return fail(ErrorCode.unavailable, 'disconnected');
     socket.data.profile = null;
     socket.data.online = true;
-    await this.presence.markOnline({ machineId, projectId }, profile, socket.id, p.value.facts, p.value.policy ?? null);
     // What the agent claims to hold is checked against the stored rows: a claim never grants ownership (threat model T43).
+    // Read while presence is written: each joins its turn's batch (a reconnect storm's hellos share the statements).
     const claimed = p.value.activeExecutionIds;
-    const mine = await this.channel.ownedAmong(socket.data, 'execution', claimed);
+    const [, mine] = await Promise.all([
+      this.presence.markOnline({ machineId, projectId }, profile, socket.id, p.value.facts, p.value.policy ?? null),
+      this.channel.ownedAmong(socket.data, 'execution', claimed),
+    ]);
     const refused: HelloRefusal[] = claimed.filter((id) => !mine.has(id)).map((executionId) => ({ executionId, code: ErrorCode.notFound }));
     if (refused.length) {
       this.logger.warn({ machineId, refused: refused.slice(0, 20).map((r) => r.executionId), count: refused.length }, 'agent hello named executions that are not its own: refused');
@@ -250,7 +253,8 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
     const after: (() => void)[] = [];
     const ctx = this.context(socket, (send) => after.push(send));
     const hello = { ...p.value, activeExecutionIds: claimed.filter((id) => mine.has(id)) };
-    for (const participant of this.channel.helloParticipants()) await participant(ctx, hello);
+    // The features' plans at once (their reads batch with the other hellos of the turn); what they send waits for the ack anyway.
+    await Promise.all(this.channel.helloParticipants().map((participant) => participant(ctx, hello)));
     if (after.length) setImmediate(() => after.forEach((send) => send()));
     return { ok: true, machineId, serverTime: new Date().toISOString(), ...(refused.length ? { refused } : {}) };
   }

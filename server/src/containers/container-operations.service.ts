@@ -7,6 +7,7 @@ import { In, LessThan, Repository } from 'typeorm';
 import { ApiException, notFound } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
 import { SchedulerService } from '../common/scheduler.service';
+import { TickBatcher } from '../common/tick-batcher';
 import { ContainerOperationEntity } from './container.entity';
 import { toOperationDto } from './container.mapper';
 import { ContainerStateService } from './container-state.service';
@@ -14,6 +15,8 @@ import { ContainerStateService } from './container-state.service';
 /** A container operation not received by its agent within this long fails instead of acting late. */
 export const OPERATION_EXPIRES_MS = 10 * 60_000;
 export const OPERATION_SWEEP_EVERY_MS = 15_000;
+/** Operations sent again at one hello at most. */
+const PENDING_PER_HELLO = 1000;
 
 const toDispatch = (o: ContainerOperationEntity): ContainerOperationDispatch => ({ operationId: o.id, kind: o.kind, containerId: o.containerId, spec: o.spec });
 
@@ -113,10 +116,23 @@ export class ContainerOperationsService implements OnModuleInit {
 
   /** At a hello: what is still owed to the machine (sent again; the agent applies each once), after failing what expired. */
   async pendingFor(machineId: string): Promise<ContainerOperationDispatch[]> {
-    await this.expire();
-    const open = await this.ops.find({ where: { machineId, status: In(['queued', 'running']) }, order: { createdAt: 'ASC' }, take: 1000 });
-    return open.map(toDispatch);
+    return (await this.pendingByMachine.get(machineId)) ?? [];
   }
+
+  /** The hellos of one turn (a reconnect storm) share one expiry pass and one read, not two statements each. */
+  private readonly pendingByMachine = new TickBatcher<string, ContainerOperationDispatch[]>(
+    async (machineIds) => {
+      await this.expire();
+      const open = new Map<string, ContainerOperationDispatch[]>();
+      for (const o of await this.ops.find({ where: { machineId: In(machineIds), status: In(['queued', 'running']) }, order: { createdAt: 'ASC' } })) {
+        let list = open.get(o.machineId);
+        if (!list) open.set(o.machineId, (list = []));
+        if (list.length < PENDING_PER_HELLO) list.push(toDispatch(o));
+      }
+      return open;
+    },
+    { max: 200, copy: (list) => [...list] },
+  );
 
   async started(p: ContainerOperationStarted): Promise<void> {
     const r = await this.ops.update({ id: p.operationId, status: 'queued' }, { status: 'running', startedAt: new Date(p.startedAt) });

@@ -4,6 +4,7 @@ import { DeliveryDispatch, DeliveryFinished, DeliveryProgress, DeliveryStatus, D
 import { In, LessThan, Repository } from 'typeorm';
 import { DomainEventsService } from '../common/events.service';
 import { SchedulerService } from '../common/scheduler.service';
+import { TickBatcher } from '../common/tick-batcher';
 import { DeliveryEntity, DeliveryMachineEntity } from './delivery.entity';
 import { toDispatch, toMachineDto } from './delivery.mapper';
 
@@ -20,6 +21,21 @@ const FINAL = FINAL_DELIVERY_STATUSES as DeliveryStatus[];
  */
 @Injectable()
 export class DeliveryLifecycleService implements OnModuleInit {
+  /** The hellos of one turn (a reconnect storm) read their machines' open parts in one query. */
+  private readonly openParts = new TickBatcher<string, DeliveryMachineEntity[]>(
+    async (machineIds) => {
+      const open = new Map<string, DeliveryMachineEntity[]>();
+      for (const part of await this.parts.find({ where: { machineId: In(machineIds), status: In(OPEN) } })) {
+        let list = open.get(part.machineId);
+        if (!list) open.set(part.machineId, (list = []));
+        list.push(part);
+      }
+      return open;
+    },
+    // The plan changes the parts it dispatches: each hello gets its own copies.
+    { max: 200, copy: (list) => list.map((part) => Object.assign(new DeliveryMachineEntity(), part)) },
+  );
+
   constructor(
     @InjectRepository(DeliveryEntity) private readonly deliveries: Repository<DeliveryEntity>,
     @InjectRepository(DeliveryMachineEntity) private readonly parts: Repository<DeliveryMachineEntity>,
@@ -69,7 +85,7 @@ export class DeliveryLifecycleService implements OnModuleInit {
    * result it has. Parts past their delivery's expiry end `expired` instead.
    */
   async planForHello(machineId: string): Promise<DeliveryDispatch[]> {
-    const open = await this.parts.find({ where: { machineId, status: In(OPEN) } });
+    const open = (await this.openParts.get(machineId)) ?? [];
     if (!open.length) return [];
     const byId = new Map((await this.deliveries.find({ where: { id: In(open.map((p) => p.deliveryId)) } })).map((d) => [d.id, d]));
     const now = new Date();

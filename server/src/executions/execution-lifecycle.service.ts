@@ -10,6 +10,7 @@ import { PresenceService } from '../machines/presence.service';
 import { ExecutionEntity } from './execution.entity';
 import { toSummary } from './execution.mapper';
 import { ExecutionSecretsService } from './execution-secrets.service';
+import { ExecutionTransitions } from './execution-transitions';
 import { OutputWriter } from './output-writer.service';
 
 export const EXECUTION_SWEEP_EVERY_MS = 5_000;
@@ -36,7 +37,8 @@ export interface HelloPlan {
 export class ExecutionLifecycleService implements OnModuleInit {
   private readonly logger = new Logger(ExecutionLifecycleService.name);
   // Reads of many sockets in one turn share a statement: a fan-out's starts and finishes, a reconnect
-  // storm's hellos. The conditional UPDATEs stay one per execution (each must know whether it applied).
+  // storm's hellos. The conditional UPDATEs stay one per execution (each must know whether it applied),
+  // grouped into few commits (ExecutionTransitions).
   private readonly rowById = new TickBatcher<string, ExecutionEntity>(
     async (ids) => new Map((await this.executions.find({ where: { id: In(ids) } })).map((e) => [e.id, e])),
     { copy },
@@ -65,6 +67,7 @@ export class ExecutionLifecycleService implements OnModuleInit {
     private readonly scheduler: SchedulerService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly secrets: ExecutionSecretsService,
+    private readonly transitions: ExecutionTransitions,
   ) {}
 
   onModuleInit(): void {
@@ -132,8 +135,7 @@ export class ExecutionLifecycleService implements OnModuleInit {
     if (e.status === 'running') return true; // a repeated start: accepted once, acknowledged always
     if (isFinalStatus(e.status)) return false;
     const startedAt = new Date(p.startedAt);
-    const r = await this.executions.update({ id: e.id, status: In(['queued', 'dispatched']) }, { status: 'running', startedAt, dispatchedAt: e.dispatchedAt ?? startedAt });
-    if (r.affected) {
+    if (await this.transitions.apply(e.id, ['queued', 'dispatched'], { status: 'running', startedAt, dispatchedAt: e.dispatchedAt ?? startedAt })) {
       Object.assign(e, { status: 'running', startedAt, dispatchedAt: e.dispatchedAt ?? startedAt });
       this.events.publish('execution.updated', { projectId: e.projectId, execution: toSummary(e) });
       return true;
@@ -245,8 +247,7 @@ export class ExecutionLifecycleService implements OnModuleInit {
 
   /** Conditional transition: applies only from `from`, so two nodes or two reports cannot both apply it. */
   async finishIf(id: string, from: ExecutionStatus[], patch: Partial<ExecutionEntity>, known?: ExecutionEntity): Promise<ExecutionEntity | null> {
-    const r = await this.executions.update({ id, status: In(from) }, patch);
-    if (!r.affected) return null;
+    if (!(await this.transitions.apply(id, from, patch))) return null;
     // The row as it was read just before, with the patch that was applied: what the summary shows cannot have changed otherwise.
     const e = known ? Object.assign(known, patch) : await this.executions.findOneByOrFail({ id });
     this.events.publish('execution.updated', { projectId: e.projectId, execution: toSummary(e) });

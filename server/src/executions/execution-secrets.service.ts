@@ -1,8 +1,9 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { ExecutionDispatch, maskSecrets, OutputChunk } from '@kapitan/shared';
-import { Repository } from 'typeorm';
+import { In, Repository } from 'typeorm';
 import { ApiException } from '../common/api-exception';
+import { TickBatcher } from '../common/tick-batcher';
 import { ResolvedSecrets, SecretsService } from '../secrets/secrets.service';
 import { ExecutionEntity } from './execution.entity';
 import { toDispatch } from './execution.mapper';
@@ -84,8 +85,14 @@ export class ExecutionSecretsService {
     this.masks.delete(executionId);
   }
 
+  /** After a restart every running execution's first output asks at once (a reconnect storm): one query per turn. */
+  private readonly secretNames = new TickBatcher<string, Pick<ExecutionEntity, 'id' | 'projectId' | 'secrets'>>(async (ids) => {
+    const rows = await this.executions.find({ where: { id: In(ids) }, select: ['id', 'projectId', 'secrets'] });
+    return new Map(rows.map((e) => [e.id, e]));
+  });
+
   private async load(executionId: string): Promise<string[]> {
-    const e = await this.executions.findOne({ where: { id: executionId }, select: ['id', 'projectId', 'secrets'] });
+    const e = await this.secretNames.get(executionId);
     const names = e?.secrets ?? [];
     let masks: string[] = [];
     if (e && names.length) {

@@ -9,6 +9,7 @@ import { ExecutionLifecycleService } from './execution-lifecycle.service';
 import { ExecutionLiveHandlers } from './execution-live.handlers';
 import { ExecutionLogService } from './execution-log.service';
 import { ExecutionSecretsService } from './execution-secrets.service';
+import { ExecutionTransitions } from './execution-transitions';
 import { ExecutionChunkEntity, ExecutionEntity } from './execution.entity';
 import { ExecutionsController } from './executions.controller';
 import { ExecutionsService } from './executions.service';
@@ -17,7 +18,7 @@ import { OutputWriter } from './output-writer.service';
 @Module({
   imports: [TypeOrmModule.forFeature([ExecutionEntity, ExecutionChunkEntity]), MachinesModule, ProjectsModule, SecretsModule, FilesModule],
   controllers: [ExecutionsController],
-  providers: [ExecutionsService, ExecutionLogService, ExecutionLifecycleService, OutputWriter, ExecutionSecretsService, ExecutionAgentHandlers, ExecutionLiveHandlers],
+  providers: [ExecutionsService, ExecutionLogService, ExecutionLifecycleService, ExecutionTransitions, OutputWriter, ExecutionSecretsService, ExecutionAgentHandlers, ExecutionLiveHandlers],
   exports: [ExecutionsService],
 })
 export class ExecutionsModule {}

@@ -173,9 +173,12 @@ export class ExecutionsService {
         lastSeq: null,
       }),
     );
+    // Inserted by machine id: each row share-locks its machine (the foreign key) until the commit, and presence
+    // locks many machines at once in id order; the same order on both sides means neither waits in a cycle.
+    const byMachine = [...rows].sort((a, b) => (a.machineId < b.machineId ? -1 : a.machineId > b.machineId ? 1 : 0));
     const claimed = await this.dataSource.transaction(async (tx) => {
       if (claim && !(await claim(tx))) return false;
-      for (let i = 0; i < rows.length; i += 200) await tx.getRepository(ExecutionEntity).insert(rows.slice(i, i + 200));
+      for (let i = 0; i < byMachine.length; i += 200) await tx.getRepository(ExecutionEntity).insert(byMachine.slice(i, i + 200));
       return true;
     });
     if (!claimed) return null;

@@ -13,6 +13,19 @@ interface Holder {
   connectedAt: Date;
 }
 
+interface PendingOnline {
+  identity: MachineIdentity;
+  profile: MachineProfile | null;
+  connectionId: string;
+  facts: MachineFacts;
+  policy: ReportedPolicy | null;
+  resolve: (m: Machine | null) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Hellos written by one UPDATE at most (facts included: a few hundred KB). */
+const ONLINE_PER_STATEMENT = 300;
+
 /** Heartbeats reach the database within this long, well inside the offline threshold (PRESENCE.offlineAfterMs). */
 export const PRESENCE_UPKEEP_EVERY_MS = 5_000;
 
@@ -31,6 +44,12 @@ export class PresenceService implements OnModuleInit, BeforeApplicationShutdown 
   private readonly held = new Map<string, Holder>();
   /** Set when the node stops: presence is then written in bulk (beforeApplicationShutdown). */
   private closing = false;
+  /** Hellos not yet written: those of one turn, or that came while a write was under way, go together (markOnline). */
+  private onlineQueue: PendingOnline[] = [];
+  private onlineScheduled = false;
+  private onlineWriting: Promise<void> | null = null;
+  /** The online write of each machine not yet settled: what its offline waits for. */
+  private readonly onlineWrites = new Map<string, Promise<void>>();
 
   constructor(
     @InjectRepository(MachineEntity) private readonly machines: Repository<MachineEntity>,
@@ -81,43 +100,149 @@ export class PresenceService implements OnModuleInit, BeforeApplicationShutdown 
 
   /**
    * A socket said hello: it now holds the machine (the newest socket wins).
-   * One UPDATE, no read back: the announcement is built from what the
-   * handshake read (`profile`; read again if there is none) and what the
-   * hello told.
+   * No read back: the announcement is built from what the handshake read
+   * (`profile`; read again if there is none) and what the hello told. The
+   * hellos of one turn of the event loop (a reconnect storm) share one
+   * UPDATE per ONLINE_PER_STATEMENT machines: one commit, not one each.
+   * Resolves with the machine as announced, or null when nothing was
+   * written (revoked, or a newer hello of the same machine in the same turn).
    */
-  async markOnline(
+  markOnline(
     identity: MachineIdentity,
     profile: MachineProfile | null,
     connectionId: string,
     facts: MachineFacts,
     policy: ReportedPolicy | null = null,
   ): Promise<Machine | null> {
-    const now = new Date();
-    const patch: Partial<MachineEntity> = {
-      status: 'online',
-      connectionId,
-      nodeId: this.config.nodeId,
-      connectedAt: now,
-      lastSeenAt: now,
-      facts,
-      // Replaced at every hello: an agent that stopped reporting one (downgraded) must not keep showing the old policy.
-      policy,
-      hostname: facts.hostname,
-    };
-    const r = await this.machines.update({ id: identity.machineId, revokedAt: IsNull() }, patch);
-    if (!r.affected) return null;
-    this.held.set(identity.machineId, { connectionId, connectedAt: now });
-    const dto = toMachineDto(
-      profile
-        ? Object.assign(new MachineEntity(), patch, { id: identity.machineId, projectId: identity.projectId, labels: profile.labels, createdAt: profile.createdAt })
-        : await this.machines.findOneByOrFail({ id: identity.machineId }),
+    const written = new Promise<Machine | null>((resolve, reject) => {
+      this.onlineQueue.push({ identity, profile, connectionId, facts, policy, resolve, reject });
+      if (this.onlineWriting || this.onlineScheduled) return; // the write under way takes it next
+      this.onlineScheduled = true;
+      setImmediate(() => {
+        this.onlineScheduled = false;
+        this.onlineWriting ??= this.writeOnline();
+      });
+    });
+    // What a disconnect of this machine must wait for: its offline must land after this online, not before.
+    const settled = written.then(
+      () => undefined,
+      () => undefined,
     );
-    this.events.publish('machine.updated', { projectId: identity.projectId, machine: dto });
-    return dto;
+    this.onlineWrites.set(identity.machineId, settled);
+    void settled.then(() => {
+      if (this.onlineWrites.get(identity.machineId) === settled) this.onlineWrites.delete(identity.machineId);
+    });
+    return written;
+  }
+
+  /**
+   * One write at a time on this node, so hellos land in the order they came:
+   * a machine's newer socket is never overwritten by its older one's hello
+   * still on its way (nor is `held`). Hellos that come while a write is under
+   * way go in the next.
+   */
+  private async writeOnline(): Promise<void> {
+    try {
+      while (this.onlineQueue.length) {
+        const queued = this.onlineQueue;
+        this.onlineQueue = [];
+        // One hello per machine in a statement (a CASE has one value per id): the last one wins, as one after another.
+        const last = new Map<string, PendingOnline>();
+        for (const o of queued) {
+          last.get(o.identity.machineId)?.resolve(null);
+          last.set(o.identity.machineId, o);
+        }
+        const all = [...last.values()];
+        await Promise.all(
+          Array.from({ length: Math.ceil(all.length / ONLINE_PER_STATEMENT) }, async (_, i) => {
+            const batch = all.slice(i * ONLINE_PER_STATEMENT, (i + 1) * ONLINE_PER_STATEMENT);
+            for (let attempt = 1; ; attempt++) {
+              try {
+                return await this.writeOnlineBatch(batch);
+              } catch (err) {
+                // One statement, rolled back whole when InnoDB picks it as a deadlock victim: written again, it applies once.
+                if ((err as { code?: string }).code === 'ER_LOCK_DEADLOCK' && attempt < 3) continue;
+                for (const o of batch) o.reject(err);
+                return;
+              }
+            }
+          }),
+        );
+      }
+    } finally {
+      // In the turn of the loop's last look at the queue: a later hello schedules its own write.
+      this.onlineWriting = null;
+    }
+  }
+
+  private async writeOnlineBatch(batch: PendingOnline[]): Promise<void> {
+    const now = new Date();
+    const ids = batch.map((o) => o.identity.machineId);
+    const params: Record<string, unknown> = { ids };
+    const byId = (value: (o: PendingOnline) => unknown, name: string): string => {
+      batch.forEach((o, n) => {
+        params[`id${n}`] = o.identity.machineId;
+        params[`${name}${n}`] = value(o);
+      });
+      return `CASE id ${batch.map((_, n) => `WHEN :id${n} THEN :${name}${n}`).join(' ')} END`;
+    };
+    const connection = byId((o) => o.connectionId, 'c');
+    // simple-json columns, written raw here: the same JSON.stringify TypeORM applies to them.
+    const factsJson = byId((o) => JSON.stringify(o.facts), 'f');
+    const policyJson = byId((o) => (o.policy === null ? null : JSON.stringify(o.policy)), 'p');
+    const hostname = byId((o) => o.facts.hostname, 'h');
+    const r = await this.machines
+      .createQueryBuilder()
+      .update()
+      .set({
+        status: 'online',
+        nodeId: this.config.nodeId,
+        connectedAt: now,
+        lastSeenAt: now,
+        connectionId: () => connection,
+        facts: () => factsJson,
+        // Replaced at every hello: an agent that stopped reporting one (downgraded) must not keep showing the old policy.
+        policy: () => policyJson,
+        hostname: () => hostname,
+      })
+      .where('id IN (:...ids)')
+      .andWhere('revokedAt IS NULL')
+      .setParameters(params)
+      .execute();
+    let applied: (o: PendingOnline) => boolean = () => true;
+    if (r.affected !== batch.length) {
+      // Some machine was not written (revoked): which, the rows say. A socket id names one connection only, so
+      // a row holding ours was written by this statement (or since by this socket's own heartbeats).
+      const rows = await this.machines.find({ where: { id: In(ids), revokedAt: IsNull() }, select: ['id', 'connectionId'] });
+      const holder = new Map(rows.map((m) => [m.id, m.connectionId]));
+      applied = (o) => holder.get(o.identity.machineId) === o.connectionId;
+    }
+    for (const o of batch) {
+      if (!applied(o)) {
+        o.resolve(null);
+        continue;
+      }
+      const { identity, profile, connectionId, facts, policy } = o;
+      this.held.set(identity.machineId, { connectionId, connectedAt: now });
+      const patch: Partial<MachineEntity> = { status: 'online', connectionId, nodeId: this.config.nodeId, connectedAt: now, lastSeenAt: now, facts, policy, hostname: facts.hostname };
+      try {
+        const dto = toMachineDto(
+          profile
+            ? Object.assign(new MachineEntity(), patch, { id: identity.machineId, projectId: identity.projectId, labels: profile.labels, createdAt: profile.createdAt })
+            : await this.machines.findOneByOrFail({ id: identity.machineId }),
+        );
+        this.events.publish('machine.updated', { projectId: identity.projectId, machine: dto });
+        o.resolve(dto);
+      } catch (err) {
+        o.reject(err);
+      }
+    }
   }
 
   /** Only the socket that holds the machine may mark it offline; an older one's late disconnect changes nothing. */
   async markOffline(machineId: string, connectionId: string): Promise<void> {
+    // Its hello's online may still be on its way to the database (markOnline): the offline goes after it.
+    await this.onlineWrites.get(machineId);
     if (this.held.get(machineId)?.connectionId === connectionId) {
       this.held.delete(machineId);
       this.seen.delete(machineId);

@@ -3,7 +3,7 @@
  * socket that holds the machine, heartbeats written in bulk, and the sweep
  * that finds machines whose holder went silent (threat model T26, T30).
  */
-import { AgentEvents, PRESENCE, type AgentHelloAck, type MachineFacts } from '@kapitan/shared';
+import { AgentEvents, PRESENCE, type AgentHelloAck, type MachineFacts, type ReportedPolicy } from '@kapitan/shared';
 import { In, Repository } from 'typeorm';
 import type { DomainEvents } from '../common/domain-events';
 import { DomainEventsService } from '../common/events.service';
@@ -45,6 +45,49 @@ describeBothDatabases('presence', (database) => {
     await machines.update({ id: revoked }, { revokedAt: new Date() });
     expect(await presence.markOnline({ machineId: revoked, projectId: p.projectId }, null, 'socket-9', facts)).toBeNull();
     expect((await machines.findOneByOrFail({ id: revoked })).status).toBe('offline');
+  });
+
+  test('the hellos of one turn are written together: each online with its own facts and socket, a revoked one not, a repeated machine as its last hello', async () => {
+    const ids = await Promise.all(Array.from({ length: 12 }, async () => (await enrolMachine(t, p)).machineId));
+    const revoked = ids[3]!;
+    await machines.update({ id: revoked }, { revokedAt: new Date() });
+    const policy: ReportedPolicy = {
+      path: '/etc/kapitan/policy.json',
+      found: true,
+      sha256: 'a'.repeat(64),
+      effective: { scripts: { enabled: true, allowSha256: null }, deploys: { enabled: false, pathPrefixes: [] }, docker: { enabled: true, images: null }, readOnly: false },
+    };
+    updates.length = 0;
+    const written = await Promise.all([
+      ...ids.map((machineId, i) =>
+        presence.markOnline({ machineId, projectId: p.projectId }, { labels: {}, createdAt: new Date() }, `turn-${i}`, { ...facts, hostname: `host-${i}` }, i === 5 ? policy : null),
+      ),
+      // The same machine again in the same turn, on a newer socket: that one holds it.
+      presence.markOnline({ machineId: ids[0]!, projectId: p.projectId }, null, 'turn-0-newer', { ...facts, hostname: 'host-0-newer' }),
+    ]);
+    expect(written[0]).toBeNull(); // superseded in its own turn
+    expect(written[3]).toBeNull(); // revoked
+    expect(written.at(-1)).toMatchObject({ id: ids[0], status: 'online', hostname: 'host-0-newer' });
+    const rows = new Map((await machines.find({ where: { id: In(ids) } })).map((m) => [m.id, m]));
+    ids.forEach((id, i) => {
+      const m = rows.get(id)!;
+      if (i === 3) return expect(m).toMatchObject({ status: 'offline', connectionId: null });
+      if (i === 0) return expect(m).toMatchObject({ status: 'online', connectionId: 'turn-0-newer', hostname: 'host-0-newer' });
+      expect(m).toMatchObject({ status: 'online', connectionId: `turn-${i}`, hostname: `host-${i}`, nodeId: t.config.nodeId, facts: { ...facts, hostname: `host-${i}` } });
+      expect(m.policy).toEqual(i === 5 ? policy : null);
+      expect(written[i]).toMatchObject({ id, status: 'online', hostname: `host-${i}` });
+    });
+    // Announced once per machine written, never for the revoked or the superseded hello.
+    expect(updates.map((u) => u.machine.id).sort()).toEqual(ids.filter((id) => id !== revoked).sort());
+  });
+
+  test("a socket's offline waits for its hello's online still on its way: the machine ends offline", async () => {
+    const { machineId } = await enrolMachine(t, p);
+    // Same turn: the online is queued for the next one, the offline comes right behind it.
+    const on = presence.markOnline({ machineId, projectId: p.projectId }, null, 'brief-socket', facts);
+    const off = presence.markOffline(machineId, 'brief-socket');
+    await Promise.all([on, off]);
+    expect(await machines.findOneByOrFail({ id: machineId })).toMatchObject({ status: 'offline', connectionId: null });
   });
 
   test("only the socket that holds the machine marks it offline: an older socket's late disconnect changes nothing", async () => {
