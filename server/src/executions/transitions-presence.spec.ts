@@ -10,7 +10,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { In, Repository } from 'typeorm';
-import { type ExecutionStatus } from '@kapitan/shared';
 import type { DomainEvents } from '../common/domain-events';
 import { DomainEventsService } from '../common/events.service';
 import { MachineEntity } from '../machines/machine.entity';
@@ -79,7 +78,7 @@ describeBothDatabases('execution transitions beside bulk presence writes', (data
       const executions = created.body.executions as { id: string; machineId: string }[];
       expect(executions).toHaveLength(MACHINES);
       const startedAt = new Date(Date.now() - 1000).toISOString();
-      const outcome = (i: number): { status: ExecutionStatus; exitCode: number } => (i % 3 ? { status: 'succeeded', exitCode: 0 } : { status: 'failed', exitCode: 3 });
+      const outcome = (i: number): { status: 'succeeded' | 'failed'; exitCode: number } => (i % 3 ? { status: 'succeeded', exitCode: 0 } : { status: 'failed', exitCode: 3 });
 
       let transitionsDone = false;
       const transitions = (async () => {
