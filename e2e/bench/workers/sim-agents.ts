@@ -235,8 +235,8 @@ async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
       // The supervisor's link is the connection: its patches are timed on their way out (what is sent is untouched),
       // so the runner can tell the agent's share of event → dashboard (debounce, queue, worker CPU) from the server's.
       const conn = agent.connection;
-      const request = conn.request.bind(conn);
-      conn.request = (async (event: Parameters<typeof request>[0], payload: Parameters<typeof request>[1], timeoutMs?: number) => {
+      const request = conn.request.bind(conn) as (event: string, payload: unknown, timeoutMs?: number) => Promise<unknown>;
+      conn.request = (async (event: string, payload: unknown, timeoutMs?: number) => {
         if (event !== 'containers:changed') return request(event, payload, timeoutMs);
         const t = nowMs();
         const mine: { emitMs: number; ackMs: number }[] = [];
@@ -253,7 +253,7 @@ async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
         const done = nowMs();
         if ((ack as { ok?: unknown } | null)?.ok === true) for (const rec of mine) rec.ackMs = done;
         return ack;
-      }) as typeof conn.request;
+      }) as unknown as typeof conn.request;
     }
     if (metricsIntervalMs > 0) {
       const conn = agent.connection;
