@@ -102,6 +102,19 @@ export type FromWorker =
   | { type: 'inited'; worker: number; machines: { index: number; machineId: string }[]; enrolMs: number }
   | { type: 'connected'; worker: number }
   | WorkerStatus
-  | { type: 'collected'; worker: number; runs: RunRecord[]; sends: [key: string, ms: number][]; emits: [key: string, ms: number][]; metricsAckMs: number[] }
+  | {
+      type: 'collected';
+      worker: number;
+      runs: RunRecord[];
+      sends: [key: string, ms: number][];
+      emits: [key: string, ms: number][];
+      metricsAckMs: number[];
+      /**
+       * Each stamped container (`machineId:containerId:kapitan.bench.at`) in
+       * the first `containers:changed` that carried it: when the agent emitted
+       * it and when the server acknowledged it (NaN: not acknowledged).
+       */
+      patches: [key: string, emitMs: number, ackMs: number][];
+    }
   | { type: 'error'; worker: number; message: string }
   | { type: 'ok'; worker: number; cmd: string };

@@ -210,20 +210,22 @@ export class Fleet {
     await sleep(300); // fresh statuses
   }
 
-  async collect(): Promise<{ runs: RunRecord[]; sends: Map<string, number>; emits: Map<string, number>; metricsAckMs: number[] }> {
+  async collect(): Promise<{ runs: RunRecord[]; sends: Map<string, number>; emits: Map<string, number>; metricsAckMs: number[]; patches: Map<string, { emitMs: number; ackMs: number }> }> {
     const replies = this.workers.map((w) => w.next<Extract<FromWorker, { type: 'collected' }>>((m) => m.type === 'collected', 60_000, 'collect'));
     for (const w of this.workers) w.send({ cmd: 'collect' });
     const runs: RunRecord[] = [];
     const sends = new Map<string, number>();
     const emits = new Map<string, number>();
     const metricsAckMs: number[] = [];
+    const patches = new Map<string, { emitMs: number; ackMs: number }>();
     for (const r of await Promise.all(replies)) {
       runs.push(...r.runs);
+      for (const [k, emitMs, ackMs] of r.patches) patches.set(k, { emitMs, ackMs });
       for (const ms of r.metricsAckMs) metricsAckMs.push(ms);
       for (const [k, v] of r.sends) sends.set(k, v);
       for (const [k, v] of r.emits) emits.set(k, v);
     }
-    return { runs, sends, emits, metricsAckMs };
+    return { runs, sends, emits, metricsAckMs, patches };
   }
 
   /** Forget the records of past runs (between measurements). */

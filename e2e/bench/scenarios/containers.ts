@@ -36,6 +36,12 @@ interface Outcome {
     restarts: number;
     seen: number;
     latency: Summary;
+    /** Docker event → the agent emitting the patch that carries it (debounce, the supervisor's queue, the worker's CPU). */
+    agentSide: Summary;
+    /** The agent's emit → the dashboard (the server's share, and the runner's). */
+    serverSide: Summary;
+    /** The agent's emit → its ack (Kapitan: committed). */
+    ack: Summary;
     seconds: number;
     cpuPercent: number;
     lagP99Ms: number;
@@ -69,6 +75,8 @@ class Watcher {
   liveHost = 0;
   readonly latencies: number[] = [];
   readonly seen = new Set<string>();
+  /** Arrival of each restart (first `containers:updated` carrying it), by `machineId:containerId:at`. */
+  readonly arrivals = new Map<string, number>();
   lastArrival = 0;
   private burstFrom = Infinity;
 
@@ -84,6 +92,7 @@ class Watcher {
         const key = `${e.machineId}:${c.id}:${c.labels[LABEL]}`;
         if (this.seen.has(key)) continue;
         this.seen.add(key);
+        this.arrivals.set(key, now);
         this.latencies.push(now - at);
         this.lastArrival = now;
       }
@@ -160,7 +169,18 @@ async function measure(kind: 'kapitan' | 'baseline', n: number, perAgent: number
         const m1 = fleet.status();
         const mLag = idleStats(server.ticks, mt0, mt1);
         const stored = server instanceof KapitanServer ? await server.store.rawMetricsRows() : null;
-        const { metricsAckMs } = await fleet.collect();
+        const { metricsAckMs, patches } = await fleet.collect();
+        const agentSide: number[] = [];
+        const serverSide: number[] = [];
+        const patchAck: number[] = [];
+        for (const [key, p] of patches) {
+          const at = Number(key.slice(key.lastIndexOf(':') + 1));
+          if (!(at >= b0)) continue;
+          agentSide.push(p.emitMs - at);
+          if (Number.isFinite(p.ackMs)) patchAck.push(p.ackMs - p.emitMs);
+          const arrived = watcher.arrivals.get(key);
+          if (arrived !== undefined) serverSide.push(arrived - p.emitMs);
+        }
         return {
           agents: n,
           snapshotsS,
@@ -171,6 +191,9 @@ async function measure(kind: 'kapitan' | 'baseline', n: number, perAgent: number
             restarts,
             seen: watcher.seen.size,
             latency: summarize(watcher.latencies),
+            agentSide: summarize(agentSide),
+            serverSide: summarize(serverSide),
+            ack: summarize(patchAck),
             seconds,
             cpuPercent: burstCpu.cpuPercent,
             lagP99Ms: lag.lagP99Ms,
@@ -231,6 +254,12 @@ export const containers: Scenario = {
       { metric: 'burst: Docker event → dashboard p50', unit: 'ms', kapitan: k.burst.latency.p50, baseline: b?.burst.latency.p50 ?? null },
       { metric: 'burst: Docker event → dashboard p99', unit: 'ms', kapitan: k.burst.latency.p99, baseline: b?.burst.latency.p99 ?? null, goal: '≤ 1000 ms', met: k.burst.latency.p99 <= 1000 },
       { metric: 'burst: Docker event → dashboard max', unit: 'ms', kapitan: k.burst.latency.max, baseline: b?.burst.latency.max ?? null },
+      { metric: 'burst: of which Docker event → agent emits the patch p50 (agent side)', unit: 'ms', kapitan: k.burst.agentSide.p50, baseline: b?.burst.agentSide.p50 ?? null },
+      { metric: 'burst: of which Docker event → agent emits the patch p99 (agent side)', unit: 'ms', kapitan: k.burst.agentSide.p99, baseline: b?.burst.agentSide.p99 ?? null },
+      { metric: 'burst: of which agent emit → dashboard p50 (server side)', unit: 'ms', kapitan: k.burst.serverSide.p50, baseline: b?.burst.serverSide.p50 ?? null },
+      { metric: 'burst: of which agent emit → dashboard p99 (server side)', unit: 'ms', kapitan: k.burst.serverSide.p99, baseline: b?.burst.serverSide.p99 ?? null },
+      { metric: 'burst: `containers:changed` emit → ack p50 (Kapitan: stored)', unit: 'ms', kapitan: k.burst.ack.p50, baseline: b?.burst.ack.p50 ?? null },
+      { metric: 'burst: `containers:changed` emit → ack p99 (Kapitan: stored)', unit: 'ms', kapitan: k.burst.ack.p99, baseline: b?.burst.ack.p99 ?? null },
       { metric: 'burst: first event → last restart at the dashboard', unit: 's', kapitan: k.burst.seconds, baseline: b?.burst.seconds ?? null },
       { metric: 'burst: server CPU', unit: '% of a core', kapitan: k.burst.cpuPercent, baseline: b?.burst.cpuPercent ?? null },
       { metric: 'burst: server event-loop utilisation', unit: '%', kapitan: k.burst.elu * 100, baseline: b ? b.burst.elu * 100 : null },
@@ -259,7 +288,7 @@ export const containers: Scenario = {
       rows,
       notes: [
         `${n} simulated agents, each the agent's own ContainerSupervisor (debounce 150 ms) over an in-memory engine of ${CONTAINERS} containers; Kapitan on ${ctx.db ?? 'mysql'}. Burst: every agent restarts ${perAgent} of its containers, each at a random moment within ${windowMs / 1000} s (${Math.round(restarts / (windowMs / 1000))} restarts/s in all); each restart is die, stop, start, restart events, coalesced by the supervisor into one patch, plus the supervisor's second read of a started container 1 s later (ports).`,
-        'Latency: from the moment the simulated engine wrote the events (worker clock) to the `containers:updated` carrying the container at a dashboard socket subscribed to the project (runner clock, same host); it includes the supervisor\'s 150 ms debounce. Rows written per second: containers in acknowledged `containers:changed` messages (Kapitan acknowledges after the upsert commits) over the burst.',
+        'Latency: from the moment the simulated engine wrote the events (worker clock) to the `containers:updated` carrying the container at a dashboard socket subscribed to the project (runner clock, same host); it includes the supervisor\'s 150 ms debounce. It is split at the agent\'s emit of the patch (the worker times each \`containers:changed\` on its way out, untouched): Docker event → emit is the agent\'s share (debounce, the supervisor\'s one-at-a-time queue, which waits for the previous report\'s ack, and the worker\'s CPU), the same code for both servers; emit → dashboard is the server\'s (and the runner\'s). Rows written per second: containers in acknowledged `containers:changed` messages (Kapitan acknowledges after the upsert commits) over the burst.',
         `Metrics: then every agent runs the agent's own MetricsSampler (made-up host, the simulated engine's one-shot stats of its ${CONTAINERS} running containers) at the default idle interval of ${METRICS_INTERVAL_MS / 1000} s, each starting at a random moment of its first interval, for ${metricsS} s; nobody watches a machine, so no agent is asked to sample faster. Kapitan acknowledges a sample once stored (one per machine per raw interval); the stored rows are counted in the database. CPU: /proc of the server process; event-loop utilisation and lag: the server's own per-second figures (when the CPU share is far below the utilisation, the process was waiting for a core: the machine was overloaded).`,
       ],
       durationS: (Date.now() - t0) / 1000,

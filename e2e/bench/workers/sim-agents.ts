@@ -69,6 +69,9 @@ let stamp = false;
 const counters = { connectErrors: 0, refused: 0, dropped: 0, running: 0, finished: 0, done: 0, snapshots: 0, changeMessages: 0, changedContainers: 0, burstRestarts: 0, metricsSent: 0, metricsAcked: 0, metricsRefused: 0, metricsFailed: 0 };
 /** Send → ack of every metrics sample (ms). */
 const metricsAckMs: number[] = [];
+/** Stamped containers in `containers:changed` (see the protocol's `patches`): first emit and its ack. */
+const patches = new Map<string, { emitMs: number; ackMs: number }>();
+const BENCH_LABEL = 'kapitan.bench.at';
 let metricsIntervalMs = 0;
 const metricsStarts = new Set<NodeJS.Timeout>();
 
@@ -228,6 +231,30 @@ async function init(m: Extract<ToWorker, { cmd: 'init' }>): Promise<void> {
       },
     });
     sim.agent = agent;
+    if (engine) {
+      // The supervisor's link is the connection: its patches are timed on their way out (what is sent is untouched),
+      // so the runner can tell the agent's share of event → dashboard (debounce, queue, worker CPU) from the server's.
+      const conn = agent.connection;
+      const request = conn.request.bind(conn) as (event: string, payload: unknown, timeoutMs?: number) => Promise<unknown>;
+      conn.request = (async (event: string, payload: unknown, timeoutMs?: number) => {
+        if (event !== 'containers:changed') return request(event, payload, timeoutMs);
+        const t = nowMs();
+        const mine: { emitMs: number; ackMs: number }[] = [];
+        for (const ct of (payload as { containers: { id: string; labels: Record<string, string> }[] }).containers) {
+          const at = ct.labels[BENCH_LABEL];
+          if (at === undefined) continue;
+          const key = `${c.machineId}:${ct.id}:${at}`;
+          if (patches.has(key)) continue;
+          const rec = { emitMs: t, ackMs: NaN };
+          patches.set(key, rec);
+          mine.push(rec);
+        }
+        const ack = await request(event, payload, timeoutMs);
+        const done = nowMs();
+        if ((ack as { ok?: unknown } | null)?.ok === true) for (const rec of mine) rec.ackMs = done;
+        return ack;
+      }) as unknown as typeof conn.request;
+    }
     if (metricsIntervalMs > 0) {
       const conn = agent.connection;
       // The agent's link, counted: what was sent, what the server took, how long its ack took.
@@ -398,12 +425,21 @@ process.on('message', (m: ToWorker) => {
         send({ type: 'ok', worker: workerId, cmd: 'mark' });
         break;
       case 'collect':
-        send({ type: 'collected', worker: workerId, runs: [...runs.values()], sends: [...sends.entries()], emits: [...emits.entries()], metricsAckMs });
+        send({
+          type: 'collected',
+          worker: workerId,
+          runs: [...runs.values()],
+          sends: [...sends.entries()],
+          emits: [...emits.entries()],
+          metricsAckMs,
+          patches: [...patches].map(([k, r]) => [k, r.emitMs, r.ackMs]),
+        });
         break;
       case 'forget':
         runs.clear();
         sends.clear();
         emits.clear();
+        patches.clear();
         counters.finished = counters.done = 0;
         lastStatus = '';
         send({ type: 'ok', worker: workerId, cmd: 'forget' });

@@ -4,7 +4,10 @@
  * REST; an agent can write only its own machine's rows (threat model T10,
  * T11, T41); actions are operation rows delivered at least once; bad input
  * is refused case by case and changes nothing (T12); log follows start and
- * stop with their watcher.
+ * stop with their watcher. Reports of many agents are written in batches:
+ * a machine's reports keep their order, one machine's batch-mate cannot
+ * touch its rows, and a report the database refuses fails that report's
+ * ack alone.
  */
 import { AgentEvents, LiveClientEvents, LiveServerEvents, ServerToAgentEvents, type Container } from '@kapitan/shared';
 import { randomUUID } from 'node:crypto';
@@ -13,6 +16,7 @@ import { bearer, createTestApp, describeBothDatabases, expectError, expectValida
 import { closeSockets, connectAgent, connectLive, emitWithAck, enrolMachine, helloBody, nextEvent, record, setupProject, SpecProject } from '../testing/sockets';
 import { ContainerLogsService } from './container-logs.service';
 import { ContainerOperationsService, OPERATION_EXPIRES_MS } from './container-operations.service';
+import { ContainerStateService } from './container-state.service';
 
 const hex = (c: string) => c.repeat(64);
 const container = (id: string, over: Partial<Container> = {}): Container => ({
@@ -280,5 +284,81 @@ describeBothDatabases('containers', (database) => {
     const stop = nextEvent<{ streamId: string }>(agentA, ServerToAgentEvents.containerLogsStop);
     expect((await emitWithAck(liveV, LiveClientEvents.unsubscribeContainerLogs, { streamId: sub.streamId })).ok).toBe(true);
     expect(await stop).toEqual({ streamId: sub.streamId });
+  });
+
+  describe('batched writes', () => {
+    const changed = (state: ContainerStateService, m: { machineId: string }, p: SpecProject, containers: Container[], removed: string[] = []) =>
+      state.changed(m.machineId, p.projectId, { containers, removed });
+
+    test("one turn's reports share a batch; a machine's second report waits for the next one, so the later report wins, live in order", async () => {
+      const state = t.app.get(ContainerStateService);
+      const seen = record<{ machineId: string; containers: { id: string; state: string }[] }>(liveA, LiveServerEvents.containers);
+      const before = state.batchesWritten;
+      await Promise.all([
+        changed(state, ma, a, [container(hex('1'), { state: 'running' })]),
+        changed(state, mb, b, [container(hex('1'), { state: 'dead' })]),
+        changed(state, ma, a, [container(hex('1'), { state: 'exited', exitCode: 3 })]),
+      ]);
+      expect(state.batchesWritten - before).toBe(2);
+      expect((await rows(ma.machineId)).find((r) => r.id === hex('1'))).toEqual({ id: hex('1'), state: 'exited' });
+      expect((await rows(mb.machineId)).find((r) => r.id === hex('1'))).toEqual({ id: hex('1'), state: 'dead' });
+      await waitFor('both of A’s patches live', () => (seen.length >= 2 ? true : undefined));
+      expect(seen.map((e) => [e.machineId, e.containers[0]!.state])).toEqual([
+        [ma.machineId, 'running'],
+        [ma.machineId, 'exited'],
+      ]);
+    });
+
+    test("in one batch, B's snapshot sweeps and removals touch only B's rows, even for A's container ids", async () => {
+      const state = t.app.get(ContainerStateService);
+      const before = state.batchesWritten;
+      await Promise.all([
+        changed(state, ma, a, [container(hex('2'))]),
+        state.snapshotPart(mb.machineId, b.projectId, { snapshotId: randomUUID(), containers: [container(hex('3'))], last: true }),
+      ]);
+      await Promise.all([changed(state, ma, a, [container(hex('3'), { state: 'paused' })]), changed(state, mb, b, [], [hex('1'), hex('2'), hex('3')])]);
+      expect(state.batchesWritten - before).toBe(2);
+      const mine = await rows(ma.machineId);
+      expect(mine).toEqual(expect.arrayContaining([{ id: hex('1'), state: 'exited' }, { id: hex('2'), state: 'running' }, { id: hex('3'), state: 'paused' }]));
+      expect(await rows(mb.machineId)).toEqual([]);
+    });
+
+    test("a report the database refuses fails its own ack; its batch-mates are stored and acknowledged, and nothing of it goes live", async () => {
+      const state = t.app.get(ContainerStateService);
+      // A real refusal by the database, for one report's row only.
+      await t.db.query(
+        database === 'mysql'
+          ? "CREATE TRIGGER poison_container BEFORE INSERT ON containers FOR EACH ROW BEGIN IF NEW.name = 'poison' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poisoned row'; END IF; END"
+          : "CREATE TRIGGER poison_container BEFORE INSERT ON containers WHEN NEW.name = 'poison' BEGIN SELECT RAISE(ABORT, 'poisoned row'); END",
+      );
+      try {
+        const seen = record<{ machineId: string; containers: { id: string }[] }>(liveA, LiveServerEvents.containers);
+        const before = await rows(ma.machineId);
+        const results = await Promise.allSettled([
+          changed(state, ma, a, [container(hex('5')), container(hex('4'), { name: 'poison' })]),
+          changed(state, mb, b, [container(hex('4'))]),
+        ]);
+        expect(results[0]).toMatchObject({ status: 'rejected', reason: expect.objectContaining({ message: expect.stringMatching(/poisoned row/) }) });
+        expect(results[1]).toEqual({ status: 'fulfilled', value: undefined });
+        // the refused report is one statement: none of its rows are stored
+        expect(await rows(ma.machineId)).toEqual(before);
+        expect(await rows(mb.machineId)).toEqual([{ id: hex('4'), state: 'running' }]);
+
+        // the same over the sockets: A's ack says it was not stored, B's says it was
+        const [ackA, ackB] = await Promise.all([
+          emitWithAck<{ ok: boolean; error?: { code: string } }>(agentA, AgentEvents.containersChanged, { containers: [container(hex('6'), { name: 'poison' })], removed: [] }),
+          emitWithAck<{ ok: boolean }>(agentB, AgentEvents.containersChanged, { containers: [container(hex('6'))], removed: [] }),
+        ]);
+        expect(ackA).toMatchObject({ ok: false, error: { code: 'service_unavailable' } });
+        expect(ackB).toEqual({ ok: true });
+        expect((await rows(ma.machineId)).map((r) => r.id)).not.toContain(hex('6'));
+        expect((await rows(mb.machineId)).map((r) => r.id)).toContain(hex('6'));
+        await emitWithAck(liveA, LiveClientEvents.subscribeProject, { projectId: a.projectId });
+        const refused = [hex('4'), hex('5'), hex('6')];
+        expect(seen.filter((e) => e.containers.some((c) => refused.includes(c.id)))).toEqual([]);
+      } finally {
+        await t.db.query('DROP TRIGGER poison_container');
+      }
+    });
   });
 });

@@ -16,6 +16,9 @@ import { Between, DataSource, In, Repository } from 'typeorm';
 import type { z } from 'zod';
 import { ApiException, notFound } from '../common/api-exception';
 import { DomainEventsService } from '../common/events.service';
+import { isDatabaseUnavailable } from '../common/exception.filter';
+import { dialectOf, multiRow } from '../common/multi-row';
+import { WriteBatcher } from '../common/write-batcher';
 import { APP_CONFIG, type AppConfig, type MetricsRetention } from '../config/config';
 import { ContainerStateService } from '../containers/container-state.service';
 import { MachinesService } from '../machines/machines.service';
@@ -23,6 +26,13 @@ import { ProjectsService } from '../projects/projects.service';
 import { ContainerMetricsEntity, HostMetricsEntity } from './metrics.entity';
 
 type Query = z.output<typeof MetricsQuerySchema>;
+
+/** A sample to store, under the machine bound to the socket it came on, at the server's time. */
+interface PendingSample {
+  machineId: string;
+  sample: MetricsSample;
+  now: number;
+}
 
 const MINUTE = 60_000;
 const HOUR = 3_600_000;
@@ -65,6 +75,10 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
   private readonly lastStored = new Map<string, number>();
   /** Per table and resolution, up to when this node has rolled up (buckets before it are made). */
   private readonly rolledUntil = new Map<string, number>();
+  private readonly writes = new WriteBatcher<PendingSample>((batch) => this.store(batch), {
+    // A sample refused for what it carries must not fail every agent of its batch.
+    isolate: (err) => !isDatabaseUnavailable(err),
+  });
   private timer: NodeJS.Timeout | null = null;
   private maintaining: Promise<void> | null = null;
 
@@ -84,8 +98,9 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     this.timer.unref();
   }
 
-  onModuleDestroy(): void {
+  async onModuleDestroy(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    await this.writes.flush();
   }
 
   // ---------------------------------------------------------------- agent
@@ -93,7 +108,7 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
   /**
    * A sample from the agent of `machineId`: pushed to the machine's watchers
    * as it is, stored when the last stored one is a raw interval old. Returns
-   * whether it was stored.
+   * whether it was stored; resolves once it is committed (its batch's).
    */
   async record(machineId: string, projectId: string, sample: MetricsSample, now = Date.now()): Promise<boolean> {
     const at = new Date(now).toISOString();
@@ -107,20 +122,17 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
     // 0.8: an agent's 10 s timer that fires a little early must not skip a row
     if (last !== undefined && now - last < this.config.metrics.rawIntervalMs * 0.8 && now >= last) return false;
 
-    const known = await this.containerState.knownIds(
-      machineId,
-      sample.containers.map((c) => c.containerId),
-    );
-    const foreign = sample.containers.filter((c) => !known.has(c.containerId));
-    if (foreign.length > 0) {
-      this.logger.warn({ machineId, containerIds: foreign.slice(0, 5).map((c) => c.containerId), count: foreign.length }, 'metrics of containers this machine has not reported: not stored');
-    }
-    await this.db.transaction(async (m) => {
-      await m.insert(HostMetricsEntity, { machineId, resolution: 'raw', bucketAt: now, ...sample.host });
-      const rows = sample.containers.filter((c) => known.has(c.containerId)).map((c) => ({ machineId, resolution: 'raw' as const, bucketAt: now, ...c }));
-      if (rows.length > 0) await m.insert(ContainerMetricsEntity, rows);
-    });
+    // Taken before the write: a second sample of the machine meanwhile is not stored twice. Given back if the write fails.
     this.lastStored.set(machineId, now);
+    try {
+      await this.writes.add({ machineId, sample, now });
+    } catch (err) {
+      if (this.lastStored.get(machineId) === now) {
+        if (last === undefined) this.lastStored.delete(machineId);
+        else this.lastStored.set(machineId, last);
+      }
+      throw err;
+    }
     this.events.publish('metrics.host', {
       projectId,
       machineId,
@@ -130,6 +142,43 @@ export class MetricsService implements OnModuleInit, OnModuleDestroy {
       memoryTotalBytes: sample.host.memoryTotalBytes,
     });
     return true;
+  }
+
+  /**
+   * The samples of a batch in two multi-row INSERTs (host, containers) after
+   * one read of which containers their machines reported, instead of a read,
+   * a transaction and two inserts per sample. No transaction around them:
+   * every row stands alone, and "ignore" makes writing a sample again
+   * (a batch's members written alone after it failed) store it once.
+   */
+  private async store(batch: PendingSample[]): Promise<void> {
+    const known = await this.containerState.knownIdsOf([...new Set(batch.filter((b) => b.sample.containers.length).map((b) => b.machineId))]);
+    const hostRows: unknown[][] = [];
+    const containerRows: unknown[][] = [];
+    for (const { machineId, sample, now } of batch) {
+      hostRows.push([machineId, 'raw', now, ...HOST_VALUES.map((v) => sample.host[v])]);
+      const mine = known.get(machineId);
+      let foreign = 0;
+      for (const c of sample.containers) {
+        if (mine?.has(c.containerId)) containerRows.push([machineId, 'raw', now, c.containerId, ...CONTAINER_VALUES.map((v) => c[v])]);
+        else foreign++;
+      }
+      if (foreign > 0) {
+        const ids = sample.containers.filter((c) => !mine?.has(c.containerId)).slice(0, 5).map((c) => c.containerId);
+        this.logger.warn({ machineId, containerIds: ids, count: foreign }, 'metrics of containers this machine has not reported: not stored');
+      }
+    }
+    const ignore = dialectOf(this.db) === 'mysql' ? 'INSERT IGNORE' : 'INSERT OR IGNORE';
+    const statements = [
+      ...multiRow(`${ignore} INTO host_metrics (machineId, resolution, bucketAt, ${HOST_VALUES.join(', ')}) VALUES`, hostRows),
+      ...multiRow(`${ignore} INTO container_metrics (machineId, resolution, bucketAt, containerId, ${CONTAINER_VALUES.join(', ')}) VALUES`, containerRows),
+    ];
+    for (const st of statements) await this.db.query(st.sql, st.params);
+  }
+
+  /** Batches written so far (for tests of the batching rules). */
+  get batchesWritten(): number {
+    return this.writes.batches;
   }
 
   forget(machineId: string): void {

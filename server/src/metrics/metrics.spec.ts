@@ -237,4 +237,54 @@ describeBothDatabases('metrics', (database) => {
     // (the other machines' rows, being older, are gone with them)
     expect(await all('host_metrics')).toBe(0);
   });
+
+  describe('batched writes', () => {
+    const reading = { containerId: hex('a'), cpuPercent: 1, memoryUsedBytes: 1, memoryLimitBytes: null };
+
+    test("one turn's samples of many machines are stored together; a machine's second sample of that turn is not stored twice", async () => {
+      service.forget(ma.machineId);
+      service.forget(mb.machineId);
+      const before = [await count('host_metrics', ma.machineId), await count('container_metrics', ma.machineId), await count('host_metrics', mb.machineId)];
+      const batches = service.batchesWritten;
+      const results = await Promise.all([
+        service.record(ma.machineId, a.projectId, sample({ cpuPercent: 11 }, [reading])),
+        service.record(mb.machineId, b.projectId, sample({ cpuPercent: 12 })),
+        service.record(ma.machineId, a.projectId, sample({ cpuPercent: 13 }, [reading])),
+      ]);
+      expect(results).toEqual([true, true, false]);
+      expect(service.batchesWritten - batches).toBe(1);
+      expect([await count('host_metrics', ma.machineId), await count('container_metrics', ma.machineId), await count('host_metrics', mb.machineId)]).toEqual([before[0]! + 1, before[1]! + 1, before[2]! + 1]);
+      const cpu = (await t.db.query(`SELECT cpuPercent FROM host_metrics WHERE machineId = '${ma.machineId}' ORDER BY bucketAt DESC LIMIT 1`)) as { cpuPercent: number }[];
+      expect(Number(cpu[0]!.cpuPercent)).toBe(11);
+    });
+
+    test('a sample the database refuses fails its own ack; its batch-mates are stored; the refused machine’s next sample is stored', async () => {
+      await t.db.query(
+        database === 'mysql'
+          ? "CREATE TRIGGER poison_sample BEFORE INSERT ON host_metrics FOR EACH ROW BEGIN IF NEW.cpuPercent = 66.5 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poisoned sample'; END IF; END"
+          : "CREATE TRIGGER poison_sample BEFORE INSERT ON host_metrics WHEN NEW.cpuPercent = 66.5 BEGIN SELECT RAISE(ABORT, 'poisoned sample'); END",
+      );
+      try {
+        service.forget(ma.machineId);
+        service.forget(mb.machineId);
+        const before = [await count('host_metrics', ma.machineId), await count('container_metrics', ma.machineId), await count('host_metrics', mb.machineId)];
+        const results = await Promise.allSettled([
+          service.record(ma.machineId, a.projectId, sample({ cpuPercent: 66.5 }, [reading])),
+          service.record(mb.machineId, b.projectId, sample({ cpuPercent: 12 })),
+        ]);
+        expect(results[0]).toMatchObject({ status: 'rejected', reason: expect.objectContaining({ message: expect.stringMatching(/poisoned sample/) }) });
+        expect(results[1]).toEqual({ status: 'fulfilled', value: true });
+        expect([await count('host_metrics', ma.machineId), await count('container_metrics', ma.machineId), await count('host_metrics', mb.machineId)]).toEqual([before[0], before[1], before[2]! + 1]);
+        // over the socket: the agent is told it was not stored
+        const ack = await emitWithAck(agentA, AgentEvents.metricsSample, sample({ cpuPercent: 66.5 }));
+        expect(ack).toMatchObject({ ok: false, error: { code: 'service_unavailable' } });
+      } finally {
+        await t.db.query('DROP TRIGGER poison_sample');
+      }
+      // the refusals did not count as stored: A's next sample, within the same interval, is stored
+      const hostBefore = await count('host_metrics', ma.machineId);
+      expect(await service.record(ma.machineId, a.projectId, sample({ cpuPercent: 20 }, [reading]))).toBe(true);
+      expect(await count('host_metrics', ma.machineId)).toBe(hostBefore + 1);
+    });
+  });
 });
