@@ -52,7 +52,7 @@ initialise() {
   fi
 
   mariadb-install-db --user=mysql --datadir="$DATADIR" --auth-root-authentication-method=normal \
-    --skip-test-db --skip-auth-anonymous-user "$@" >/dev/null
+    --skip-test-db "$@" >/dev/null
   mariadbd --user=mysql --datadir="$DATADIR" --skip-networking --socket="$SOCKET" "$@" &
   pid=$!
   tries=0
@@ -64,23 +64,26 @@ initialise() {
   done
 
   health_password=$(random_password)
+  # printf, not echo: dash's echo would undo the backslashes sql_string doubled.
   {
-    echo "SET @@SESSION.SQL_LOG_BIN=0;"
-    echo "DROP USER IF EXISTS root@'127.0.0.1', root@'::1';"
-    echo "EXECUTE IMMEDIATE CONCAT('DROP USER IF EXISTS root@''', @@hostname, '''');"
-    echo "ALTER USER root@localhost IDENTIFIED BY $(sql_string "$root_password");"
-    echo "CREATE USER root@'%' IDENTIFIED BY $(sql_string "$root_password");"
-    echo "GRANT ALL ON *.* TO root@'%' WITH GRANT OPTION;"
+    printf '%s\n' "SET @@SESSION.SQL_LOG_BIN=0;"
+    # Only root@localhost, root@'%' and the users below: no anonymous user, no root by host name.
+    printf '%s\n' "DROP USER IF EXISTS root@'127.0.0.1', root@'::1', ''@localhost;"
+    printf '%s\n' "EXECUTE IMMEDIATE CONCAT('DROP USER IF EXISTS root@''', @@hostname, '''');"
+    printf '%s\n' "EXECUTE IMMEDIATE CONCAT('DROP USER IF EXISTS ''''@''', @@hostname, '''');"
+    printf '%s\n' "ALTER USER root@localhost IDENTIFIED BY $(sql_string "$root_password");"
+    printf '%s\n' "CREATE USER root@'%' IDENTIFIED BY $(sql_string "$root_password");"
+    printf '%s\n' "GRANT ALL ON *.* TO root@'%' WITH GRANT OPTION;"
     for host in localhost 127.0.0.1 ::1; do
-      echo "CREATE USER healthcheck@'$host' IDENTIFIED BY '$health_password';"
+      printf '%s\n' "CREATE USER healthcheck@'$host' IDENTIFIED BY '$health_password';"
     done
     if [ -n "${MARIADB_DATABASE:-}" ]; then
-      echo "CREATE DATABASE IF NOT EXISTS $(sql_name "$MARIADB_DATABASE");"
+      printf '%s\n' "CREATE DATABASE IF NOT EXISTS $(sql_name "$MARIADB_DATABASE");"
     fi
     if [ -n "${MARIADB_USER:-}" ]; then
-      echo "CREATE USER $(sql_string "$MARIADB_USER")@'%' IDENTIFIED BY $(sql_string "$MARIADB_PASSWORD");"
+      printf '%s\n' "CREATE USER $(sql_string "$MARIADB_USER")@'%' IDENTIFIED BY $(sql_string "$MARIADB_PASSWORD");"
       if [ -n "${MARIADB_DATABASE:-}" ]; then
-        echo "GRANT ALL ON $(sql_name "$MARIADB_DATABASE").* TO $(sql_string "$MARIADB_USER")@'%';"
+        printf '%s\n' "GRANT ALL ON $(sql_name "$MARIADB_DATABASE").* TO $(sql_string "$MARIADB_USER")@'%';"
       fi
     fi
   } | mariadb --no-defaults --protocol=socket --socket="$SOCKET" -uroot

@@ -11,7 +11,9 @@ CNF=/var/lib/mysql/.my-healthcheck.cnf
 for test in "$@"; do
   case "$test" in
     --connect)
-      answer=$(mariadb --no-defaults --protocol=tcp -h 127.0.0.1 -P 3306 -uhealthcheck --password=- -e 'SELECT 1' 2>&1 </dev/null || true)
+      # With the healthcheck user's login once there is one: a refused login would be logged by the server at every check.
+      if [ -r "$CNF" ]; then set -- --defaults-extra-file="$CNF"; else set -- --no-defaults -uhealthcheck; fi
+      answer=$(mariadb "$@" --protocol=tcp -h 127.0.0.1 -P 3306 -e 'SELECT 1' 2>&1 </dev/null || true)
       case "$answer" in
         *"Can't connect"*) echo "healthcheck: $answer" >&2; exit 1 ;;
       esac
