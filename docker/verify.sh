@@ -118,8 +118,10 @@ ok "no stack in the way"
 step "images: the local base and the stand-ins (made when missing), both Kapitan images built by compose"
 docker image inspect node:24-bookworm-slim >/dev/null 2>&1 || sh docker/make-base-image.sh
 sh docker/make-standin-images.sh
-# compose.cluster.yml's own build sections; the classic builder (see make-base-image.sh).
-DOCKER_BUILDKIT=0 docker compose -f "$CLUSTER" --profile agent build
+# compose.cluster.yml's own build sections, one image at a time (each is an npm ci and a build);
+# the classic builder (see make-base-image.sh).
+DOCKER_BUILDKIT=0 docker compose -f "$CLUSTER" build server-a
+DOCKER_BUILDKIT=0 docker compose -f "$CLUSTER" --profile agent build agent
 for image in $(docker compose -f "$CLUSTER" --profile agent config --images | sort -u); do
   docker image inspect "$image" >/dev/null
 done
