@@ -36,7 +36,7 @@ summary() {
     echo "== docker compose down -v"
     docker compose -f "$CLUSTER" --profile agent down -v --remove-orphans --timeout 20
   fi
-  [ "$MADE_CERT" = 0 ] || rm -f docker/certs/kapitan.pem
+  [ "$MADE_CERT" = 0 ] || { rm -f docker/certs/kapitan.pem; rmdir docker/certs 2>/dev/null; }
   rm -rf "$TMP"
   if [ "$rc" = 0 ]; then echo "PASS: docker/ verified ($MODE, $CHECKS checks)"; else echo "FAIL: $STEP (after $CHECKS checks passed)" >&2; fi
   exit "$rc"
