@@ -3,6 +3,7 @@ import { TypeOrmModule } from '@nestjs/typeorm';
 import { isDatabaseUnavailable } from '../common/exception.filter';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { dataSourceOptions } from './data-source';
+import { openDataSource } from './open-data-source';
 
 /** Network faults worth waiting out at start (the database container still booting); anything else fails at once. */
 const TRANSIENT_START_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
@@ -24,6 +25,8 @@ export function isTransientStartError(err: unknown): boolean {
         // migration or refused credentials stop the start at once with the real error.
         toRetry: isTransientStartError,
       }),
+      // Migrations under a lock, so replicas started together do not race on an empty database.
+      dataSourceFactory: (options) => openDataSource(options!),
     }),
   ],
 })
