@@ -175,7 +175,7 @@ describe('operator CLI (real server, SQLite, real agent)', () => {
     // Outside what the agent may write: refused on the agent, exit 1 with its reason.
     const outside = await kapitan(['deploy', conf, '--project', p.projectId, '--path', path.join(tmp, 'elsewhere.conf'), '--all'], env);
     expect(outside.code).toBe(1);
-    expect(outside.stderr).toMatch(/: failed — /);
+    expect(outside.stderr).toMatch(/: failed (\(moved [^)]*\) )?— refused: .* is outside the directories/);
     expect(fs.existsSync(path.join(tmp, 'elsewhere.conf'))).toBe(false);
   });
 
