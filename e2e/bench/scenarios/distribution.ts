@@ -11,6 +11,7 @@
  * the bytes' path (server → network → verified cache), not the engine's
  * `docker load`, which costs the same whoever delivered the tarball.
  */
+import { uploadImage } from './layers';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -65,19 +66,7 @@ export const distribution: Scenario = {
     try {
       const tarball = makeTarball(dir, sizeMiB);
       const size = fs.statSync(tarball).size;
-      const up = await new Promise<StoredFile>((resolve, reject) => {
-        const req = http.request(`${server.url}/api/projects/${server.projectId}/files?kind=image&name=image.tar`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${server.owner.accessToken}`, 'content-type': 'application/octet-stream', 'content-length': size },
-        });
-        req.on('response', (res) => {
-          let t = '';
-          res.setEncoding('utf8').on('data', (d) => (t += d));
-          res.on('end', () => (res.statusCode === 201 ? resolve(JSON.parse(t)) : reject(new Error(`upload: ${res.statusCode} ${t}`))));
-        });
-        req.on('error', reject);
-        fs.createReadStream(tarball).pipe(req);
-      });
+      const up = await uploadImage(server, tarball);
       ctx.log(`distribution: enrolling ${machines} machines`);
       const token = await server.enrolmentToken(machines);
       const creds: EnrolResponse[] = [];

@@ -70,7 +70,8 @@ function makeImage(dir: string, name: string, layers: { file: string; diffId: st
   return tarball;
 }
 
-function uploadImage(server: KapitanServer, tarball: string): Promise<StoredFile> {
+/** One image tarball into the project's store over the raw-body upload (shared with the distribution scenario). */
+export function uploadImage(server: KapitanServer, tarball: string): Promise<StoredFile> {
   const size = fs.statSync(tarball).size;
   return new Promise<StoredFile>((resolve, reject) => {
     const req = http.request(`${server.url}/api/projects/${server.projectId}/files?kind=image&name=${path.basename(tarball)}`, {
