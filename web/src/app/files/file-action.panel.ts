@@ -9,38 +9,15 @@ import { MatInputModule } from '@angular/material/input';
 import { MatProgressBarModule } from '@angular/material/progress-bar';
 import { MatRadioModule } from '@angular/material/radio';
 import { RouterLink } from '@angular/router';
-import {
-  CreateDeployRequestSchema,
-  describeTransfer,
-  isFinalDelivery,
-  FINAL_EXECUTION_STATUSES,
-  type DeliveryMachine,
-  type ExecutionStatus,
-  type StoredFile,
-  type Targets,
-} from '@kapitan/shared';
+import { CreateDeployRequestSchema, type StoredFile, type Targets } from '@kapitan/shared';
 import { ApiError } from '../core/api/api-error';
+import type { ProjectLiveEvent } from '../core/live/live.service';
 import { DeliveriesApi } from '../deliveries/deliveries-api';
 import { ExecutionsApi } from '../executions/executions-api';
 import { ProjectContext } from '../projects/project-context';
+import { ActionLines, type ActionLine } from './action-lines';
 
 export type FileAction = 'run' | 'deploy' | 'distribute';
-
-/** One machine's line in the progress list, for runs and deliveries alike. */
-interface Line {
-  machineId: string;
-  status: string;
-  /** 0–100 while bytes move; null when there is nothing to measure. */
-  percent: number | null;
-  reason: string | null;
-  executionId: string | null;
-  /** A distribution's image as the machine's engine loaded it. */
-  imageId: string | null;
-  /** What crossed the network, once the agent said: "moved 12.0 MiB of 210.0 MiB, 3 of 4 layers present". */
-  moved: string | null;
-}
-
-const FINAL_RUN: readonly ExecutionStatus[] = FINAL_EXECUTION_STATUSES;
 
 /**
  * Run a stored script, deploy a file or distribute an image: choose the
@@ -183,20 +160,26 @@ export class FileActionPanel {
   protected readonly chosen = signal<ReadonlySet<string>>(new Set());
   protected readonly sending = signal(false);
   protected readonly error = signal<string | null>(null);
-  protected readonly lines = signal<Line[]>([]);
-  private deliveryId: string | null = null;
-  private readonly executionToMachine = new Map<string, string>();
+  protected readonly lines = signal<readonly ActionLine[]>([]);
+  private readonly tracked = new ActionLines();
 
   protected readonly title = computed(() => ({ run: 'Run', deploy: 'Deploy', distribute: 'Distribute' })[this.action()]);
 
   constructor() {
     this.ctx.events$.pipe(takeUntilDestroyed(inject(DestroyRef))).subscribe((e) => {
-      if (e.type === 'delivery' && e.machine.deliveryId === this.deliveryId) this.upsert(fromDelivery(e.machine));
-      if (e.type === 'execution' && this.executionToMachine.has(e.execution.id)) {
-        const x = e.execution;
-        this.upsert({ machineId: x.machineId, status: x.status, percent: null, reason: FINAL_RUN.includes(x.status) ? x.reason : null, executionId: x.id, imageId: null, moved: null });
-      }
+      if (e.type === 'resync') this.fetchAgain();
+      else if (this.tracked.event(e)) this.lines.set(this.tracked.lines);
     });
+  }
+
+  private fetchAgain(): void {
+    const { deliveryId, executionIds } = this.tracked.followed();
+    const apply = (e: ProjectLiveEvent) => {
+      if (this.tracked.event(e)) this.lines.set(this.tracked.lines);
+    };
+    const show = () => this.lines.set(this.tracked.lines);
+    if (deliveryId) this.deliveries.get(deliveryId).subscribe({ next: (d) => (this.tracked.deliveryFetched(d), show()), error: () => undefined });
+    for (const id of executionIds) this.executions.get(id).subscribe({ next: (execution) => apply({ type: 'execution', execution }), error: () => undefined });
   }
 
   protected toggle(machineId: string, on: boolean): void {
@@ -215,14 +198,16 @@ export class FileActionPanel {
     this.error.set(null);
     this.sending.set(true);
     const fail = (err: unknown) => {
+      this.tracked.refused();
       this.sending.set(false);
       this.error.set(ApiError.from(err).message);
     };
     if (this.action() === 'run') {
+      this.tracked.requested();
       this.executions.create(projectId, { fileId, targets }).subscribe({
         next: (r) => {
-          for (const x of r.executions) this.executionToMachine.set(x.id, x.machineId);
-          this.lines.set(r.executions.map((x) => ({ machineId: x.machineId, status: x.status, percent: null, reason: null, executionId: x.id, imageId: null, moved: null })));
+          this.tracked.runCreated(r);
+          this.lines.set(this.tracked.lines);
         },
         error: fail,
       });
@@ -242,35 +227,14 @@ export class FileActionPanel {
             return this.deliveries.deploy(projectId, body);
           })()
         : this.deliveries.distribute(projectId, { fileId, targets });
-    request?.subscribe({
+    if (!request) return;
+    this.tracked.requested();
+    request.subscribe({
       next: (d) => {
-        this.deliveryId = d.id;
-        this.lines.set(d.machines.map(fromDelivery));
+        this.tracked.deliveryCreated(d);
+        this.lines.set(this.tracked.lines);
       },
       error: fail,
     });
   }
-
-  private upsert(line: Line): void {
-    this.lines.update((list) => {
-      const i = list.findIndex((l) => l.machineId === line.machineId);
-      if (i < 0) return [...list, line];
-      const next = list.slice();
-      next[i] = line;
-      return next;
-    });
-  }
-}
-
-function fromDelivery(m: DeliveryMachine): Line {
-  const moving = m.status === 'downloading' || m.status === 'writing' || m.status === 'loading' || m.status === 'succeeded';
-  return {
-    machineId: m.machineId,
-    status: m.status,
-    percent: moving ? (m.totalBytes > 0 ? Math.floor((m.receivedBytes / m.totalBytes) * 100) : 100) : null,
-    reason: isFinalDelivery(m.status) ? m.reason : null,
-    executionId: null,
-    imageId: m.imageId,
-    moved: describeTransfer(m),
-  };
 }
