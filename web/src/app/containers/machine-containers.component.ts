@@ -135,6 +135,14 @@ export class MachineContainers {
     });
   }
 
+  /**
+   * The request's answer is the operation as it was created; the room may
+   * already have said how it went on (a fast engine), so that stays.
+   */
+  private answered(o: ContainerOperation): void {
+    this.opsRes.update((cur) => ((cur ?? []).some((x) => x.id === o.id) ? cur : [o, ...(cur ?? [])]));
+  }
+
   protected ports(c: MachineContainer): string {
     return c.ports.map((p) => (p.publicPort ? `${p.ip && p.ip !== '0.0.0.0' ? p.ip + ':' : ''}${p.publicPort}→${p.privatePort}/${p.protocol}` : `${p.privatePort}/${p.protocol}`)).join(', ');
   }
@@ -148,7 +156,7 @@ export class MachineContainers {
     const ask = CONFIRM[action];
     const go = (): void => {
       this.api.act(this.machineId(), c.id, action).subscribe({
-        next: (o) => this.opsRes.update((cur) => [o, ...(cur ?? []).filter((x) => x.id !== o.id)]),
+        next: (o) => this.answered(o),
         error: (err: unknown) => this.notify.error(err, `Could not ${action} ${c.name}`),
       });
     };
@@ -164,7 +172,7 @@ export class MachineContainers {
     if (all.length) return;
     this.api.create(this.machineId(), request).subscribe({
       next: (o) => {
-        this.opsRes.update((cur) => [o, ...(cur ?? [])]);
+        this.answered(o);
         this.creating.set(false);
         this.form.reset();
         this.notify.success('Create queued: it succeeds once the container runs');
