@@ -101,9 +101,12 @@ export class DeliveriesService {
         finishedAt: null,
       }),
     );
+    // In machine id order, as executions are: each part share-locks its machine (the foreign key) until the commit,
+    // and presence writes many machines at once in id order, so neither side can wait on the other in a cycle.
+    const byMachine = [...rows].sort((a, b) => (a.machineId < b.machineId ? -1 : a.machineId > b.machineId ? 1 : 0));
     await this.dataSource.transaction(async (tx) => {
       await tx.getRepository(DeliveryEntity).insert(d);
-      for (let i = 0; i < rows.length; i += 200) await tx.getRepository(DeliveryMachineEntity).insert(rows.slice(i, i + 200));
+      for (let i = 0; i < byMachine.length; i += 200) await tx.getRepository(DeliveryMachineEntity).insert(byMachine.slice(i, i + 200));
     });
     const dispatch = toDispatch(d);
     for (const part of rows) {
