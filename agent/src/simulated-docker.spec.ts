@@ -55,6 +55,24 @@ describe('SimulatedDockerEngine behind the ContainerSupervisor', () => {
     expect(changes[0]!.removed).toEqual([]);
   });
 
+  it('a container read again that says nothing new is not sent again (the second look after a start)', async () => {
+    const engine = new SimulatedDockerEngine({ containers: 3, seed: 'c' });
+    const link = new RecordingLink();
+    sup = new ContainerSupervisor({ target: { kind: 'unix', socketPath: '/nonexistent/docker.sock' }, link, engine: engine.client, debounceMs: 20 });
+    sup.start();
+    await waitFor(() => link.of('containers:snapshot').length > 0, 'the snapshot');
+    const [a, b] = engine.ids;
+    engine.restart(a!);
+    await waitFor(() => link.of('containers:changed').length === 1, 'the patch of the restart');
+    const reads = engine.listCalls;
+    await waitFor(() => engine.listCalls > reads, 'the second look at the started container', 5000);
+    // Reports are sent one after another: once b's patch is out, the second look at a was done and sent nothing.
+    engine.stop(b!);
+    await waitFor(() => link.of('containers:changed').length >= 2, 'the patch of the stop');
+    const changes = link.of('containers:changed').map((p) => ContainersChangedSchema.parse(p));
+    expect(changes.map((c) => c.containers.map((x) => x.id))).toEqual([[a], [b]]);
+  });
+
   it('reports the engine unavailable when its event stream ends', async () => {
     const engine = new SimulatedDockerEngine({ containers: 1, seed: 'b' });
     const link = new RecordingLink();

@@ -120,7 +120,11 @@ export class SimulatedDockerEngine {
     return s;
   }
 
+  /** How many times the containers were listed: a test waits on a read it cannot see otherwise. */
+  listCalls = 0;
+
   async listContainers(opts: { all?: boolean; filters?: { id?: string[] } } = {}): Promise<Dockerode.ContainerInfo[]> {
+    this.listCalls++;
     const wanted = opts.filters?.id;
     const out: Dockerode.ContainerInfo[] = [];
     for (const c of this.table.values()) {

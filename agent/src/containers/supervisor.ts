@@ -92,6 +92,13 @@ export class ContainerSupervisor extends EventEmitter<SupervisorEvents> {
   private generation = 0;
   /** The server may not hold what the engine holds: the next chance sends a snapshot. */
   private needSnapshot = true;
+  /**
+   * What the server was last told of each container, without Docker's
+   * status words ("Up 3 seconds" changes by itself; `startedAt` says it):
+   * a container read again that says nothing new is not sent again (the
+   * second look after a start, mostly).
+   */
+  private readonly told = new Map<string, string>();
 
   constructor(private readonly options: SupervisorOptions) {
     super();
@@ -283,6 +290,8 @@ export class ContainerSupervisor extends EventEmitter<SupervisorEvents> {
       }
     }
     this.needSnapshot = false;
+    this.told.clear();
+    for (const c of containers) this.told.set(c.id, fingerprint(c));
     this.logger.info('container snapshot sent', { containers: containers.length });
     this.emit('snapshotSent', containers.length);
   }
@@ -306,9 +315,11 @@ export class ContainerSupervisor extends EventEmitter<SupervisorEvents> {
     }
     const present = new Set(now.map((c) => c.id));
     const removed = ids.filter((id) => !present.has(id));
+    const changed = now.filter((c) => this.told.get(c.id) !== fingerprint(c));
+    if (changed.length === 0 && removed.length === 0) return;
     const max = CONTAINER_LIMITS.changesMax;
-    for (let i = 0; i < Math.max(now.length, removed.length); i += max) {
-      const payload = { containers: now.slice(i, i + max), removed: removed.slice(i, i + max) };
+    for (let i = 0; i < Math.max(changed.length, removed.length); i += max) {
+      const payload = { containers: changed.slice(i, i + max), removed: removed.slice(i, i + max) };
       const ack = await this.options.link.request(AgentEvents.containersChanged, payload).catch(() => null);
       if (!acked(ack)) {
         this.logger.warn('container change not acknowledged; a snapshot follows', { ack });
@@ -316,9 +327,16 @@ export class ContainerSupervisor extends EventEmitter<SupervisorEvents> {
         if (this.options.link.ready) this.enqueue(() => this.sendSnapshot());
         return;
       }
+      for (const c of payload.containers) this.told.set(c.id, fingerprint(c));
+      for (const id of payload.removed) this.told.delete(id);
     }
-    this.emit('changesSent', now.length, removed.length);
+    this.emit('changesSent', changed.length, removed.length);
   }
+}
+
+function fingerprint(c: Container): string {
+  const { status: _words, ...facts } = c;
+  return JSON.stringify(facts);
 }
 
 function explain(err: unknown, target: DockerTarget): string {
