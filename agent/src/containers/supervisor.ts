@@ -315,7 +315,8 @@ export class ContainerSupervisor extends EventEmitter<SupervisorEvents> {
     }
     const present = new Set(now.map((c) => c.id));
     const removed = ids.filter((id) => !present.has(id));
-    const changed = now.filter((c) => this.told.get(c.id) !== fingerprint(c));
+    const prints = new Map(now.map((c) => [c.id, fingerprint(c)]));
+    const changed = now.filter((c) => this.told.get(c.id) !== prints.get(c.id));
     if (changed.length === 0 && removed.length === 0) return;
     const max = CONTAINER_LIMITS.changesMax;
     for (let i = 0; i < Math.max(changed.length, removed.length); i += max) {
@@ -327,7 +328,7 @@ export class ContainerSupervisor extends EventEmitter<SupervisorEvents> {
         if (this.options.link.ready) this.enqueue(() => this.sendSnapshot());
         return;
       }
-      for (const c of payload.containers) this.told.set(c.id, fingerprint(c));
+      for (const c of payload.containers) this.told.set(c.id, prints.get(c.id)!);
       for (const id of payload.removed) this.told.delete(id);
     }
     this.emit('changesSent', changed.length, removed.length);

@@ -1,3 +1,4 @@
+import { signal } from '@angular/core';
 import {
   describeTransfer,
   FINAL_EXECUTION_STATUSES,
@@ -40,11 +41,9 @@ export class ActionLines {
   private deliveryId: string | null = null;
   private readonly executions = new Set<string>();
   private early: Map<string, ProjectLiveEvent> | null = null;
-  private current: readonly ActionLine[] = [];
-
-  get lines(): readonly ActionLine[] {
-    return this.current;
-  }
+  private readonly current = signal<readonly ActionLine[]>([]);
+  /** The lines as the page shows them. */
+  readonly lines = this.current.asReadonly();
 
   /** What to fetch again after the room was rejoined, since its events may have been missed meanwhile. */
   followed(): { deliveryId: string | null; executionIds: string[] } {
@@ -76,16 +75,14 @@ export class ActionLines {
     this.answered(r.executions.map((x) => fromExecution({ ...x, reason: null })));
   }
 
-  /** Returns whether the lines changed. */
-  event(e: ProjectLiveEvent): boolean {
+  event(e: ProjectLiveEvent): void {
     if (this.early) this.keepEarly(e);
-    if (e.type === 'delivery' && e.machine.deliveryId === this.deliveryId) return this.upsert(fromDelivery(e.machine));
-    if (e.type === 'execution' && this.executions.has(e.execution.id)) return this.upsert(fromExecution(e.execution));
-    return false;
+    if (e.type === 'delivery' && e.machine.deliveryId === this.deliveryId) this.upsert(fromDelivery(e.machine));
+    if (e.type === 'execution' && this.executions.has(e.execution.id)) this.upsert(fromExecution(e.execution));
   }
 
   private answered(lines: ActionLine[]): void {
-    this.current = lines;
+    this.current.set(lines);
     const early = this.early;
     this.early = null;
     for (const e of early?.values() ?? []) this.event(e);
@@ -98,13 +95,14 @@ export class ActionLines {
     this.early.set(key, e);
   }
 
-  private upsert(line: ActionLine): boolean {
-    const i = this.current.findIndex((l) => l.machineId === line.machineId);
-    const next = this.current.slice();
-    if (i < 0) next.push(line);
-    else next[i] = line;
-    this.current = next;
-    return true;
+  private upsert(line: ActionLine): void {
+    this.current.update((list) => {
+      const i = list.findIndex((l) => l.machineId === line.machineId);
+      const next = list.slice();
+      if (i < 0) next.push(line);
+      else next[i] = line;
+      return next;
+    });
   }
 }
 

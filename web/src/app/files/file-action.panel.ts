@@ -11,11 +11,10 @@ import { MatRadioModule } from '@angular/material/radio';
 import { RouterLink } from '@angular/router';
 import { CreateDeployRequestSchema, type StoredFile, type Targets } from '@kapitan/shared';
 import { ApiError } from '../core/api/api-error';
-import type { ProjectLiveEvent } from '../core/live/live.service';
 import { DeliveriesApi } from '../deliveries/deliveries-api';
 import { ExecutionsApi } from '../executions/executions-api';
 import { ProjectContext } from '../projects/project-context';
-import { ActionLines, type ActionLine } from './action-lines';
+import { ActionLines } from './action-lines';
 
 export type FileAction = 'run' | 'deploy' | 'distribute';
 
@@ -160,26 +159,22 @@ export class FileActionPanel {
   protected readonly chosen = signal<ReadonlySet<string>>(new Set());
   protected readonly sending = signal(false);
   protected readonly error = signal<string | null>(null);
-  protected readonly lines = signal<readonly ActionLine[]>([]);
   private readonly tracked = new ActionLines();
+  protected readonly lines = this.tracked.lines;
 
   protected readonly title = computed(() => ({ run: 'Run', deploy: 'Deploy', distribute: 'Distribute' })[this.action()]);
 
   constructor() {
     this.ctx.events$.pipe(takeUntilDestroyed(inject(DestroyRef))).subscribe((e) => {
       if (e.type === 'resync') this.fetchAgain();
-      else if (this.tracked.event(e)) this.lines.set(this.tracked.lines);
+      else this.tracked.event(e);
     });
   }
 
   private fetchAgain(): void {
     const { deliveryId, executionIds } = this.tracked.followed();
-    const apply = (e: ProjectLiveEvent) => {
-      if (this.tracked.event(e)) this.lines.set(this.tracked.lines);
-    };
-    const show = () => this.lines.set(this.tracked.lines);
-    if (deliveryId) this.deliveries.get(deliveryId).subscribe({ next: (d) => (this.tracked.deliveryFetched(d), show()), error: () => undefined });
-    for (const id of executionIds) this.executions.get(id).subscribe({ next: (execution) => apply({ type: 'execution', execution }), error: () => undefined });
+    if (deliveryId) this.deliveries.get(deliveryId).subscribe({ next: (d) => this.tracked.deliveryFetched(d), error: () => undefined });
+    for (const id of executionIds) this.executions.get(id).subscribe({ next: (execution) => this.tracked.event({ type: 'execution', execution }), error: () => undefined });
   }
 
   protected toggle(machineId: string, on: boolean): void {
@@ -205,10 +200,7 @@ export class FileActionPanel {
     if (this.action() === 'run') {
       this.tracked.requested();
       this.executions.create(projectId, { fileId, targets }).subscribe({
-        next: (r) => {
-          this.tracked.runCreated(r);
-          this.lines.set(this.tracked.lines);
-        },
+        next: (r) => this.tracked.runCreated(r),
         error: fail,
       });
       return;
@@ -230,10 +222,7 @@ export class FileActionPanel {
     if (!request) return;
     this.tracked.requested();
     request.subscribe({
-      next: (d) => {
-        this.tracked.deliveryCreated(d);
-        this.lines.set(this.tracked.lines);
-      },
+      next: (d) => this.tracked.deliveryCreated(d),
       error: fail,
     });
   }
