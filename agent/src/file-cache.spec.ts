@@ -96,6 +96,29 @@ describe('FileCache: agent downloads over HTTP into a bounded, content-addressed
     expect(srv.requests).toHaveLength(1);
   });
 
+  it('an entry an earlier process left is hashed again at its first use: torn bytes (a host crash before they reached the disk) are downloaded again, never handed out', async () => {
+    const bytes = randomBytes(120_000);
+    const ref = srv.add({ bytes });
+    const first = await cache().acquire(ref);
+    first.release();
+    expect(srv.requests).toHaveLength(1);
+    // What a crash of the host can leave: the rename reached the disk, the tail of the data did not.
+    fs.truncateSync(first.path, 0);
+    fs.truncateSync(first.path, bytes.length);
+    const c = cache();
+    expect(c.has(ref.sha256)).toBe(true);
+    const [a, b] = await Promise.all([c.acquire(ref), c.acquire(ref)]);
+    expect(fs.readFileSync(a.path)).toEqual(bytes);
+    expect(b.path).toBe(a.path);
+    // Two acquires, one check, one download again.
+    expect(srv.requests).toHaveLength(2);
+    a.release();
+    b.release();
+    // Checked once per process: the next acquire neither hashes a missing file nor asks again.
+    await c.acquire(ref);
+    expect(srv.requests).toHaveLength(2);
+  });
+
   it('two deliveries of the same file at once share one download', async () => {
     const ref = srv.add({ bytes: randomBytes(50_000) });
     const c = cache();

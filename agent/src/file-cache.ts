@@ -9,6 +9,11 @@
  * - Verified before use: the bytes are hashed as they arrive; a digest that
  *   is not the one the server announced discards the partial download and
  *   fails with `hash_mismatch`. Nothing unverified is ever handed out.
+ *   Entries are not fsynced: what this process verified is trusted only in
+ *   its memory, and an entry found on disk at start (written by an earlier
+ *   process, perhaps cut short by a crash of the host) is hashed again at
+ *   its first use and downloaded again if it no longer matches its name.
+ *   The disk is then never waited on, and a crash costs a re-download.
  * - Resumable: a dropped connection resumes with `Range: bytes=<received>-`
  *   (the prefix on disk is hashed again first, so the digest covers exactly
  *   the bytes kept), a bounded number of times with backoff.
@@ -92,11 +97,15 @@ interface Entry {
   size: number;
   lastUsed: number;
   leases: number;
+  /** Hashed by this process: downloaded by it, or checked again since it started. */
+  verified: boolean;
 }
 
 export type DownloadProgress = (received: number, total: number) => void;
 
 const SHA256 = /^[0-9a-f]{64}$/;
+/** What a download's write stream holds before it stops reading the socket. */
+const WRITE_BUFFER_BYTES = 1024 * 1024;
 
 export class FileCache {
   private readonly entries = new Map<string, Entry>();
@@ -125,7 +134,7 @@ export class FileCache {
         fs.rmSync(file, { force: true, recursive: true });
         continue;
       }
-      this.entries.set(name, { size: st.size, lastUsed: st.mtimeMs, leases: 0 });
+      this.entries.set(name, { size: st.size, lastUsed: st.mtimeMs, leases: 0, verified: false });
     }
   }
 
@@ -137,7 +146,7 @@ export class FileCache {
   }
 
   list(): CacheEntryInfo[] {
-    return [...this.entries].map(([sha256, e]) => ({ sha256, ...e }));
+    return [...this.entries].map(([sha256, { size, lastUsed, leases }]) => ({ sha256, size, lastUsed, leases }));
   }
 
   has(sha256: string): boolean {
@@ -153,6 +162,7 @@ export class FileCache {
     const sha256 = ref.sha256.toLowerCase();
     if (!SHA256.test(sha256)) throw new DownloadError('io', `not a sha256 digest: ${ref.sha256}`);
     let entry = this.entries.get(sha256);
+    if (entry && !entry.verified) entry = await this.verifyOnce(sha256, entry);
     let fetched = 0;
     if (!entry) {
       let flight = this.inFlight.get(sha256);
@@ -192,6 +202,42 @@ export class FileCache {
         held.leases -= 1;
       },
     };
+  }
+
+  /** Checks of entries found at start, by digest: two acquires of one entry hash it once. */
+  private readonly checking = new Map<string, Promise<Entry | undefined>>();
+
+  /**
+   * An entry an earlier process left: hashed again before its first use
+   * (held meanwhile, so it is not evicted under the check). The entry, or
+   * undefined when its bytes no longer hash to its name (it is removed,
+   * and the caller downloads it again).
+   */
+  private verifyOnce(sha256: string, entry: Entry): Promise<Entry | undefined> {
+    let check = this.checking.get(sha256);
+    if (!check) {
+      const file = path.join(this.blobs, sha256);
+      entry.leases += 1;
+      check = hashFile(file)
+        .then(
+          ({ hash, received }) => received === entry.size && hash.digest('hex') === sha256,
+          () => false,
+        )
+        .then((intact) => {
+          entry.leases -= 1;
+          if (intact) {
+            entry.verified = true;
+            return entry;
+          }
+          this.logger.warn('a cached file no longer matches its digest (the host stopped before it reached the disk?): discarded, it is downloaded again', { sha256 });
+          if (this.entries.get(sha256) === entry) this.entries.delete(sha256);
+          fs.rmSync(file, { force: true });
+          return undefined;
+        })
+        .finally(() => this.checking.delete(sha256));
+      this.checking.set(sha256, check);
+    }
+    return check;
   }
 
   /** Removes an entry nobody holds (a test, or an admin clearing space); false when it is in use. */
@@ -312,14 +358,8 @@ export class FileCache {
             : `${what}: the downloaded bytes hash to sha256 ${digest}, not to the ${ref.sha256} the server announced; discarded`,
         );
       }
-      const fd = fs.openSync(partial, 'r');
-      try {
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(partial, path.join(this.blobs, ref.sha256));
-      this.entries.set(ref.sha256, { size: ref.size, lastUsed: Date.now(), leases: 0 });
+      await fs.promises.rename(partial, path.join(this.blobs, ref.sha256));
+      this.entries.set(ref.sha256, { size: ref.size, lastUsed: Date.now(), leases: 0, verified: true });
       this.logger.info('file downloaded and verified', { fileId: ref.fileId, sha256: ref.sha256, size: ref.size, resumes });
     } catch (err) {
       fs.rmSync(partial, { force: true });
@@ -379,60 +419,51 @@ export class FileCache {
           res.resume();
           return done(new DownloadError('refused', `${part.what}: the server answered HTTP ${status} to a Range request; a member cannot be fetched from it`));
         }
-        let fd: number;
-        try {
-          if (status === 200 && offset > 0) {
-            // The server sent the whole file (it ignored the Range): start over.
-            fs.truncateSync(partial, 0);
-            state.received = 0;
-            state.hash = createHash('sha256');
-          }
-          fd = fs.openSync(partial, 'a');
-        } catch (err) {
-          res.destroy();
-          return done(err as Error);
+        if (status === 200 && offset > 0) {
+          // The server sent the whole file (it ignored the Range): start over.
+          state.received = 0;
+          state.hash = createHash('sha256');
         }
-        const close = () => {
-          try {
-            fs.closeSync(fd);
-          } catch {
-            /* already closed */
-          }
+        // Written through libuv's pool with backpressure, not with writeSync: a
+        // disk that throttles writeback then slows this download, not the
+        // agent's event loop and every other transfer on it.
+        const out = fs.createWriteStream(partial, { flags: status === 200 ? 'w' : 'a', highWaterMark: WRITE_BUFFER_BYTES });
+        // How this attempt ended, known once the write stream has closed: a
+        // resume hashes the file again and appends to it, so nothing of this
+        // attempt may still be on its way to the disk by then.
+        let outcome: Error | null | undefined;
+        const end = (why: Error | null) => {
+          if (outcome !== undefined) return;
+          outcome = why;
+          // Ended, not destroyed: what was accepted reaches the disk, and a resume asks only for the rest.
+          out.end();
         };
         res.on('data', (chunk: Buffer) => {
-          if (settled) return;
-          try {
-            fs.writeSync(fd, chunk);
-          } catch (err) {
+          if (outcome !== undefined) return;
+          if (state.received + chunk.length > ref.size) {
             res.destroy();
-            close();
-            return done(err as Error);
+            return end(new DownloadError('size_mismatch', `${part ? part.what : `file ${ref.fileId}`}: the server sent more than the ${ref.size} bytes announced; discarded`));
           }
           state.hash.update(chunk);
           state.received += chunk.length;
-          if (state.received > ref.size) {
-            res.destroy();
-            close();
-            return done(new DownloadError('size_mismatch', `${part ? part.what : `file ${ref.fileId}`}: the server sent more than the ${ref.size} bytes announced; discarded`));
-          }
           progress(state.received);
+          if (!out.write(chunk)) res.pause();
         });
-        res.on('end', () => {
-          close();
-          if (!res.complete) return done(new Transient('the response ended early'));
-          done(null);
+        out.on('drain', () => res.resume());
+        res.on('end', () => end(res.complete ? null : new Transient('the response ended early')));
+        res.on('error', (err) => end(new Transient(err.message)));
+        res.on('close', () => end(new Transient('the connection was cut')));
+        // The disk failing (full, read-only) is final, whatever the network did.
+        out.on('error', (err) => {
+          outcome = err;
+          res.destroy();
         });
-        res.on('error', (err) => {
-          close();
-          done(new Transient(err.message));
-        });
-        res.on('aborted', () => {
-          close();
-          done(new Transient('the connection was cut'));
-        });
+        out.on('close', () => done(outcome ?? null));
       });
+      let responded = false;
       req.setTimeout(this.options.idleTimeoutMs ?? 30_000, () => req.destroy(new Error('no data for too long')));
-      req.on('error', (err) => done(new Transient(err.message)));
+      // Once a response is being written, the pipeline's end says how it went.
+      req.on('error', (err) => responded || done(new Transient(err.message)));
     });
   }
 }
