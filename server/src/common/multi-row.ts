@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
 
 /**
  * Bound values per statement: half SQLite's limit (32,766), and well under a
@@ -45,4 +45,28 @@ export function multiRow(head: string, rows: readonly (readonly unknown[])[], ta
   }
   cut();
   return out;
+}
+
+/**
+ * INSERT statements for whole entities through `multiRow`: every column the
+ * entity maps, each value prepared by the driver exactly as the query
+ * builder would (JSON, dates, transformers). Every column must have a value:
+ * SQLite has no DEFAULT inside VALUES, so a missing one is a programming
+ * error, not a default.
+ */
+export function entityInserts<T extends ObjectLiteral>(manager: EntityManager, target: EntityTarget<T>, rows: readonly T[]): { sql: string; params: unknown[] }[] {
+  const { driver } = manager.connection;
+  const meta = manager.connection.getMetadata(target);
+  const columns = meta.columns.filter((c) => c.isInsert && !c.isVirtual && !c.isGenerated);
+  const head = `INSERT INTO ${driver.escape(meta.tableName)} (${columns.map((c) => driver.escape(c.databaseName)).join(', ')}) VALUES`;
+  return multiRow(
+    head,
+    rows.map((row) =>
+      columns.map((c) => {
+        const value: unknown = c.getEntityValue(row);
+        if (value === undefined) throw new Error(`${meta.tableName}.${c.propertyName} has no value to insert`);
+        return driver.preparePersistentValue(value, c);
+      }),
+    ),
+  );
 }
