@@ -79,6 +79,20 @@ export async function launchBrowser(options: { baseURL?: string; timeoutMs?: num
   const watch = (page: Page): void => {
     page.on('console', (m) => consoleLog.push(`[${m.type()}] ${page.url()}: ${m.text()}`));
     page.on('pageerror', (e) => consoleLog.push(`[pageerror] ${page.url()}: ${e.stack ?? e.message}`));
+    // Chromium aborts a navigation in flight when a network interface of the host appears or goes
+    // (Docker adds a veth for every container the agent tests start): the page is loaded again, a
+    // few times at most. Any other navigation failure fails the test as it is.
+    const goto = page.goto.bind(page);
+    page.goto = async (url, opts) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await goto(url, opts);
+        } catch (error) {
+          if (attempt >= 3 || !String(error).includes('net::ERR_NETWORK_CHANGED')) throw error;
+          consoleLog.push(`[harness] ${url}: net::ERR_NETWORK_CHANGED (the host's interfaces changed), loading it again`);
+        }
+      }
+    };
   };
   context.pages().forEach(watch);
   context.on('page', watch);
