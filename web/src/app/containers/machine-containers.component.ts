@@ -25,6 +25,7 @@ import { Clock } from '../core/util/clock';
 import { TimeAgoPipe } from '../core/util/pipes';
 import { ContainersApi } from './containers-api';
 import { toCreateRequest, type CreateFormValue } from './container-create.form';
+import { withCreateAnswer, withRoomState } from './recent-operations';
 
 const CONFIRM: Record<ContainerAction, { title: string; text: string; danger: boolean } | null> = {
   start: null,
@@ -126,7 +127,7 @@ export class MachineContainers {
       } else if (e.type === 'docker' && e.status.machineId === this.machineId()) {
         this.dockerRes.set(e.status);
       } else if (e.type === 'container-operation' && e.operation.machineId === this.machineId()) {
-        this.opsRes.update((cur) => [e.operation, ...(cur ?? []).filter((o) => o.id !== e.operation.id)].slice(0, 20));
+        this.opsRes.update((cur) => withRoomState(cur, e.operation));
       } else if (e.type === 'resync') {
         this.list.reload();
         this.dockerRes.reload();
@@ -135,12 +136,8 @@ export class MachineContainers {
     });
   }
 
-  /**
-   * The request's answer is the operation as it was created; the room may
-   * already have said how it went on (a fast engine), so that stays.
-   */
   private answered(o: ContainerOperation): void {
-    this.opsRes.update((cur) => ((cur ?? []).some((x) => x.id === o.id) ? cur : [o, ...(cur ?? [])]));
+    this.opsRes.update((cur) => withCreateAnswer(cur, o));
   }
 
   protected ports(c: MachineContainer): string {
