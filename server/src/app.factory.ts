@@ -35,15 +35,19 @@ export async function createApp(config: AppConfig): Promise<INestApplication> {
   await io.connectRedis();
   app.useWebSocketAdapter(io);
 
-  const doc = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('Kapitan API')
-      .setDescription('Deployment and supervision of machines you do not control. Errors: { statusCode, code, message, details?, requestId }.')
-      .setVersion('0.1.0')
-      .addBearerAuth()
-      .build(),
-  );
-  SwaggerModule.setup('api/docs', app, cleanupOpenApiDoc(doc), { jsonDocumentUrl: 'api/docs-json' });
+  // Built at the first request for it, not at boot: it is a tenth of the start (agents wait on that in a restart).
+  const document = () =>
+    cleanupOpenApiDoc(
+      SwaggerModule.createDocument(
+        app,
+        new DocumentBuilder()
+          .setTitle('Kapitan API')
+          .setDescription('Deployment and supervision of machines you do not control. Errors: { statusCode, code, message, details?, requestId }.')
+          .setVersion('0.1.0')
+          .addBearerAuth()
+          .build(),
+      ),
+    );
+  SwaggerModule.setup('api/docs', app, document, { jsonDocumentUrl: 'api/docs-json' });
   return app;
 }

@@ -1,9 +1,9 @@
 import { INestApplicationContext, Logger } from '@nestjs/common';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { MessageMappingProperties } from '@nestjs/websockets';
-import { createAdapter } from '@socket.io/redis-streams-adapter';
+import type { createAdapter } from '@socket.io/redis-streams-adapter';
 import { LIMITS } from '@kapitan/shared';
-import { createClient } from 'redis';
+import type { createClient } from 'redis';
 import { isObservable, type Observable } from 'rxjs';
 import type { Server, ServerOptions, Socket } from 'socket.io';
 import type { AppConfig } from '../config/config';
@@ -28,6 +28,8 @@ export class KapitanIoAdapter extends IoAdapter {
 
   async connectRedis(): Promise<void> {
     if (!this.config.redisUrl) return;
+    // Loaded only with REDIS_URL: a single node does not pay for the client at every start.
+    const [{ createClient }, { createAdapter }] = await Promise.all([import('redis'), import('@socket.io/redis-streams-adapter')]);
     this.redis = createClient({ url: this.config.redisUrl });
     this.redis.on('error', (err: Error) => new Logger('Redis').error(err.message));
     await this.redis.connect();
