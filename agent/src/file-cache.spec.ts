@@ -17,6 +17,8 @@ interface Served {
   /** Cut the connection after this many bytes of the body, on the first `cuts` requests. */
   cutAfter?: number;
   cuts?: number;
+  /** Send this many bytes of the body on the first request, then nothing more (the agent's idle timeout ends it). */
+  stallAfter?: number;
 }
 
 /** A real HTTP server speaking the agent download route: Bearer check, one Range, cuts on demand. */
@@ -39,6 +41,12 @@ async function fileServer() {
       ETag: `"${sha(f.bytes)}"`,
       ...(r ? { 'Content-Range': `bytes ${start}-${body.length - 1}/${body.length}` } : {}),
     });
+    if (f.stallAfter !== undefined) {
+      const n = f.stallAfter;
+      f.stallAfter = undefined;
+      res.write(part.subarray(0, n));
+      return;
+    }
     if (f.cutAfter !== undefined && (f.cuts ?? 1) > 0) {
       f.cuts = (f.cuts ?? 1) - 1;
       res.write(part.subarray(0, f.cutAfter), () => res.socket?.destroy());
@@ -133,6 +141,14 @@ describe('FileCache: agent downloads over HTTP into a bounded, content-addressed
     const lease = await cache().acquire(ref);
     expect(fs.readFileSync(lease.path)).toEqual(bytes);
     expect(srv.requests.map((r) => r.range)).toEqual([undefined, 'bytes=100000-', 'bytes=200000-']);
+  });
+
+  it('a response that stalls is dropped by the idle timeout and resumed from every byte it had written', async () => {
+    const bytes = randomBytes(300_000);
+    const ref = srv.add({ bytes, stallAfter: 120_000 });
+    const lease = await cache(1 << 20, { idleTimeoutMs: 150 }).acquire(ref);
+    expect(fs.readFileSync(lease.path)).toEqual(bytes);
+    expect(srv.requests.map((r) => r.range)).toEqual([undefined, 'bytes=120000-']);
   });
 
   it('a connection that keeps breaking gives up after the bounded resumes, with a reason, and keeps nothing', async () => {

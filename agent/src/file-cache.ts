@@ -395,6 +395,7 @@ export class FileCache {
     const get = url.protocol === 'https:' ? https.get : http.get;
     return new Promise<void>((resolve, reject) => {
       let settled = false;
+      let responded = false;
       const done = (err: Error | null) => {
         if (settled) return;
         settled = true;
@@ -428,6 +429,7 @@ export class FileCache {
         // disk that throttles writeback then slows this download, not the
         // agent's event loop and every other transfer on it.
         const out = fs.createWriteStream(partial, { flags: status === 200 ? 'w' : 'a', highWaterMark: WRITE_BUFFER_BYTES });
+        responded = true;
         // How this attempt ended, known once the write stream has closed: a
         // resume hashes the file again and appends to it, so nothing of this
         // attempt may still be on its way to the disk by then.
@@ -460,9 +462,8 @@ export class FileCache {
         });
         out.on('close', () => done(outcome ?? null));
       });
-      let responded = false;
       req.setTimeout(this.options.idleTimeoutMs ?? 30_000, () => req.destroy(new Error('no data for too long')));
-      // Once a response is being written, the pipeline's end says how it went.
+      // Once a response is being written to disk, the write stream's close says how it went.
       req.on('error', (err) => responded || done(new Transient(err.message)));
     });
   }
