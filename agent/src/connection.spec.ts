@@ -120,6 +120,22 @@ describe('AgentConnection', () => {
     expect(server.hellos).toHaveLength(3);
   });
 
+  it("comes back when a busy server said, without the refusal growing its backoff", async () => {
+    server.addMachine('cred-busy', newId());
+    // rng 0.5: backoff steps of 1,250, 1,875, 2,812 … ms; a hint of 40 ms is waited 40 × (0.5 + 0.5).
+    const c = connect('cred-busy', { maxBackoffMs: 60_000, stableAfterMs: 60_000, rng: () => 0.5 });
+    const delays: number[] = [];
+    c.on('retry', (d) => delays.push(d));
+    server.busyFor(3, 40);
+    await nextEvent(c, 'ready', 5000);
+    expect(delays).toEqual([40, 40, 40]);
+    expect(c.attemptCount).toBe(4);
+    // The first failure after them is the backoff's first step, as if the busy answers had not been.
+    const retry = nextEvent<[number]>(c, 'retry');
+    server.kickAll();
+    expect((await retry)[0]).toBe(1250);
+  });
+
   it('keeps retrying with capped backoff when the credential is refused, and never gets in', async () => {
     const c = connect('not-a-credential', { maxBackoffMs: 50 });
     let readies = 0;

@@ -268,6 +268,15 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     if (data?.code === ErrorCode.machineRevoked) return this.revoke(String(data.message ?? err.message));
     const refused = isCredentialRefusal(err);
     this.teardown('connect error');
+    // A busy server says when to come back: not a failure, so the backoff does not grow.
+    const hint = (data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+    const busy = data?.code === ErrorCode.unavailable && typeof hint === 'number' && Number.isFinite(hint) && hint >= 0;
+    if (busy) {
+      const delay = this.scheduleRetry(hint as number);
+      this.logger.info('the server is busy admitting other agents: trying again when it said', { retryInMs: delay });
+      this.emit('connectError', err, false);
+      return;
+    }
     const delay = this.scheduleRetry();
     if (refused) {
       this.logger.error('the server refused this machine credential (revoked or invalid); re-enrol the machine. Retrying with backoff', {
@@ -406,13 +415,16 @@ export class AgentConnection extends EventEmitter<AgentConnectionEvents> {
     }
   }
 
-  private scheduleRetry(): number {
+  /** @param retryAfterMs the server's own hint: waited (spread ±50 %) instead of the next backoff step. */
+  private scheduleRetry(retryAfterMs?: number): number {
     if (this.stopped) return 0;
     if (this.retryTimer) return this.backoff.current; // already scheduled
     if (this.lastUpMs >= (this.options.stableAfterMs ?? 10_000)) this.backoff.reset();
     this.lastUpMs = 0;
     let delay: number;
-    if (this.moving) {
+    if (retryAfterMs !== undefined) {
+      delay = Math.round(Math.min(retryAfterMs, this.options.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS) * (0.5 + (this.options.rng ?? Math.random)()));
+    } else if (this.moving) {
       this.moving = false;
       this.backoff.reset();
       delay = Math.round((this.options.rng ?? Math.random)() * (this.options.drainSpreadMs ?? 500));

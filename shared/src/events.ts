@@ -42,10 +42,13 @@ export const LIVE_NAMESPACE = '/live';
 
 /** Every ack is either `{ ok: true, ... }` or `{ ok: false, error }`. */
 export type Ack<T extends object = object> = ({ ok: true } & T) | { ok: false; error: ErrorAckBody };
-export type ErrorAckBody = Pick<z.infer<typeof ErrorBodySchema>, 'code' | 'message' | 'details'>;
+export type ErrorAckBody = z.infer<typeof ErrorAckBodySchema>;
 export type AckFn<T extends object = object> = (ack: Ack<T>) => void;
 
-const ErrorAckBodySchema = ErrorBodySchema.pick({ code: true, message: true, details: true });
+const ErrorAckBodySchema = ErrorBodySchema.pick({ code: true, message: true, details: true }).extend({
+  /** With `unavailable`: when to try again; the sender is busy, not failing, so the wait is not a backoff step. */
+  retryAfterMs: z.number().int().min(0).max(3_600_000).optional(),
+});
 /** The runtime schema of an `Ack<T>` whose success side carries `body`: what a receiver parses an ack with. */
 export function ackSchema<S extends z.ZodRawShape>(body: z.ZodObject<S>) {
   return z.discriminatedUnion('ok', [body.extend({ ok: z.literal(true) }), z.object({ ok: z.literal(false), error: ErrorAckBodySchema })]);

@@ -133,10 +133,25 @@ export class FakeKapitanServer {
     }
   }
 
+  /** Handshakes still to be refused as a busy server does (`unavailable` with `retryAfterMs`). */
+  private busy = { times: 0, retryAfterMs: 0 };
+
+  /** Refuse the next `times` handshakes as a node busy admitting other agents: come back in `retryAfterMs`. */
+  busyFor(times: number, retryAfterMs: number): void {
+    this.busy = { times, retryAfterMs };
+  }
+
   private wire(): void {
     this.nsp.use((socket, next) => {
       this.handshakes++;
       const credential = (socket.handshake.auth as { credential?: unknown })?.credential;
+      if (this.busy.times > 0) {
+        this.busy.times--;
+        const err = new Error(ErrorCode.unavailable) as Error & { data?: unknown };
+        err.data = { code: ErrorCode.unavailable, message: 'this server node is admitting other agents; try again later', retryAfterMs: this.busy.retryAfterMs };
+        this.connectErrors.push(err.message);
+        return next(err);
+      }
       if (typeof credential === 'string' && this.revokedForGood.has(credential)) {
         const err = new Error(ErrorCode.machineRevoked) as Error & { data?: unknown };
         err.data = { code: ErrorCode.machineRevoked, message: 'this machine was revoked or deleted; enrol it again' };

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import type { AgentHello, AgentToServerEventMap, agentToServerSchemas, ServerToAgentEventMap } from '@kapitan/shared';
 import { Rooms } from '@kapitan/shared';
 import type { Namespace, Socket } from 'socket.io';
+import type { AdmissionTicket } from './admission';
 import type { z } from 'zod';
 import type { TokenBucket } from './rate-limiter';
 import type { MachineProfile } from '../machines/machine.mapper';
@@ -63,6 +64,8 @@ export interface AgentSocketData {
   owned: Map<OwnedKind, Set<string>>;
   /** Resources known not to be: a misbehaving agent does not cost a read per message. */
   foreign: Map<OwnedKind, Set<string>>;
+  /** Its turn in the handshake, until the hello is answered. */
+  admission?: AdmissionTicket;
 }
 export type AgentSocket = Socket<AgentToServerEventMap, ServerToAgentEventMap, Record<string, never>, AgentSocketData>;
 export type AgentNamespace = Namespace<AgentToServerEventMap, ServerToAgentEventMap, Record<string, never>, AgentSocketData>;

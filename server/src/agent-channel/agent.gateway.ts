@@ -20,6 +20,7 @@ import { DrainService } from '../drain/drain.service';
 import { EnrolmentService } from '../machines/enrolment.service';
 import { PresenceService } from '../machines/presence.service';
 import { AgentChannel, type AgentContext, type AgentNamespace, type AgentSocket } from './agent-channel';
+import { AdmissionQueue } from './admission';
 import { TokenBucket } from './rate-limiter';
 
 /** Refused events in a row after which the socket is dropped. */
@@ -42,6 +43,8 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
   private readonly contexts = new WeakMap<AgentSocket, AgentContext>();
   /** Agent events being handled on this node: what a drain waits for before the database closes. */
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Its line at the handshake (read by specs and the health of a busy node). */
+  readonly admission: AdmissionQueue;
 
   constructor(
     private readonly channel: AgentChannel,
@@ -50,7 +53,9 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
     private readonly events: DomainEventsService,
     private readonly drain: DrainService,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
-  ) {}
+  ) {
+    this.admission = new AdmissionQueue({ ...config.agentAdmission, holdMs: 30_000 });
+  }
 
   onModuleInit(): void {
     this.drain.onDrain('agents', () => this.moveAgents());
@@ -103,16 +108,32 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
       if (this.drain.draining) return next(handshakeError(ErrorCode.unavailable, 'this server node is stopping; try again (another node takes over)'));
       const auth = AgentHandshakeAuthSchema.safeParse(socket.handshake.auth);
       if (!auth.success) return next(handshakeError(ErrorCode.unauthenticated, 'a machine credential is required'));
-      this.enrolment
-        .authenticate(auth.data.credential)
-        .then((identity) => {
+      // In line for a turn before anything costs a read: see AdmissionQueue.
+      const turn = this.admission.enter();
+      const cancel = (): void => turn.cancel();
+      socket.conn.once('close', cancel);
+      turn.result
+        .then(async (admission) => {
+          socket.conn.off('close', cancel);
+          if (!admission.admitted) {
+            if (socket.conn.readyState !== 'open') return; // gone while it waited
+            return next(handshakeError(ErrorCode.unavailable, 'this server node is admitting other agents; try again later', { retryAfterMs: admission.retryAfterMs }));
+          }
+          const { ticket } = admission;
+          // The turn ends with the hello's answer, or with the connection.
+          socket.conn.once('close', () => ticket.release());
+          const identity = await this.enrolment.authenticate(auth.data.credential).catch((err: unknown) => {
+            ticket.release();
+            throw err;
+          });
           if (!identity) {
+            ticket.release();
             this.logger.warn({ address: socket.handshake.address }, 'agent handshake refused: unknown or revoked credential');
             // Final: a credential the server refused never becomes valid again, so the agent stops instead of retrying.
             return next(handshakeError(ErrorCode.machineRevoked, 'machine credential refused: this machine was revoked or deleted, or the credential is not valid; enrol it again'));
           }
           const rate = this.config.agentEventsPerSecond;
-          socket.data = { ...identity, online: false, bucket: new TokenBucket(rate, rate * 10), owned: new Map(), foreign: new Map() };
+          socket.data = { ...identity, online: false, bucket: new TokenBucket(rate, rate * 10), owned: new Map(), foreign: new Map(), admission: ticket };
           // One plain listener per socket for every event, bound before the socket can send any.
           socket.onAny((event: string, ...args: unknown[]) => this.dispatch(socket, event, args));
           next();
@@ -228,6 +249,15 @@ export class AgentGateway implements OnModuleInit, OnGatewayInit, OnGatewayConne
   // ---------------------------------------------------------------- presence
 
   private async hello(socket: AgentSocket, body: unknown): Promise<AgentHelloAck> {
+    try {
+      return await this.welcome(socket, body);
+    } finally {
+      // Answered (or refused): the next agent in line gets its turn.
+      socket.data.admission?.release();
+    }
+  }
+
+  private async welcome(socket: AgentSocket, body: unknown): Promise<AgentHelloAck> {
     const p = parsePayload(agentToServerSchemas[AgentEvents.hello], body);
     if (!p.ok) {
       this.logger.warn({ machineId: socket.data.machineId, event: AgentEvents.hello, error: p.error.message }, 'invalid agent payload refused');

@@ -67,6 +67,10 @@ export const EnvSchema = z
     KAPITAN_LOST_AFTER_SECONDS: z.coerce.number().int().min(1).default(600),
     /** Agent events a socket may send per second before it is throttled (burst = 10x). */
     KAPITAN_AGENT_EVENTS_PER_SECOND: z.coerce.number().int().min(1).default(500),
+    /** Agents this node takes through the handshake (credential, hello) at once; the rest wait their turn on their connection. */
+    KAPITAN_AGENT_ADMISSIONS: z.coerce.number().int().min(1).max(100_000).default(200),
+    /** Longest wait for that turn before an agent is told when to come back (keep it below the agent's 20 s connect timeout). */
+    KAPITAN_AGENT_ADMISSION_WAIT_SECONDS: z.coerce.number().min(0.1).max(600).default(8),
     /** Dashboard events a `/live` socket may send per second (burst = 10x); a user's sockets together get twice that. */
     KAPITAN_LIVE_EVENTS_PER_SECOND: z.coerce.number().int().min(1).default(20),
     /** History reads (`subscribe:execution`, `execution:history`) a `/live` socket may have in flight at once. */
@@ -210,6 +214,7 @@ export interface AppConfig {
   login: { maxFailures: number; windowSeconds: number; accountMaxFailures: number };
   lostAfterSeconds: number;
   agentEventsPerSecond: number;
+  agentAdmission: { concurrency: number; maxWaitMs: number };
   live: { eventsPerSecond: number; historyInFlight: number };
   nodeId: string;
   /** Benchmark instrumentation, null unless KAPITAN_BENCH=1. */
@@ -284,6 +289,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     login: { maxFailures: e.LOGIN_MAX_FAILURES, windowSeconds: e.LOGIN_WINDOW_SECONDS, accountMaxFailures: e.LOGIN_ACCOUNT_MAX_FAILURES },
     lostAfterSeconds: e.KAPITAN_LOST_AFTER_SECONDS,
     agentEventsPerSecond: e.KAPITAN_AGENT_EVENTS_PER_SECOND,
+    agentAdmission: { concurrency: e.KAPITAN_AGENT_ADMISSIONS, maxWaitMs: Math.round(e.KAPITAN_AGENT_ADMISSION_WAIT_SECONDS * 1000) },
     live: { eventsPerSecond: e.KAPITAN_LIVE_EVENTS_PER_SECOND, historyInFlight: e.KAPITAN_LIVE_HISTORY_IN_FLIGHT },
     nodeId: e.KAPITAN_NODE_ID ?? randomBytes(6).toString('hex'),
     bench: e.KAPITAN_BENCH === '1' ? { intervalMs: e.KAPITAN_BENCH_INTERVAL_MS } : null,
