@@ -25,4 +25,64 @@ describe('TickBatcher', () => {
     expect(one).toMatchObject({ status: 'rejected', reason: new Error('down') });
     expect(two).toEqual({ status: 'fulfilled', value: 2 });
   });
+
+  test('keys asked for while the loads in flight run go together once one ends', async () => {
+    const loads: number[][] = [];
+    const gates: (() => void)[] = [];
+    const b = new TickBatcher<number, number>(
+      (keys) =>
+        new Promise((resolve) => {
+          loads.push(keys);
+          gates.push(() => resolve(new Map(keys.map((k) => [k, k]))));
+        }),
+      { maxInFlight: 1 },
+    );
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+    const first = b.get(1);
+    await turn();
+    expect(loads).toEqual([[1]]);
+    // Three more turns' worth of gets while the first load is out: none of them starts a load.
+    const later = [b.get(2)];
+    await turn();
+    later.push(b.get(3));
+    await turn();
+    later.push(b.get(4), b.get(2));
+    await turn();
+    expect(loads).toEqual([[1]]);
+    gates.shift()!();
+    expect(await first).toBe(1);
+    await turn();
+    await turn(); // the load's end schedules the next batch for the turn after it
+    expect(loads).toEqual([[1], [2, 3, 4]]);
+    gates.shift()!();
+    expect(await Promise.all(later)).toEqual([2, 3, 4, 2]);
+  });
+
+  test('two loads in flight by default: the third batch waits for one of them', async () => {
+    const loads: number[][] = [];
+    const gates: (() => void)[] = [];
+    const b = new TickBatcher<number, number>(
+      (keys) =>
+        new Promise((resolve) => {
+          loads.push(keys);
+          gates.push(() => resolve(new Map(keys.map((k) => [k, k]))));
+        }),
+    );
+    const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+    const all = [b.get(1)];
+    await turn();
+    all.push(b.get(2));
+    await turn();
+    all.push(b.get(3));
+    await turn();
+    all.push(b.get(4));
+    await turn();
+    expect(loads).toEqual([[1], [2]]);
+    gates.shift()!();
+    await turn();
+    await turn();
+    expect(loads).toEqual([[1], [2], [3, 4]]);
+    gates.splice(0).forEach((open) => open());
+    expect(await Promise.all(all)).toEqual([1, 2, 3, 4]);
+  });
 });
