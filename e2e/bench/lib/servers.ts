@@ -34,6 +34,12 @@ export interface RunTargets {
   all?: boolean;
 }
 
+export interface RestartTimes {
+  stopMs: number;
+  startMs: number;
+  readyMs: number | null;
+}
+
 export interface BenchServer {
   readonly kind: 'kapitan' | 'baseline';
   readonly url: string;
@@ -46,8 +52,14 @@ export interface BenchServer {
   run(script: string, targets: RunTargets): Promise<{ runId: string; executions: { id: string; machineId: string }[] }>;
   /** A connected dashboard socket (Kapitan: the owner's JWT). */
   dashboard(): Promise<Socket>;
-  /** Stops the process (SIGTERM) and starts it again on the same port (and data). */
-  restart(): Promise<{ stopMs: number; startMs: number }>;
+  /**
+   * Stops the process (SIGTERM) and starts it again on the same port (and
+   * data). `startMs`: until the new process takes connections (the relay's
+   * "listening" line; Kapitan's `/api/health/live`, answered once it
+   * listens). `readyMs` (Kapitan): until `/api/health` answers 200, which
+   * also needs a pooled database connection, so under a storm it trails.
+   */
+  restart(): Promise<RestartTimes>;
   dispose(): Promise<void>;
 }
 
@@ -152,13 +164,34 @@ export class KapitanServer implements BenchServer {
     return connectSocket(this.url, '/live', { token: this.owner.accessToken }, { timeoutMs: 30_000 });
   }
 
-  async restart(): Promise<{ stopMs: number; startMs: number }> {
+  async restart(): Promise<RestartTimes> {
     const t0 = Date.now();
     await this.server.stop();
     const t1 = Date.now();
-    await this.server.restart();
+    let listeningAt: number | null = null;
+    let restarted = false;
+    // The old process is gone, so the first 200 from /live is the new one listening.
+    const probe = (async () => {
+      while (listeningAt === null && !restarted) {
+        try {
+          const res = await fetch(`${this.url}/api/health/live`, { signal: AbortSignal.timeout(1_000) });
+          await res.text();
+          if (res.status === 200) listeningAt = Date.now();
+        } catch {
+          // not listening yet
+        }
+        if (listeningAt === null) await sleep(25);
+      }
+    })();
+    try {
+      await this.server.restart();
+    } finally {
+      restarted = true;
+    }
+    const t2 = Date.now();
+    await probe;
     this.stats.attach(this.server.process.stdout);
-    return { stopMs: t1 - t0, startMs: Date.now() - t1 };
+    return { stopMs: t1 - t0, startMs: Math.min(listeningAt ?? t2, t2) - t1, readyMs: t2 - t1 };
   }
 
   async dispose(): Promise<void> {
@@ -220,12 +253,12 @@ export class RelayServer implements BenchServer {
     return connectSocket(this.url, '/live', {}, { timeoutMs: 30_000 });
   }
 
-  async restart(): Promise<{ stopMs: number; startMs: number }> {
+  async restart(): Promise<RestartTimes> {
     const t0 = Date.now();
     await this.proc.stop();
     const t1 = Date.now();
     await this.launch();
-    return { stopMs: t1 - t0, startMs: Date.now() - t1 };
+    return { stopMs: t1 - t0, startMs: Date.now() - t1, readyMs: null };
   }
 
   async dispose(): Promise<void> {
