@@ -1,13 +1,14 @@
 import { Inject, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { ErrorCode } from '@kapitan/shared';
 import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream, ReadStream, WriteStream } from 'node:fs';
+import { createReadStream, ReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform, TransformCallback } from 'node:stream';
+import { Readable, Transform, TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApiException } from '../common/api-exception';
 import { APP_CONFIG, AppConfig } from '../config/config';
+import { SyncBehindWriter } from './sync-behind-writer';
 
 /** Bytes received into a temp file of the store, hashed on the way, not yet visible to anyone. */
 export interface StagedBlob {
@@ -31,7 +32,7 @@ export function asStorageError(err: unknown): unknown {
 }
 
 /** Resolves once a write stream has closed its file (at once if it has). */
-export async function settled(stream: WriteStream): Promise<void> {
+export async function settled(stream: Writable): Promise<void> {
   if (stream.closed) return;
   await new Promise<void>((resolve) => stream.once('close', () => resolve()));
 }
@@ -116,8 +117,8 @@ export class BlobStore implements OnModuleInit {
   async stage(source: Readable, limit: number): Promise<StagedBlob> {
     const path = join(this.dir, 'tmp', randomUUID());
     const meter = new Meter(limit);
-    // flush: fsync before close, so a blob that is renamed into place is on disk, not in a cache.
-    const out = createWriteStream(path, { flags: 'wx', mode: 0o600, flush: true, highWaterMark: IO_BUFFER_BYTES });
+    // Synced as it goes and at the end, so a blob that is renamed into place is on disk, not in a cache.
+    const out = new SyncBehindWriter(path, { flags: 'wx', mode: 0o600, highWaterMark: IO_BUFFER_BYTES });
     try {
       await pipeline(source, meter, out);
     } catch (err) {

@@ -3,7 +3,6 @@ import { InjectRepository } from '@nestjs/typeorm';
 import { CompleteUploadRequest, CreateUploadRequestSchema, ErrorCode, FILE_LIMITS, StoredFile, Upload } from '@kapitan/shared';
 import type { Request, Response } from 'express';
 import { createHash, Hash, randomUUID } from 'node:crypto';
-import { createWriteStream, WriteStream } from 'node:fs';
 import { open, stat, truncate } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,6 +15,7 @@ import { FileUploadEntity } from './file.entity';
 import { ClientGone } from './file-ingest.service';
 import { FilesService } from './files.service';
 import { watchClient } from './client-watch';
+import { SyncBehindWriter } from './sync-behind-writer';
 
 /** Running digests kept per node; past this the oldest is forgotten (its upload is hashed from disk at the end). */
 const RUNNING_HASHES_MAX = 1000;
@@ -125,7 +125,7 @@ export class ResumableUploadsService {
     const gone = watchClient(req, res);
     const path = this.store.uploadPath(row.id);
     let written = 0;
-    let out: WriteStream | undefined;
+    let out: SyncBehindWriter | undefined;
     const before = this.running.get(row.id);
     const hash = before?.offset === offset ? before.hash.copy() : offset === 0 ? createHash('sha256') : undefined;
     let head = before?.head ?? Buffer.alloc(0);
@@ -141,7 +141,8 @@ export class ResumableUploadsService {
         },
       });
       // r+ at `start`: the bytes land exactly at the claimed offset, so a chunk retried after a crash overwrites, never appends twice.
-      out = createWriteStream(path, { flags: 'r+', start: offset, flush: true, highWaterMark: IO_BUFFER_BYTES });
+      // Synced as it goes and at the end: the 200 that follows means the chunk is on disk.
+      out = new SyncBehindWriter(path, { flags: 'r+', start: offset, highWaterMark: IO_BUFFER_BYTES });
       await pipeline(req, limiter, out);
       if (gone()) throw new ClientGone();
     } catch (err) {
