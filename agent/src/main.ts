@@ -43,8 +43,10 @@ process.on('uncaughtException', (err) => {
 runCli(argv, { stopSignal: controller.signal, onReload }).then(
   (code) => {
     process.exitCode = code;
-    // after `run` nothing needs to finish: do not wait for stray timers
-    if (isRun) setImmediate(() => process.exit(code)).unref();
+    // After `run` nothing needs to finish: do not wait for stray timers or sockets. Not unref'd: an
+    // unref'd immediate lets the loop block in poll, so with only a silent socket left (Docker's event
+    // stream opening as the agent stopped) it never ran and the agent hung after saying it exits.
+    if (isRun) setImmediate(() => process.exit(code));
   },
   (err: unknown) => {
     process.stderr.write(`kapitan-agent: ${(err as Error)?.message ?? String(err)}\n`);
