@@ -27,16 +27,7 @@ describe('TickBatcher', () => {
   });
 
   test('keys asked for while the loads in flight run go together once one ends', async () => {
-    const loads: number[][] = [];
-    const gates: (() => void)[] = [];
-    const b = new TickBatcher<number, number>(
-      (keys) =>
-        new Promise((resolve) => {
-          loads.push(keys);
-          gates.push(() => resolve(new Map(keys.map((k) => [k, k]))));
-        }),
-      { maxInFlight: 1 },
-    );
+    const { loads, gates, b } = gatedBatcher({ maxInFlight: 1 });
     const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
     const first = b.get(1);
     await turn();
@@ -59,15 +50,7 @@ describe('TickBatcher', () => {
   });
 
   test('two loads in flight by default: the third batch waits for one of them', async () => {
-    const loads: number[][] = [];
-    const gates: (() => void)[] = [];
-    const b = new TickBatcher<number, number>(
-      (keys) =>
-        new Promise((resolve) => {
-          loads.push(keys);
-          gates.push(() => resolve(new Map(keys.map((k) => [k, k]))));
-        }),
-    );
+    const { loads, gates, b } = gatedBatcher();
     const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
     const all = [b.get(1)];
     await turn();
@@ -86,3 +69,18 @@ describe('TickBatcher', () => {
     expect(await Promise.all(all)).toEqual([1, 2, 3, 4]);
   });
 });
+
+/** A batcher whose loads answer (each key as its own value) only when their gate is opened, in order. */
+function gatedBatcher(options?: ConstructorParameters<typeof TickBatcher<number, number>>[1]) {
+  const loads: number[][] = [];
+  const gates: (() => void)[] = [];
+  const b = new TickBatcher<number, number>(
+    (keys) =>
+      new Promise((resolve) => {
+        loads.push(keys);
+        gates.push(() => resolve(new Map(keys.map((k) => [k, k]))));
+      }),
+    options,
+  );
+  return { loads, gates, b };
+}
