@@ -123,7 +123,7 @@ export class KapitanServer implements BenchServer {
       env: {
         KAPITAN_BENCH: '1',
         LOG_LEVEL: process.env.KAPITAN_BENCH_LOG_LEVEL ?? 'warn',
-        NODE_OPTIONS: nodeOptions,
+        NODE_OPTIONS: process.env.KAPITAN_BENCH_NODE_OPTIONS ?? nodeOptions,
         ...options.env,
       },
     });
