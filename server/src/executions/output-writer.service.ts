@@ -24,6 +24,10 @@ const ROWS_PER_STATEMENT = 500;
 const BYTES_PER_STATEMENT = 4 * 1024 * 1024;
 /** SQLite writes on the event loop: at most this many rows (and BYTES_PER_STATEMENT) per synchronous transaction. */
 const SQLITE_ROWS_PER_TRANSACTION = 1000;
+/** InnoDB errors after which the statement was rolled back whole (it stored nothing), so it may be sent again as it is. */
+const RETRY_STATEMENT = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
+/** Sends of one statement at most before its writes fail (the agents send those chunks again later). */
+const STATEMENT_ATTEMPTS = 3;
 
 /**
  * Batches output chunks from every agent into few INSERTs. Each write
@@ -50,6 +54,8 @@ export class OutputWriter implements OnModuleDestroy {
   /** Writes not yet settled, per execution: what a finish of that execution must wait for, and nothing else. */
   private readonly unsettled = new Map<string, Set<Promise<void>>>();
   private sqlite: { db: SqliteConnection; run: (rows: Row[]) => void } | null = null;
+  /** Statements InnoDB rolled back (deadlock victim, lock wait timeout) and that were sent again. */
+  private retried = 0;
 
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
@@ -91,6 +97,11 @@ export class OutputWriter implements OnModuleDestroy {
     if (!writes.length) return;
     void this.kick();
     await Promise.allSettled(writes);
+  }
+
+  /** How many statements InnoDB rolled back and were sent again: none unless something locks executions rows against the order in `insert`. */
+  get statementsRetried(): number {
+    return this.retried;
   }
 
   async onModuleDestroy(): Promise<void> {
@@ -143,6 +154,18 @@ export class OutputWriter implements OnModuleDestroy {
    * Multi-row INSERTs with bound parameters, written by hand: the query
    * builder's per-row work (entity metadata, parameter renaming) cost more
    * than the database did at high output rates.
+   *
+   * Lock order. Each row's foreign key share-locks its execution's row, in
+   * the order the rows come; a group of execution transitions
+   * (ExecutionTransitions) locks the same rows FOR UPDATE in primary-key
+   * order. A fan-out's output arrives in no order, beside its starts: a
+   * statement holding execution B and waiting for A, against a group
+   * holding A and waiting for B, was a deadlock, and InnoDB rolled back
+   * the INSERT, failing the reports of some 400 agents at once, which sent
+   * them again seconds later. So the rows go in execution id order (then
+   * seq), the order of the primary key, and neither side can hold a row the
+   * other took later. A statement rolled back anyway (a lock wait timeout,
+   * a cascade delete of a project) stored nothing and is sent again.
    */
   private async insert(rows: Row[]): Promise<void> {
     if (this.dataSource.options.type === 'better-sqlite3') return this.insertSqlite(rows);
@@ -150,6 +173,8 @@ export class OutputWriter implements OnModuleDestroy {
     const head = mysql
       ? 'INSERT IGNORE INTO `execution_chunks` (`executionId`, `seq`, `stream`, `data`) VALUES '
       : 'INSERT OR IGNORE INTO "execution_chunks" ("executionId", "seq", "stream", "data") VALUES ';
+    // Ids are lowercase UUIDs: code-unit order is the column's collation order.
+    const ordered = [...rows].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
     // Statements of up to ROWS_PER_STATEMENT rows. They need no transaction around them: every row
     // stands alone, and after a failure the agent sends the same chunks again ("or ignore" keeps one
     // copy). A lone statement commits by itself: one round trip, not BEGIN, INSERT, COMMIT.
@@ -164,7 +189,7 @@ export class OutputWriter implements OnModuleDestroy {
       n = 0;
       bytes = 0;
     };
-    for (const row of rows) {
+    for (const row of ordered) {
       const size = row[3].length * 3 + 64;
       if (n >= ROWS_PER_STATEMENT || (n && bytes + size > BYTES_PER_STATEMENT)) cut();
       params.push(row[0], row[1], row[2], row[3]);
@@ -172,7 +197,20 @@ export class OutputWriter implements OnModuleDestroy {
       bytes += size;
     }
     cut();
-    for (const st of statements) await this.dataSource.query(st.sql, st.params);
+    for (const st of statements) await this.send(st.sql, st.params);
+  }
+
+  private async send(sql: string, params: unknown[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.dataSource.query(sql, params);
+        return;
+      } catch (err) {
+        const code = (err as { driverError?: { code?: string } }).driverError?.code ?? (err as { code?: string }).code ?? '';
+        if (!RETRY_STATEMENT.has(code) || attempt >= STATEMENT_ATTEMPTS) throw err;
+        this.retried++;
+      }
+    }
   }
 
   /**
