@@ -8,6 +8,7 @@ import { SchedulerService } from '../common/scheduler.service';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { UsersService } from '../users/users.service';
 import { AuditEventEntity } from './audit-event.entity';
+import { runAuditDetails } from './run-details';
 
 export interface AuditRecord {
   action: AuditAction;
@@ -71,9 +72,7 @@ export class AuditService implements OnModuleInit {
           scheduleId: e.scheduleId,
           name: e.scheduleName,
           fireAt: e.fireAt.toISOString(),
-          runId: e.run.runId,
-          executionIds: e.run.executions.map((x) => x.id),
-          machineIds: e.run.executions.map((x) => x.machineId),
+          ...runAuditDetails(e.run),
         },
       }),
     );

@@ -18,6 +18,7 @@ import { ZodPipe } from '../common/zod-query.pipe';
 import { ExecutionLogService } from './execution-log.service';
 import { ExecutionsService } from './executions.service';
 import { Audit } from '../audit/audit.decorator';
+import { runAuditDetails } from '../audit/run-details';
 
 class CreateExecutionDto extends createZodDto(CreateExecutionRequestSchema) {}
 const LogQuerySchema = ExecutionLogQuerySchema.extend({ format: z.enum(['json', 'text']).optional() });
@@ -33,7 +34,7 @@ export class ExecutionsController {
 
   @Audit<CreateExecutionResponse>('run.create', {
     machineId: (c) => (c.result.executions.length === 1 ? c.result.executions[0].machineId : null),
-    details: (c) => ({ runId: c.result.runId, executionIds: c.result.executions.map((e) => e.id), machineIds: c.result.executions.map((e) => e.machineId) }),
+    details: (c) => runAuditDetails(c.result),
   })
   @Post('projects/:projectId/executions')
   create(
