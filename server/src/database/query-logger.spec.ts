@@ -33,11 +33,28 @@ describe('QueryLogger (unit)', () => {
       ),
     );
     expect(calls).toHaveLength(1);
-    expect(text).toContain('query failed');
+    expect(text).toContain('query refused a duplicate key');
     expect(text).toContain('INSERT INTO `users`');
     expect(text).toContain('ER_DUP_ENTRY');
     expect(text).toContain('"parameterCount":3');
     expect(text).not.toContain('$argon2id');
+  });
+
+  it('logs a duplicate key at debug (a lost race its caller answers), any other failure as an error', async () => {
+    const levels = async (code: string): Promise<string[]> => {
+      const seen: string[] = [];
+      const spies = (['error', 'warn', 'log', 'debug'] as const).map((m) => jest.spyOn(Logger.prototype, m).mockImplementation(() => void seen.push(m)));
+      try {
+        new QueryLogger().logQueryError(Object.assign(new Error(code), { code }), 'INSERT INTO t VALUES (?)', [1]);
+      } finally {
+        for (const s of spies) s.mockRestore();
+      }
+      return seen;
+    };
+    expect(await levels('ER_DUP_ENTRY')).toEqual(['debug']);
+    expect(await levels('SQLITE_CONSTRAINT_UNIQUE')).toEqual(['debug']);
+    expect(await levels('ER_LOCK_DEADLOCK')).toEqual(['error']);
+    expect(await levels('SQLITE_CONSTRAINT_FOREIGNKEY')).toEqual(['error']);
   });
 
   it('logs a slow query without its values either', async () => {
@@ -71,7 +88,7 @@ describeBothDatabases('a failed query in the real app', (database) => {
         .then(() => undefined, (err: unknown) => err);
     });
     expect(failure).toBeDefined(); // the unique index refused the second row
-    expect(text).toContain('query failed');
+    expect(text).toContain('query refused a duplicate key');
     expect(text).not.toContain(secret);
     expect(text).not.toContain('PARAMETERS');
   });

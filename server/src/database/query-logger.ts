@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Logger as TypeOrmLogger } from 'typeorm';
+import { isUniqueViolation } from '../common/unique-violation';
 
 const MAX_SQL = 2000;
 
@@ -10,6 +11,13 @@ const MAX_SQL = 2000;
  * a password hash from a sign-up that lost a race for its email, session
  * ids, token hashes. The SQL text and the driver's error say what went wrong;
  * the values stay out of the log.
+ *
+ * A duplicate key is logged at debug, not as an error: it is how an INSERT
+ * learns that another writer got there first (two nodes claiming one
+ * schedule slot, two sign-ups of one email), and its caller turns it into
+ * the answer (a lost claim, a 409). One that no caller handles becomes a
+ * 500, logged as an unhandled error with its stack. Before, a two-node
+ * cluster logged an error for every schedule slot, on the node that lost.
  */
 export class QueryLogger implements TypeOrmLogger {
   private readonly logger = new Logger('Database');
@@ -20,10 +28,9 @@ export class QueryLogger implements TypeOrmLogger {
 
   logQueryError(error: string | Error, query: string, parameters?: unknown[]): void {
     const e = error as { message?: string; code?: string };
-    this.logger.error(
-      { sql: query.slice(0, MAX_SQL), parameterCount: parameters?.length ?? 0, code: e?.code, error: typeof error === 'string' ? error : e?.message },
-      'query failed',
-    );
+    const entry = { sql: query.slice(0, MAX_SQL), parameterCount: parameters?.length ?? 0, code: e?.code, error: typeof error === 'string' ? error : e?.message };
+    if (isUniqueViolation(error)) this.logger.debug(entry, 'query refused a duplicate key');
+    else this.logger.error(entry, 'query failed');
   }
 
   logQuerySlow(time: number, query: string, parameters?: unknown[]): void {
