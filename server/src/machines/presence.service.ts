@@ -248,10 +248,17 @@ export class PresenceService implements OnModuleInit, BeforeApplicationShutdown 
       this.seen.delete(machineId);
     }
     if (this.closing) return; // beforeApplicationShutdown marked them all at once
-    const r = await this.machines.update({ id: machineId, connectionId }, { status: 'offline', connectionId: null, nodeId: null, lastSeenAt: new Date() });
-    if (!r.affected) return;
-    const m = await this.machines.findOneBy({ id: machineId });
-    if (m) this.events.publish('machine.updated', { projectId: m.projectId, machine: toMachineDto(m) });
+    try {
+      const r = await this.machines.update({ id: machineId, connectionId }, { status: 'offline', connectionId: null, nodeId: null, lastSeenAt: new Date() });
+      if (!r.affected) return;
+      const m = await this.machines.findOneBy({ id: machineId });
+      if (m) this.events.publish('machine.updated', { projectId: m.projectId, machine: toMachineDto(m) });
+    } catch (err) {
+      // The node began stopping while this write waited for a connection (a thousand agents left at once, then
+      // SIGTERM): the shutdown's one statement marks the machine offline, and the pool it waited on is closed.
+      if (this.closing) return;
+      throw err;
+    }
   }
 
   /** The machines whose current hello this node holds. */
