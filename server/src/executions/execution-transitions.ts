@@ -37,7 +37,11 @@ const RETRY_ALONE = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
  * neither can wait for the other while holding a row the other wants (an
  * earlier version wrote in execution id order and deadlocked against
  * presence in a reconnect storm). Groups of one node run one at a time; a
- * group of another node locks in the same order.
+ * group of another node locks in the same order. The UPDATE is forced onto
+ * the primary key: ordered by machine id, InnoDB otherwise walked an index
+ * of the whole table, waited on the rows of a run being inserted and held
+ * gaps its INSERT needed, and the run's creation died as the deadlock
+ * victim with a 500.
  *
  * Should InnoDB still pick a group as a deadlock victim (against a cascade
  * delete of a project, say) or a lock wait time out, the whole group was
@@ -166,7 +170,7 @@ export class ExecutionTransitions {
     const changed = [...patches.keys()];
     params.push(...changed);
     const result: { affectedRows?: number } = await tx.query(
-      `UPDATE ${q(table)} SET ${sets.join(', ')} WHERE ${q('id')} IN (${changed.map(() => '?').join(',')}) ORDER BY ${q('machineId')}, ${q('id')}`,
+      `UPDATE ${q(table)} FORCE INDEX (PRIMARY) SET ${sets.join(', ')} WHERE ${q('id')} IN (${changed.map(() => '?').join(',')}) ORDER BY ${q('machineId')}, ${q('id')}`,
       params,
     );
     // Every row named is locked and changes status: anything else means the decision above is not what was written.

@@ -78,4 +78,19 @@ describeBothDatabases('output chunks written beside grouped starts', (database) 
     expect(writer.statementsRetried).toBe(0);
     expect(t.app.get(ExecutionTransitions).groupsRolledBack).toBe(0);
   }, 180_000);
+
+  test(`${ROUNDS} rounds: a run's starts grouped while the next run on the same machines is inserted; no group rolled back`, async () => {
+    const transitions = t.app.get(ExecutionTransitions);
+    const before = transitions.groupsRolledBack;
+    const create = async (): Promise<{ id: string; machineId: string }[]> =>
+      (await t.http.post(`/api/projects/${p.projectId}/executions`).set(bearer(p.owner.token)).send({ script: 'true', targets: { all: true } }).expect(201)).body.executions;
+    let current = await create();
+    for (let round = 0; round < ROUNDS; round++) {
+      const startedAt = new Date(Date.now() - 1000).toISOString();
+      const [started, next] = await Promise.all([Promise.all(shuffled(current).map((e) => lifecycle.started(e.machineId, { executionId: e.id, startedAt }))), create()]);
+      expect(started.every((s) => s === true)).toBe(true);
+      current = next;
+    }
+    expect(transitions.groupsRolledBack - before).toBe(0);
+  }, 180_000);
 });
