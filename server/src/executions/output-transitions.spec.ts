@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import { In, Repository } from 'typeorm';
 import { PresenceService } from '../machines/presence.service';
+import { shuffled } from '../testing/shuffled';
 import { bearer, createTestApp, describeBothDatabases, TestApp } from '../testing/test-app';
 import { enrolMachine, FACTS, setupProject, type SpecProject } from '../testing/sockets';
 import { ExecutionChunkEntity } from './execution.entity';
@@ -22,14 +23,6 @@ const MACHINES = 120;
 const ROUNDS = 20;
 const CHUNKS = 3;
 
-function shuffled<T>(xs: readonly T[]): T[] {
-  const out = [...xs];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
 
 describeBothDatabases('output chunks written beside grouped starts', (database) => {
   let t: TestApp;

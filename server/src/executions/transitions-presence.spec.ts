@@ -14,6 +14,7 @@ import type { DomainEvents } from '../common/domain-events';
 import { DomainEventsService } from '../common/events.service';
 import { MachineEntity } from '../machines/machine.entity';
 import { PresenceService } from '../machines/presence.service';
+import { shuffled } from '../testing/shuffled';
 import { bearer, createTestApp, describeBothDatabases, TestApp } from '../testing/test-app';
 import { enrolMachine, FACTS, setupProject, type SpecProject } from '../testing/sockets';
 import { ExecutionLifecycleService } from './execution-lifecycle.service';
@@ -23,14 +24,6 @@ import { ExecutionEntity } from './execution.entity';
 const MACHINES = 120;
 const ROUNDS = 10;
 
-function shuffled<T>(xs: readonly T[]): T[] {
-  const out = [...xs];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j]!, out[i]!];
-  }
-  return out;
-}
 
 describeBothDatabases('execution transitions beside bulk presence writes', (database) => {
   let t: TestApp;
