@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { ExecutionStatus } from '@kapitan/shared';
 import { EntityManager, In, Repository } from 'typeorm';
+import { isLockConflict } from '../common/lock-conflict';
 import { ExecutionEntity } from './execution.entity';
 
 interface Transition {
@@ -15,8 +16,6 @@ interface Transition {
 /** Transitions per transaction at most: the machines rows it share-locks stay locked until its commit. */
 const PER_TRANSACTION = 250;
 
-/** InnoDB errors after which the transaction is rolled back whole (TypeORM rolls back on any error), so nothing of it applied. */
-const RETRY_ALONE = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
 
 /**
  * The conditional transitions of executions (applied only from the
@@ -106,7 +105,7 @@ export class ExecutionTransitions {
           applied = await this.executions.manager.transaction((tx) => this.applyGroup(tx, group));
         } catch (err) {
           const code = (err as { code?: string }).code ?? '';
-          if (RETRY_ALONE.has(code)) {
+          if (isLockConflict(err)) {
             this.rolledBack++;
             this.logger.warn({ code, transitions: group.length }, 'a group of execution transitions was rolled back; applying them one by one');
             await this.eachAlone(group);

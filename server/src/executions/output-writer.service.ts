@@ -2,6 +2,7 @@ import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { OutputChunk } from '@kapitan/shared';
 import { DataSource } from 'typeorm';
+import { isLockConflict } from '../common/lock-conflict';
 
 /** One chunk as it is inserted: executionId, seq, stream, data. */
 type Row = [string, number, string, string];
@@ -24,8 +25,6 @@ const ROWS_PER_STATEMENT = 500;
 const BYTES_PER_STATEMENT = 4 * 1024 * 1024;
 /** SQLite writes on the event loop: at most this many rows (and BYTES_PER_STATEMENT) per synchronous transaction. */
 const SQLITE_ROWS_PER_TRANSACTION = 1000;
-/** InnoDB errors after which the statement was rolled back whole (it stored nothing), so it may be sent again as it is. */
-const RETRY_STATEMENT = new Set(['ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT']);
 /** Sends of one statement at most before its writes fail (the agents send those chunks again later). */
 const STATEMENT_ATTEMPTS = 3;
 
@@ -206,8 +205,8 @@ export class OutputWriter implements OnModuleDestroy {
         await this.dataSource.query(sql, params);
         return;
       } catch (err) {
-        const code = (err as { driverError?: { code?: string } }).driverError?.code ?? (err as { code?: string }).code ?? '';
-        if (!RETRY_STATEMENT.has(code) || attempt >= STATEMENT_ATTEMPTS) throw err;
+        // Rolled back whole, it stored nothing: sent again as it is.
+        if (!isLockConflict(err) || attempt >= STATEMENT_ATTEMPTS) throw err;
         this.retried++;
       }
     }
