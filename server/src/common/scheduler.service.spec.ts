@@ -1,4 +1,6 @@
 import { Logger } from '@nestjs/common';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { currentRequestSlot, requestPrincipalMiddleware, setRequestPrincipal } from './request-principal';
 import { SchedulerService, type SchedulerTimers } from './scheduler.service';
 
 /** Hand-driven timers: a test fires the interval when it wants, no clock involved. */
@@ -147,5 +149,51 @@ describe('SchedulerService.timed', () => {
     await s.onModuleDestroy();
     s.wake('t');
     expect(delays).toHaveLength(4);
+  });
+});
+
+describe('SchedulerService: a job runs outside the request that woke it', () => {
+  const callerContext = new AsyncLocalStorage<string>();
+  const inRequest = <T>(fn: () => T): T =>
+    callerContext.run('request 42', () => {
+      let out!: T;
+      requestPrincipalMiddleware({} as never, {} as never, () => {
+        setRequestPrincipal({ userId: 'u1', apiToken: { id: 't1', userId: 'u1', projectId: 'p-a', role: 'operator' } } as never);
+        out = fn();
+      });
+      return out;
+    });
+
+  it('wake and runNow from inside a request: the runs and the timers they arm see no request slot and no caller context', async () => {
+    const s = new SchedulerService();
+    const seen: { slot: unknown; caller: unknown }[] = [];
+    let ran: () => void = () => undefined;
+    s.timed('t', 60_000, async () => {
+      seen.push({ slot: currentRequestSlot(), caller: callerContext.getStore() });
+      ran();
+      return 60_000;
+    });
+    const nextRun = () => new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('the job did not run within 5 s')), 5000);
+      ran = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    try {
+      await nextRun(); // the first run, armed at registration
+      const woken = nextRun();
+      inRequest(() => {
+        // The request really has its slot: the check below would see it if the job inherited it.
+        expect(currentRequestSlot()?.principal?.apiToken?.projectId).toBe('p-a');
+        s.wake('t');
+      });
+      await woken;
+      await inRequest(() => s.runNow('t'));
+      expect(seen).toHaveLength(3);
+      expect(seen).toEqual(seen.map(() => ({ slot: undefined, caller: undefined })));
+    } finally {
+      await s.onModuleDestroy();
+    }
   });
 });

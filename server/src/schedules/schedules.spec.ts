@@ -363,6 +363,24 @@ describeBothDatabases('schedules', (database) => {
         expect(lateness).toBeLessThan(1000);
       }
     });
+
+    it("a schedule changed with an API token leaves the token's narrowing behind: the same user's schedule in another project still fires", async () => {
+      // The firing job's timer is re-armed inside whichever request last changed a schedule; it must not run as that request.
+      const elsewhere = await projectWithMachine(t, owner);
+      const runAt = slotAligned(Date.now() + 3_000, 1000);
+      const theirs = (await create({ ...base(), name: 'elsewhere', runAt: runAt.toISOString() }, owner, elsewhere.projectId).expect(201)).body as Schedule;
+      const token = (await t.http.post('/api/tokens').set(bearer(owner)).send({ name: 'ci', projectId, role: 'operator' }).expect(201)).body.token as string;
+      const mine = (await create({ ...base(), name: 'through a token', cron: '0 3 * * *' }, token).expect(201)).body as Schedule;
+      const fired = await waitFor(
+        'the other project\'s one-shot to fire or be skipped',
+        async () => (await history(theirs.id)).find((o) => o.firedAt || o.status === 'skipped'),
+        15_000,
+        100,
+      );
+      expect(fired).toMatchObject({ status: expect.stringMatching(/^(queued|running|succeeded)$/), reason: null });
+      expect(fired.executions).toEqual([{ id: expect.any(String), machineId: elsewhere.machineId, status: expect.any(String) }]);
+      for (const id of [theirs.id, mine.id]) await t.http.delete(`/api/schedules/${id}`).set(bearer(owner)).expect(204);
+    });
   });
 
   describe('missed runs across a restart', () => {
