@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { inAppContext } from './app-context';
 
 export interface SchedulerTimers {
   setInterval(fn: () => void, ms: number): { unref?(): unknown };
@@ -32,15 +32,6 @@ export class SchedulerService implements OnModuleDestroy {
   private readonly logger = new Logger(SchedulerService.name);
   private readonly jobs = new Map<string, Job>();
   private stopped = false;
-  /**
-   * The async context the scheduler was made in (the app's start, outside
-   * any request). A timer runs in the context that armed it, and `wake`
-   * re-arms from inside the request that changed a schedule: without this
-   * every later run of the job, and every timer it arms, would still carry
-   * that request's principal slot (an API token narrowing the system's own
-   * role checks to the token's project) and its request id in the logs.
-   */
-  private readonly outside = AsyncLocalStorage.snapshot();
 
   constructor(private readonly timers: SchedulerTimers = globalThis) {}
 
@@ -73,7 +64,8 @@ export class SchedulerService implements OnModuleDestroy {
     const arm = (ms: number): void => {
       if (this.stopped) return;
       this.timers.clearTimeout(job.handle);
-      const h = this.outside(() => this.timers.setTimeout(() => void this.tick(job).then(() => arm(Math.max(0, Math.min(nextDelay, maxDelayMs)))), ms));
+      // `wake` re-arms from inside the request that changed a schedule; the job must not run as that request.
+      const h = inAppContext(() => this.timers.setTimeout(() => void this.tick(job).then(() => arm(Math.max(0, Math.min(nextDelay, maxDelayMs)))), ms));
       h.unref?.();
       job.handle = h;
     };
@@ -108,7 +100,7 @@ export class SchedulerService implements OnModuleDestroy {
   }
 
   private tick(job: Job): Promise<void> {
-    job.running ??= this.outside(() => job.run())
+    job.running ??= inAppContext(() => job.run())
       .catch((err: unknown) => this.logger.warn({ err: String(err), job: job.name }, 'scheduled job failed'))
       .finally(() => {
         job.running = null;

@@ -1,3 +1,5 @@
+import { inAppContext } from './app-context';
+
 /**
  * Coalesces the reads asked for in one turn of the event loop into few
  * queries: `get(key)` queues the key, and on the next turn (setImmediate,
@@ -40,7 +42,8 @@ export class TickBatcher<K, V> {
   private schedule(): void {
     if (this.scheduled || this.queued.size === 0 || this.inFlight >= (this.options.maxInFlight ?? 2)) return;
     this.scheduled = true;
-    setImmediate(() => void this.run());
+    // One load for every caller of the turn: run as none of them.
+    setImmediate(() => void inAppContext(() => this.run()));
   }
 
   private async run(): Promise<void> {

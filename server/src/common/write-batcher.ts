@@ -1,3 +1,5 @@
+import { inAppContext } from './app-context';
+
 /**
  * Coalesces writes from many sockets into few statements: `add(item)`
  * queues it and resolves once `write` has committed the batch it went out
@@ -85,7 +87,8 @@ export class WriteBatcher<T> {
     if (this.timer) clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     this.timer = this.immediate = null;
-    if (!this.draining && this.pending.length) this.draining = this.drain();
+    // The batch is written for every caller in it: as none of them.
+    if (!this.draining && this.pending.length) this.draining = inAppContext(() => this.drain());
     return this.draining ?? Promise.resolve();
   }
 

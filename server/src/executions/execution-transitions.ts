@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import type { ExecutionStatus } from '@kapitan/shared';
 import { EntityManager, In, Repository } from 'typeorm';
+import { inAppContext } from '../common/app-context';
 import { isLockConflict } from '../common/lock-conflict';
 import { ExecutionEntity } from './execution.entity';
 
@@ -76,7 +77,7 @@ export class ExecutionTransitions {
       this.scheduled = true;
       setImmediate(() => {
         this.scheduled = false;
-        this.running ??= this.run();
+        this.running ??= inAppContext(() => this.run());
       });
     });
   }

@@ -2,6 +2,7 @@ import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { OutputChunk } from '@kapitan/shared';
 import { DataSource } from 'typeorm';
+import { inAppContext } from '../common/app-context';
 import { isLockConflict } from '../common/lock-conflict';
 
 /** One chunk as it is inserted: executionId, seq, stream, data. */
@@ -125,7 +126,8 @@ export class OutputWriter implements OnModuleDestroy {
       clearImmediate(this.immediate);
       this.immediate = null;
     }
-    if (!this.draining && this.pending.length) this.draining = this.drain();
+    // The statement is written for every execution in it: as none of their callers.
+    if (!this.draining && this.pending.length) this.draining = inAppContext(() => this.drain());
     return this.draining ?? Promise.resolve();
   }
 
