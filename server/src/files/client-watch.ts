@@ -12,7 +12,12 @@ export function watchClient(req: Request, res: Response): () => boolean {
   };
   // Held now: Node may detach the socket from the request later (req.socket becomes null).
   const socket = req.socket;
-  res.once('close', mark);
   socket?.once('close', mark);
+  // A kept-alive connection carries request after request (every chunk of an upload):
+  // the socket's listener goes with this response, or each one would stay, holding its response, until the connection closes.
+  res.once('close', () => {
+    mark();
+    socket?.off('close', mark);
+  });
   return () => gone || !socket || socket.destroyed;
 }
