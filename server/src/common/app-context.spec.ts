@@ -1,24 +1,9 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
+import { asRequest, seenContext as seen } from '../testing/as-request';
 import { inAppContext } from './app-context';
-import { currentRequestSlot, requestPrincipalMiddleware, setRequestPrincipal } from './request-principal';
 import { TickBatcher } from './tick-batcher';
 import { WriteBatcher } from './write-batcher';
 
-/** What shared work sees of its callers' contexts: the principal slot and another store (as the request logger keeps one). */
-const callerStore = new AsyncLocalStorage<string>();
-const seen = () => ({ slot: currentRequestSlot(), caller: callerStore.getStore() });
 const nobody = { slot: undefined, caller: undefined };
-
-function asRequest<T>(name: string, fn: () => T): T {
-  return callerStore.run(name, () => {
-    let out!: T;
-    requestPrincipalMiddleware({} as never, {} as never, () => {
-      setRequestPrincipal({ userId: name, apiToken: { id: `t-${name}`, userId: name, projectId: `p-${name}`, role: 'operator' } } as never);
-      out = fn();
-    });
-    return out;
-  });
-}
 
 describe('inAppContext: work done for many callers runs as none of them', () => {
   it('keeps the context of start-up, whichever context calls it', () => {
@@ -45,7 +30,7 @@ describe('inAppContext: work done for many callers runs as none of them', () => 
       ['a', 'b'].map((name) =>
         asRequest(name, async () => {
           await b.add(name);
-          return callerStore.getStore();
+          return seen().caller;
         }),
       ),
     );

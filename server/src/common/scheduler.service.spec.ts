@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
-import { AsyncLocalStorage } from 'node:async_hooks';
-import { currentRequestSlot, requestPrincipalMiddleware, setRequestPrincipal } from './request-principal';
+import { currentRequestSlot } from './request-principal';
+import { asRequest, seenContext } from '../testing/as-request';
 import { SchedulerService, type SchedulerTimers } from './scheduler.service';
 
 /** Hand-driven timers: a test fires the interval when it wants, no clock involved. */
@@ -153,23 +153,14 @@ describe('SchedulerService.timed', () => {
 });
 
 describe('SchedulerService: a job runs outside the request that woke it', () => {
-  const callerContext = new AsyncLocalStorage<string>();
-  const inRequest = <T>(fn: () => T): T =>
-    callerContext.run('request 42', () => {
-      let out!: T;
-      requestPrincipalMiddleware({} as never, {} as never, () => {
-        setRequestPrincipal({ userId: 'u1', apiToken: { id: 't1', userId: 'u1', projectId: 'p-a', role: 'operator' } } as never);
-        out = fn();
-      });
-      return out;
-    });
+  const inRequest = <T>(fn: () => T): T => asRequest('a', fn);
 
   it('wake and runNow from inside a request: the runs and the timers they arm see no request slot and no caller context', async () => {
     const s = new SchedulerService();
     const seen: { slot: unknown; caller: unknown }[] = [];
     let ran: () => void = () => undefined;
     s.timed('t', 60_000, async () => {
-      seen.push({ slot: currentRequestSlot(), caller: callerContext.getStore() });
+      seen.push(seenContext());
       ran();
       return 60_000;
     });

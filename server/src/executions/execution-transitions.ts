@@ -17,7 +17,6 @@ interface Transition {
 /** Transitions per transaction at most: the machines rows it share-locks stay locked until its commit. */
 const PER_TRANSACTION = 250;
 
-
 /**
  * The conditional transitions of executions (applied only from the
  * statuses they may follow), grouped on MySQL/MariaDB: those asked for
