@@ -30,7 +30,7 @@ export class ExecutionAgentHandlers implements OnModuleInit {
 
     this.channel.onHello(async (ctx, hello) => {
       const plan = await this.lifecycle.planForHello(ctx.machineId, hello.activeExecutionIds);
-      this.channel.grant(ctx.machineId, 'execution', plan.dispatch.map((d) => d.executionId));
+      this.channel.grant(ctx.machineId, 'execution', plan.owned);
       for (const d of plan.dispatch) ctx.emit(ServerToAgentEvents.dispatch, d);
       for (const executionId of plan.cancel) ctx.emit(ServerToAgentEvents.cancel, { executionId });
     });

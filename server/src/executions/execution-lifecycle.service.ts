@@ -23,6 +23,12 @@ const copy = (e: ExecutionEntity): ExecutionEntity => Object.assign(new Executio
 export interface HelloPlan {
   dispatch: ExecutionDispatch[];
   cancel: string[];
+  /**
+   * Every execution the hello's read found on this machine, so the machine's
+   * own: the new socket needs no ownership read at its first report of one
+   * (after a restart that is every running execution of every agent).
+   */
+  owned: string[];
 }
 
 /**
@@ -89,8 +95,10 @@ export class ExecutionLifecycleService implements OnModuleInit {
     const active = new Set(activeIds);
     const now = new Date();
     const open = (await this.openOf.get(machineId)) ?? [];
-    const plan: HelloPlan = { dispatch: [], cancel: [] };
+    const plan: HelloPlan = { dispatch: [], cancel: [], owned: open.map((e) => e.id) };
     for (const e of open) {
+      // Still running on the agent: its next output needs this node's masks; the row at hand may already tell them.
+      if (e.status === 'running' && active.has(e.id)) this.secrets.prime(e);
       if (e.status === 'running' && !active.has(e.id)) {
         await this.finishIf(e.id, ['running'], { status: 'lost', finishedAt: now, reason: 'the agent came back without this execution (its state was lost)' }, e);
       } else if (e.status !== 'running' && e.expiresAt <= now) {

@@ -12,6 +12,7 @@ import { ExecutionLifecycleService } from './execution-lifecycle.service';
 import { ExecutionEntity } from './execution.entity';
 import { MachineEntity } from '../machines/machine.entity';
 import { OutputWriter } from './output-writer.service';
+import { ExecutionSecretsService } from './execution-secrets.service';
 
 describeBothDatabases('execution lifecycle', (database) => {
   let t: TestApp;
@@ -41,6 +42,40 @@ describeBothDatabases('execution lifecycle', (database) => {
     signal: null,
     finishedAt: new Date().toISOString(),
     lastSeq,
+  });
+
+  test("a hello names every execution it read as the machine's own, and a run without secrets needs no read to mask", async () => {
+    // A node that just started: the machine's socket is new, so nothing is known about its executions yet.
+    const { machineId: back } = await enrolMachine(t, p);
+    const on = (id: string, body: Record<string, unknown> = {}) => queued({ targets: { machineIds: [id] }, ...body });
+    await t.http.post(`/api/projects/${p.projectId}/secrets`).set(bearer(p.owner.token)).send({ name: 'HELLO_TOKEN', value: 'hello-secret-value' }).expect(201);
+    const plain = await on(back);
+    const withSecret = await on(back, { secrets: ['HELLO_TOKEN'] });
+    const waiting = await on(back);
+    const elsewhere = await on(machineId);
+    const at = new Date().toISOString();
+    expect(await lifecycle.started(back, { executionId: plain, startedAt: at })).toBe(true);
+    expect(await lifecycle.started(back, { executionId: withSecret, startedAt: at })).toBe(true);
+    const secrets = t.app.get(ExecutionSecretsService);
+    for (const id of [plain, withSecret]) secrets.forget(id);
+
+    const plan = await lifecycle.planForHello(back, [plain, withSecret]);
+    expect([...plan.owned].sort()).toEqual([plain, withSecret, waiting].sort());
+    expect(plan.owned).not.toContain(elsewhere);
+    expect(plan.dispatch.map((d) => d.executionId)).toEqual([waiting]);
+
+    const find = jest.spyOn(rows, 'find');
+    try {
+      const chunk = { seq: 0, stream: 'stdout' as const, data: 'nothing to hide' };
+      expect(await secrets.mask(plain, [chunk])).toEqual([chunk]);
+      expect(find).not.toHaveBeenCalled();
+      // One with secrets is still resolved, and masked.
+      const [masked] = await secrets.mask(withSecret, [{ seq: 0, stream: 'stdout', data: 'x hello-secret-value y' }]);
+      expect(masked.data).not.toContain('hello-secret-value');
+      expect(find).toHaveBeenCalled();
+    } finally {
+      find.mockRestore();
+    }
   });
 
   test('one start: a repeat is accepted and changes nothing; a start after a cancel is refused', async () => {

@@ -80,6 +80,16 @@ export class ExecutionSecretsService {
     return chunks.map((c) => ({ ...c, data: maskSecrets(c.data, masks) }));
   }
 
+  /**
+   * What `mask` would read for an execution, known from a row already read
+   * (a hello's): a run without secrets has nothing to mask, so its first
+   * output after a reconnect costs no read. One with secrets is left to
+   * `mask`, which resolves them.
+   */
+  prime(e: Pick<ExecutionEntity, 'id' | 'secrets'>): void {
+    if (!e.secrets?.length && !this.masks.has(e.id)) this.remember(e.id, []);
+  }
+
   /** The execution is over: nothing more to mask on this node. */
   forget(executionId: string): void {
     this.masks.delete(executionId);
