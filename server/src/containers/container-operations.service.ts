@@ -17,6 +17,7 @@ export const OPERATION_EXPIRES_MS = 10 * 60_000;
 export const OPERATION_SWEEP_EVERY_MS = 15_000;
 /** Operations sent again at one hello at most. */
 const PENDING_PER_HELLO = 1000;
+const EXPIRED_REASON = 'expired: the agent did not receive it in time';
 
 const toDispatch = (o: ContainerOperationEntity): ContainerOperationDispatch => ({ operationId: o.id, kind: o.kind, containerId: o.containerId, spec: o.spec });
 
@@ -43,7 +44,7 @@ export class ContainerOperationsService implements OnModuleInit {
   /** Queued operations past their expiry fail (every node may run this at once: the updates are conditional). */
   async expire(now = new Date()): Promise<number> {
     const expired = await this.ops.find({ where: { status: 'queued', expiresAt: LessThan(now) }, select: ['id'], take: 1000 });
-    for (const o of expired) await this.finish(o.id, 'failed', 'expired: the agent did not receive it in time', null, now, ['queued']);
+    for (const o of expired) await this.finish(o.id, 'failed', EXPIRED_REASON, null, now, ['queued']);
     return expired.length;
   }
 
@@ -119,12 +120,20 @@ export class ContainerOperationsService implements OnModuleInit {
     return (await this.pendingByMachine.get(machineId)) ?? [];
   }
 
-  /** The hellos of one turn (a reconnect storm) share one expiry pass and one read, not two statements each. */
+  /**
+   * The hellos of one turn (a reconnect storm) share one read. What expired
+   * among these machines' operations fails here, as the sweep would fail it,
+   * so it is never sent; the rest of the table is the sweep's.
+   */
   private readonly pendingByMachine = new TickBatcher<string, ContainerOperationDispatch[]>(
     async (machineIds) => {
-      await this.expire();
       const open = new Map<string, ContainerOperationDispatch[]>();
+      const now = new Date();
       for (const o of await this.ops.find({ where: { machineId: In(machineIds), status: In(['queued', 'running']) }, order: { createdAt: 'ASC' } })) {
+        if (o.status === 'queued' && o.expiresAt < now) {
+          await this.finish(o.id, 'failed', EXPIRED_REASON, null, now, ['queued']);
+          continue;
+        }
         let list = open.get(o.machineId);
         if (!list) open.set(o.machineId, (list = []));
         if (list.length < PENDING_PER_HELLO) list.push(toDispatch(o));

@@ -17,6 +17,7 @@ import { closeSockets, connectAgent, connectLive, emitWithAck, enrolMachine, hel
 import { ContainerLogsService } from './container-logs.service';
 import { ContainerOperationsService, OPERATION_EXPIRES_MS } from './container-operations.service';
 import { ContainerStateService } from './container-state.service';
+import { ContainerOperationEntity } from './container.entity';
 
 const hex = (c: string) => c.repeat(64);
 const container = (id: string, over: Partial<Container> = {}): Container => ({
@@ -245,6 +246,19 @@ describeBothDatabases('containers', (database) => {
     expect((await emitWithAck(agentA, AgentEvents.hello, helloBody())).ok).toBe(true);
     await emitWithAck(agentA, AgentEvents.heartbeat, { at: new Date().toISOString() });
     expect(sent.map((s) => s.operationId)).not.toContain(res.body.id);
+  });
+
+  test('an operation that expired while its agent was away fails at the hello, before any sweep, and is not sent', async () => {
+    agentA.close();
+    const res = await t.http.post(`/api/machines/${ma.machineId}/containers/${hex('a')}/restart`).set(bearer(a.owner.token)).expect(202);
+    await t.db.getRepository(ContainerOperationEntity).update({ id: res.body.id }, { expiresAt: new Date(Date.now() - 1000) });
+    agentA = await connectAgent(t.url, ma.credential);
+    const sent = record<{ operationId: string }>(agentA, ServerToAgentEvents.containerOperation);
+    expect((await emitWithAck(agentA, AgentEvents.hello, helloBody())).ok).toBe(true);
+    await emitWithAck(agentA, AgentEvents.heartbeat, { at: new Date().toISOString() });
+    expect(sent.map((s) => s.operationId)).not.toContain(res.body.id);
+    const got = (await t.http.get(`/api/container-operations/${res.body.id}`).set(bearer(a.owner.token)).expect(200)).body;
+    expect(got).toMatchObject({ status: 'failed', error: expect.stringMatching(/expired/) });
   });
 
   test('logs: a viewer subscribes, the agent is asked to follow, lines arrive; another agent cannot feed the stream; leaving stops the follow', async () => {
