@@ -46,13 +46,18 @@ describeBothDatabases('execution lifecycle', (database) => {
 
   test("a hello names every execution it read as the machine's own, and a run without secrets needs no read to mask", async () => {
     // A node that just started: the machine's socket is new, so nothing is known about its executions yet.
-    const { machineId: back } = await enrolMachine(t, p);
-    const on = (id: string, body: Record<string, unknown> = {}) => queued({ targets: { machineIds: [id] }, ...body });
-    await t.http.post(`/api/projects/${p.projectId}/secrets`).set(bearer(p.owner.token)).send({ name: 'HELLO_TOKEN', value: 'hello-secret-value' }).expect(201);
+    // A project of its own: the other tests run on the one machine of theirs.
+    const q = await setupProject(t, 'hello');
+    const { machineId: back } = await enrolMachine(t, q);
+    const { machineId: neighbour } = await enrolMachine(t, q);
+    const on = async (id: string, body: Record<string, unknown> = {}): Promise<string> =>
+      (await t.http.post(`/api/projects/${q.projectId}/executions`).set(bearer(q.owner.token)).send({ script: 'true', targets: { machineIds: [id] }, ...body }).expect(201)).body
+        .executions[0].id;
+    await t.http.post(`/api/projects/${q.projectId}/secrets`).set(bearer(q.owner.token)).send({ name: 'HELLO_TOKEN', value: 'hello-secret-value' }).expect(201);
     const plain = await on(back);
     const withSecret = await on(back, { secrets: ['HELLO_TOKEN'] });
     const waiting = await on(back);
-    const elsewhere = await on(machineId);
+    const elsewhere = await on(neighbour);
     const at = new Date().toISOString();
     expect(await lifecycle.started(back, { executionId: plain, startedAt: at })).toBe(true);
     expect(await lifecycle.started(back, { executionId: withSecret, startedAt: at })).toBe(true);
