@@ -3,7 +3,7 @@ import { InjectRepository } from '@nestjs/typeorm';
 import type { ExecutionStatus } from '@kapitan/shared';
 import { EntityManager, In, Repository } from 'typeorm';
 import { inAppContext } from '../common/app-context';
-import { isLockConflict } from '../common/lock-conflict';
+import { lockConflict } from '../common/lock-conflict';
 import { ExecutionEntity } from './execution.entity';
 
 interface Transition {
@@ -104,8 +104,8 @@ export class ExecutionTransitions {
         try {
           applied = await this.executions.manager.transaction((tx) => this.applyGroup(tx, group));
         } catch (err) {
-          const code = (err as { code?: string }).code ?? '';
-          if (isLockConflict(err)) {
+          const code = lockConflict(err);
+          if (code) {
             this.rolledBack++;
             this.logger.warn({ code, transitions: group.length }, 'a group of execution transitions was rolled back; applying them one by one');
             await this.eachAlone(group);

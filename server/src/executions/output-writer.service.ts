@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { OutputChunk } from '@kapitan/shared';
 import { DataSource } from 'typeorm';
 import { inAppContext } from '../common/app-context';
-import { isLockConflict } from '../common/lock-conflict';
+import { lockConflict } from '../common/lock-conflict';
 
 /** One chunk as it is inserted: executionId, seq, stream, data. */
 type Row = [string, number, string, string];
@@ -208,7 +208,7 @@ export class OutputWriter implements OnModuleDestroy {
         return;
       } catch (err) {
         // Rolled back whole, it stored nothing: sent again as it is.
-        if (!isLockConflict(err) || attempt >= STATEMENT_ATTEMPTS) throw err;
+        if (!lockConflict(err) || attempt >= STATEMENT_ATTEMPTS) throw err;
         this.retried++;
       }
     }
