@@ -10,8 +10,9 @@
  * - Per stream, entries leave in the order they were queued: the `open`
  *   entry first and alone, then items batched into messages (at most
  *   LIMITS.chunksPerMessageMax items and `maxMessageBytes` of encoded data
- *   each), then the `close` entry once every earlier entry of that stream is
- *   acknowledged. A channel may do without `open`.
+ *   each) right behind it, without waiting for its ack, then the `close`
+ *   entry once every earlier entry of that stream is acknowledged. A channel
+ *   may do without `open`.
  * - Up to `window` messages are in flight at once (all streams together).
  * - An ack `{ok:true}` frees the entries. A missing ack (timeout,
  *   disconnect) or a transient error ack (service unavailable, rate limited,
@@ -449,9 +450,9 @@ export class Outbox extends EventEmitter<OutboxEvents> {
       } else this.send(q, [first], channel.closeMessage(q.key, first.value));
       return true;
     }
-    // items wait until the stream's open entry is acknowledged
-    const blocker = entries[firstUnacked];
-    if (blocker && blocker.phase === 'open') return false;
+    // Items follow their open as soon as it is sent, not acknowledged: waiting for the
+    // server's answer to `started` put a whole round trip before the first output. The
+    // open still leaves first (q.next passed it), and the close still waits for every ack.
     const batch: Entry[] = [];
     let bytes = 0;
     while (q.next < entries.length && batch.length < this.maxChunksPerMessage) {

@@ -101,7 +101,8 @@ export class AuditService implements OnModuleInit {
     if ('anonymous' in actor) return { actorType: 'anonymous', ...none };
     if ('machineId' in actor) return { actorType: 'machine', ...none, actorMachineId: actor.machineId };
     const userId = 'principal' in actor ? actor.principal.userId : actor.userId;
-    const email = (await this.users.findById(userId))?.email ?? null;
+    // A principal carries the address its authentication read a moment ago; only a bare user id needs the read.
+    const email = ('principal' in actor ? actor.principal.email : undefined) ?? (await this.users.findById(userId))?.email ?? null;
     const token = 'principal' in actor ? actor.principal.apiToken : undefined;
     const type: AuditActorType = token ? 'api_token' : 'user';
     return { ...none, actorType: type, actorUserId: userId, actorEmail: email, actorTokenId: token?.id ?? null, actorTokenName: token?.name ?? null };

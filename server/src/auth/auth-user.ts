@@ -8,6 +8,8 @@ export interface AuthUser {
   sessionId: string;
   /** Always false for an API token: instance administration needs a session. */
   isAdmin: boolean;
+  /** The user's address as read when this request was authenticated (what the audit log records). */
+  email: string;
   /** Set when the caller authenticated with an API token: it acts only in this project, at most with this role. */
   apiToken?: { id: string; name: string; userId: string; projectId: string; role: ProjectRole };
 }

@@ -42,7 +42,9 @@ export class ExecutionLiveHandlers implements OnModuleInit {
   private async history(ctx: LiveContext, id: string, fromSeq: number, limit: number, join: boolean): Promise<ExecutionChunksAck> {
     let e;
     try {
-      e = await this.executions.findVisible(ctx.userId, id, 'viewer');
+      // A socket in the project's room was checked when it joined and is evicted when removed; the join
+      // below checks the membership once more after the room is entered, which closes the race with a removal.
+      e = await this.executions.findVisible(ctx.userId, id, 'viewer', join ? (projectId) => ctx.inRoom(Rooms.project(projectId)) : undefined);
     } catch (err) {
       if (!(err instanceof ApiException)) throw err;
       e = null;

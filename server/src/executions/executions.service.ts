@@ -47,7 +47,6 @@ export class ExecutionsService {
   ) {}
 
   async create(userId: string, projectId: string, body: CreateExecutionRequest): Promise<CreateExecutionResponse> {
-    await this.projects.requireRole(userId, projectId, 'operator');
     return this.start(userId, projectId, body, randomUUID());
   }
 
@@ -64,7 +63,6 @@ export class ExecutionsService {
     runId: string,
     claim: (tx: EntityManager) => Promise<boolean>,
   ): Promise<CreateExecutionResponse | null> {
-    await this.projects.requireRole(createdBy, projectId, 'operator');
     return this.start(createdBy, projectId, body, runId, claim);
   }
 
@@ -134,7 +132,12 @@ export class ExecutionsService {
     runId: string,
     claim?: (tx: EntityManager) => Promise<boolean>,
   ): Promise<CreateExecutionResponse | null> {
-    const targets = await this.machines.resolveTargets(projectId, body.targets);
+    // The role and the targets are read side by side (a round trip less on every run), and the role
+    // decides first: someone who may not run here learns nothing about the project's machines.
+    const [role, found] = await Promise.allSettled([this.projects.requireRole(userId, projectId, 'operator'), this.machines.resolveTargets(projectId, body.targets)]);
+    if (role.status === 'rejected') throw role.reason;
+    if (found.status === 'rejected') throw found.reason;
+    const targets = found.value;
     if (!targets.length) {
       throw new ApiException(400, ErrorCode.validation, 'no machine of this project matches the targets', [
         { path: 'targets', message: 'matches no machine' },
@@ -236,10 +239,16 @@ export class ExecutionsService {
     return toExecution(await this.findVisible(userId, executionId, 'viewer'));
   }
 
-  /** The execution if the user may see it; 404 otherwise (existence is not leaked). */
-  async findVisible(userId: string, executionId: string, min: 'viewer' | 'operator'): Promise<ExecutionEntity> {
+  /**
+   * The execution if the user may see it; 404 otherwise (existence is not leaked).
+   * `vouched` answers true for a project whose membership the caller has already
+   * established and keeps (a live socket in the project's room, evicted from it on
+   * removal): at viewer level that project is not read again.
+   */
+  async findVisible(userId: string, executionId: string, min: 'viewer' | 'operator', vouched?: (projectId: string) => boolean): Promise<ExecutionEntity> {
     const e = await this.executions.findOne({ where: { id: executionId } });
     if (!e) throw notFound('execution');
+    if (min === 'viewer' && vouched?.(e.projectId)) return e;
     await this.projects.requireRole(userId, e.projectId, min).catch((err: unknown) => {
       throw err instanceof ApiException && err.getStatus() === 403 ? err : notFound('execution');
     });

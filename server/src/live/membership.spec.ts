@@ -4,7 +4,7 @@
  * logged out (the socket is dropped). A demoted member keeps watching: every
  * role may view (threat model T9, T35). Real app, real sockets, both databases.
  */
-import { AgentEvents, LiveClientEvents, LiveServerEvents, ServerToAgentEvents, type ExecutionDispatch } from '@kapitan/shared';
+import { AgentEvents, LiveClientEvents, LiveServerEvents, Rooms, ServerToAgentEvents, type ExecutionDispatch } from '@kapitan/shared';
 import type { Socket } from 'socket.io-client';
 import type { Namespace } from 'socket.io';
 import { bearer, createTestApp, describeBothDatabases, signupUser, TestApp, waitFor } from '../testing/test-app';
@@ -119,6 +119,20 @@ describeBothDatabases('live membership', (database) => {
     await t.http.patch(`/api/projects/${p.projectId}/machines/${machineId}`).set(bearer(p.owner.token)).send({ labels: { after: 'logout' } }).expect(200);
     await activity;
     expect(seen.map((r) => r.length)).toEqual([0, 0, 0]);
+  });
+
+  test('a socket still in the project room after its membership is gone (eviction not yet run) cannot subscribe to an execution', async () => {
+    const u = await member('viewer');
+    const watcher = await connectLive(t.url, u.token);
+    const control = await connectLive(t.url, p.owner.token);
+    const executionId = await watchedRun(control);
+    expect(await emitWithAck<AnyAck>(watcher, LiveClientEvents.subscribeProject, { projectId: p.projectId })).toEqual({ ok: true });
+    // The membership gone from the database, the eviction that the API's removal would send not (yet) run:
+    // the socket still sits in the project's room, which vouches for it only until the room is entered.
+    await t.db.query('DELETE FROM project_members WHERE projectId = ? AND userId = ?', [p.projectId, u.user.id]);
+    expect(roomsOf(watcher).has(Rooms.project(p.projectId))).toBe(true);
+    expect(await emitWithAck<AnyAck>(watcher, LiveClientEvents.subscribeExecution, { executionId })).toMatchObject({ ok: false, error: { code: 'not_found' } });
+    expect(roomsOf(watcher).has(Rooms.execution(executionId))).toBe(false);
   });
 
   test("a stranger's subscriptions are refused and it joins no room", async () => {

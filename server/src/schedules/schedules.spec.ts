@@ -22,7 +22,10 @@ import {
   TestEnv,
   waitFor,
 } from '../testing/test-app';
+import { SchedulerService } from '../common/scheduler.service';
 import { ScheduleClock } from './schedule-clock';
+import { ScheduleFiring } from './schedule-firing.service';
+import { SCHEDULES_JOB } from './schedules.service';
 import { projectWithMachine, tickAt } from '../testing/schedules';
 
 const slotAligned = (ms: number, stepMs: number): Date => new Date(Math.ceil(ms / stepMs) * stepMs);
@@ -228,6 +231,31 @@ describeBothDatabases('schedules', (database) => {
       const after = (await t.http.get(`/api/schedules/${s.id}`).set(bearer(owner)).expect(200)).body as Schedule;
       expect(after.nextRunAt).toBeNull();
       expect(after.lastOccurrence).toMatchObject({ id: h[0].id, status: 'running' });
+    });
+
+    it('an ended run wakes the tick only when it is an occurrence\'s: ad-hoc runs cost one lookup, not a tick', async () => {
+      const firing = t.app.get(ScheduleFiring);
+      const wake = jest.spyOn(t.app.get(SchedulerService), 'wake');
+      try {
+        const ended = async (executionId: string): Promise<boolean> => {
+          wake.mockClear();
+          // The cancel publishes the final status before it answers; the lookup starts on the loop's next turn.
+          await t.http.post(`/api/executions/${executionId}/cancel`).set(bearer(owner)).expect(202);
+          await new Promise((resolve) => setImmediate(resolve));
+          await firing.endedRunsChecked;
+          return wake.mock.calls.some(([name]) => name === SCHEDULES_JOB);
+        };
+        const adHoc = (await t.http.post(`/api/projects/${projectId}/executions`).set(bearer(owner)).send({ script: 'echo hi', targets: { machineIds: [machineId] } }).expect(201)).body;
+        expect(await ended(adHoc.executions[0].id)).toBe(false);
+
+        const { s, first } = await every10s({ overlapPolicy: 'allow' });
+        await tickAt(t, first);
+        const [o] = await history(s.id);
+        expect(await ended(o.executions[0].id)).toBe(true);
+        await t.http.delete(`/api/schedules/${s.id}`).set(bearer(owner)).expect(204);
+      } finally {
+        wake.mockRestore();
+      }
     });
 
     it('a failed occurrence shows on the list: any execution not succeeding fails it', async () => {

@@ -30,9 +30,10 @@ export class ApiTokenAuthService {
     if (!row || !secretMatches(parsed.secret, row.secretHash)) return null;
     if (row.expiresAt && row.expiresAt.getTime() <= now.getTime()) return null;
     // The foreign key removes tokens with their user; this also covers a row read mid-delete.
-    if (!(await this.users.findById(row.userId))) return null;
+    const user = await this.users.findById(row.userId);
+    if (!user) return null;
     await this.touch(row, now);
-    return { userId: row.userId, sessionId: '', isAdmin: false, apiToken: { id: row.id, name: row.name, userId: row.userId, projectId: row.projectId, role: row.role } };
+    return { userId: row.userId, sessionId: '', isAdmin: false, email: user.email, apiToken: { id: row.id, name: row.name, userId: row.userId, projectId: row.projectId, role: row.role } };
   }
 
   private async touch(row: ApiTokenEntity, now: Date): Promise<void> {
