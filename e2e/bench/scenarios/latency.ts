@@ -189,7 +189,7 @@ async function measureReal(kind: 'kapitan' | 'baseline', count: number, warmup: 
     let machineId: string;
     let projectId = 'bench';
     if (server instanceof KapitanServer) {
-      agent = await startAgent({ serverUrl: server.url, token: await server.enrolmentToken(1), env: { KAPITAN_AGENT_LOG_LEVEL: 'warn' } });
+      agent = await startAgent({ serverUrl: server.url, token: await server.enrolmentToken(1), env: { KAPITAN_AGENT_LOG_LEVEL: 'warn', NODE_OPTIONS: process.env.KAPITAN_BENCH_AGENT_NODE_OPTIONS } });
       await waitForMachineStatus({ api: server.api, projectId: server.projectId, machineId: agent.machineId, status: 'online' });
       machineId = agent.machineId;
       projectId = server.projectId;

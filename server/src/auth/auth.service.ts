@@ -12,6 +12,7 @@ import { AuthUser } from './auth-user';
 import { LoginThrottleService } from './login-throttle.service';
 import { PasswordService } from './password.service';
 import { SessionEntity } from './session.entity';
+import { jwtKey, jwtKeyOption } from './jwt-key';
 
 export interface AccessTokenPayload {
   sub: string;
@@ -65,7 +66,7 @@ export class AuthService {
   async verifyAccessToken(token: string): Promise<AuthUser | null> {
     try {
       const payload = await this.jwt.verifyAsync<AccessTokenPayload>(token, {
-        secret: this.config.jwt.secret,
+        secret: jwtKeyOption(this.config.jwt.secret),
         algorithms: ['HS256'],
       });
       return await this.resolveSession(payload);
@@ -86,7 +87,7 @@ export class AuthService {
     await this.sessions.save(session);
     if (Math.random() < 0.05) await this.sessions.delete({ expiresAt: LessThan(now) });
     return this.jwt.signAsync({ sub: userId, sid: session.id } satisfies AccessTokenPayload, {
-      secret: this.config.jwt.secret,
+      privateKey: jwtKey(this.config.jwt.secret),
       algorithm: 'HS256',
       expiresIn: this.config.jwt.ttlSeconds,
     });

@@ -4,6 +4,7 @@ import { ExtractJwt, Strategy } from 'passport-jwt';
 import { unauthenticated } from '../common/api-exception';
 import { APP_CONFIG, AppConfig } from '../config/config';
 import { AuthUser } from './auth-user';
+import { jwtKeyOption } from './jwt-key';
 import { AccessTokenPayload, AuthService } from './auth.service';
 
 @Injectable()
@@ -14,7 +15,7 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   ) {
     super({
       jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
-      secretOrKey: config.jwt.secret,
+      secretOrKey: jwtKeyOption(config.jwt.secret),
       // Only what we sign with: `alg: none` and key-confusion tricks are refused here.
       algorithms: ['HS256'],
       ignoreExpiration: false,
